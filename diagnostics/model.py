@@ -1,0 +1,253 @@
+"""The domain model: Work 365 records as the checks need them, the snapshot, and findings.
+
+Records carry *meanings* (`PIStatus.ERROR`, `is_usage`), never Dataverse option values: the
+snapshot loader translates labels through the schema map so the checks stay independent of a
+partner's customisations.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProviderKind(str, Enum):
+    AUTOMATIC_USAGE = "automatic_usage"  # Microsoft Partner Center: imports usage by itself
+    MANUAL = "manual"  # invoices created by hand, left Populating until someone activates them
+    OTHER = "other"  # distributors, Do Nothing, Linked, Rest: no automatic usage feed
+
+
+class PIStatus(str, Enum):
+    POPULATING = "populating"
+    ACTIVE_USAGE = "active_usage"
+    ACTIVE = "active"
+    ERROR = "error"
+    UNKNOWN = "unknown"  # a label the schema map does not know (reported, never guessed)
+
+
+class ScheduleStatus(str, Enum):
+    PENDING = "pending"
+    ERROR = "error"
+    INVOICED = "invoiced"
+    UNKNOWN = "unknown"
+
+
+class Provider(Frozen):
+    id: str
+    name: str
+    type_label: str | None
+    kind: ProviderKind
+    invoice_day: int | None  # None: not set; the checks use the default day
+
+
+class ProviderInvoice(Frozen):
+    id: str
+    name: str
+    invoice_number: str | None
+    provider_id: str | None
+    invoice_date: date | None
+    period_start: date | None
+    period_end: date | None
+    total_amount: Decimal | None
+    usage_total: Decimal | None
+    message: str | None
+    currency_id: str | None
+    status: PIStatus
+    status_label: str | None
+    created_on: datetime
+    modified_on: datetime | None
+
+
+class UsageSummary(Frozen):
+    id: str
+    provider_invoice_id: str | None
+    subscription_id: str | None
+    customer_id: str | None
+    invoice_id: str | None
+    charge_start: date | None
+    charge_end: date | None
+    cost: Decimal | None
+    markup: Decimal | None
+    archived: bool
+    created_on: datetime
+
+
+class ProviderAccount(Frozen):
+    id: str
+    name: str | None
+    account_id: str | None
+    provider_specific_id: str | None
+    provider_id: str | None
+    sync_disabled: bool | None  # None: the environment has no sync-status value
+    active: bool
+    created_on: datetime
+    modified_on: datetime | None
+
+
+class Subscription(Frozen):
+    id: str
+    name: str | None
+    customer_id: str | None
+    contract_id: str | None
+    product_id: str | None
+    provider_id: str | None
+    provider_subscription_id: str | None
+    type_label: str | None
+    is_usage: bool
+    markup: Decimal | None
+    active: bool
+    status_label: str | None
+    created_on: datetime
+    modified_on: datetime | None
+
+
+class BillingContract(Frozen):
+    id: str
+    name: str | None
+    customer_id: str | None
+    start_date: date | None
+    next_invoice_date: date | None
+    billing_policy: str | None
+    billing_frequency: str | None
+    billing_offset: int | None
+    end_date: date | None
+    auto_renew: bool | None
+    active: bool
+
+
+class BillingSchedule(Frozen):
+    id: str
+    name: str | None
+    contract_id: str | None
+    schedule_date: date | None
+    cycle_start: date | None
+    cycle_end: date | None
+    invoice_id: str | None
+    run_date: datetime | None
+    run_type: str | None
+    message: str | None
+    correlation_id: str | None
+    status: ScheduleStatus
+    status_label: str | None
+
+
+class CustomerInvoice(Frozen):
+    id: str
+    name: str | None
+    number: str | None
+    contract_id: str | None
+    billing_date: date | None
+    created_on: datetime
+
+
+class Currency(Frozen):
+    id: str
+    iso_code: str | None
+    name: str | None
+    active: bool
+    modified_on: datetime | None
+
+
+class Note(Frozen):
+    """An errors.csv / warnings.csv note on a provider invoice."""
+
+    id: str
+    invoice_id: str
+    filename: str
+    content: bytes | None  # decoded documentbody; None when the body was missing or not base64
+    decode_error: str | None = None
+    created_on: datetime
+
+
+class PartnerCenterInvoice(Frozen):
+    id: str
+    invoice_date: datetime | None
+    period_start: datetime | None
+    period_end: datetime | None
+    total_charges: Decimal | None
+    currency_code: str | None
+    invoice_type: str | None
+    document_type: str | None
+
+
+class PartnerCenterView(Frozen):
+    """What Partner Center said. `state` is never "ok" when it could not be asked."""
+
+    state: Literal["ok", "not_configured", "unreachable"]
+    invoices: tuple[PartnerCenterInvoice, ...] = ()
+    reason: str | None = None
+
+
+class Snapshot(Frozen):
+    """Everything one period's diagnosis needs, loaded in as few round trips as the data allows.
+
+    `failures` names the parts that could not be loaded (part → reason); checks that need them
+    report CHECK_FAILED instead of passing.
+    """
+
+    as_of: datetime
+    period: str  # YYYY-MM under review
+    providers: tuple[Provider, ...] = ()
+    provider_invoices: tuple[ProviderInvoice, ...] = ()
+    usage_summaries: tuple[UsageSummary, ...] = ()
+    notes: tuple[Note, ...] = ()
+    provider_accounts: tuple[ProviderAccount, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    contracts: tuple[BillingContract, ...] = ()
+    schedules: tuple[BillingSchedule, ...] = ()
+    invoices: tuple[CustomerInvoice, ...] = ()
+    currencies: tuple[Currency, ...] = ()
+    account_names: dict[str, str] = Field(default_factory=dict)
+    partner_center: PartnerCenterView = PartnerCenterView(state="not_configured")
+    failures: dict[str, str] = Field(default_factory=dict)
+    # when set, the diagnosis is about this one provider invoice only (`diagnose`)
+    focus_invoice_id: str | None = None
+
+
+Severity = Literal["critical", "error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+SubjectType = Literal["provider_invoice", "expected_provider_invoice", "billing_contract", "subscription", "tenant"]
+
+
+class Subject(Frozen):
+    type: SubjectType
+    id: str
+    name: str
+
+
+class Finding(Frozen):
+    code: str
+    severity: Severity
+    title: str
+    subject: Subject
+    period: str
+    muted: bool = False
+    muted_by: str | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    remediation: tuple[str, ...] = ()
+    runbook: str
+    dedup_key: str
+
+
+class Statistics(Frozen):
+    checks: int
+    passed: int
+    findings: int
+    by_severity: dict[str, int]
+
+
+class Report(Frozen):
+    report_version: int = 1
+    as_of: datetime
+    period: str
+    statistics: Statistics
+    findings: tuple[Finding, ...]
+    schema_map: str = "defaults"

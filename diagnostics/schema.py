@@ -1,0 +1,506 @@
+"""The default Work 365 schema (contracts/work365-schema.md) and the user's overrides of it.
+
+Work 365 does not publish its schema, so every table and column the tool reads is named here once,
+under its *default* logical name. The rest of the code always speaks in these default names; a
+`SchemaMap` translates them to the names a partner's environment really uses (one JSON override
+file, only what differs) and maps option-set labels to the meanings the checks need.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from diagnostics.errors import InputError
+
+AttributeType = Literal[
+    "Uniqueidentifier",
+    "String",
+    "Memo",
+    "Lookup",
+    "DateTime",
+    "DateOnly",
+    "Money",
+    "Decimal",
+    "Integer",
+    "Boolean",
+    "State",
+    "Status",
+    "Picklist",
+]
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    logical: str
+    display: str
+    type: AttributeType
+    target: str | None = None  # lookup target table (default name)
+    options: tuple[str, ...] = ()  # picklist labels, in option-value order
+
+
+@dataclass(frozen=True)
+class TableDef:
+    logical: str
+    display: str
+    entity_set: str
+    primary_key: str
+    primary_name: str
+    columns: tuple[ColumnDef, ...]
+    # statuscode label -> statecode label; empty for tables without state (annotation)
+    status: tuple[tuple[str, str], ...] = ()
+
+    def column(self, logical: str) -> ColumnDef:
+        for col in self.columns:
+            if col.logical == logical:
+                return col
+        raise KeyError(f"{self.logical}.{logical}")
+
+    @property
+    def column_names(self) -> frozenset[str]:
+        return frozenset(c.logical for c in self.columns)
+
+
+def _c(
+    logical: str, display: str, type_: AttributeType, target: str | None = None, *options: str
+) -> ColumnDef:
+    return ColumnDef(logical, display, type_, target, tuple(options))
+
+
+def _standard(pk: str, *, state: bool = True) -> tuple[ColumnDef, ...]:
+    cols = [
+        _c(pk, "Id", "Uniqueidentifier"),
+        _c("createdon", "Created On", "DateTime"),
+        _c("modifiedon", "Modified On", "DateTime"),
+    ]
+    if state:
+        cols += [_c("statecode", "Status", "State"), _c("statuscode", "Status Reason", "Status")]
+    return tuple(cols)
+
+
+_ACTIVE_INACTIVE = (("Active", "Active"), ("Inactive", "Inactive"))
+
+PROVIDER_TYPES = (
+    "Microsoft Partner Center",
+    "Manual",
+    "Do Nothing",
+    "Linked Subscription",
+    "Rest",
+    "Pax8",
+    "TD SYNNEX",
+    "StreamOne Ion",
+    "Crayon",
+    "Ingram Micro",
+)
+
+DEFAULT_TABLES: tuple[TableDef, ...] = (
+    TableDef(
+        "work365_provider",
+        "Provider",
+        "work365_providers",
+        "work365_providerid",
+        "work365_name",
+        (
+            *_standard("work365_providerid"),
+            _c("work365_name", "Name", "String"),
+            _c("work365_provider_type", "Provider Type", "Picklist", None, *PROVIDER_TYPES),
+            _c("work365_provider_invoiceday", "Invoice Day", "Integer"),
+        ),
+        _ACTIVE_INACTIVE,
+    ),
+    TableDef(
+        "work365_providerinvoice",
+        "Provider Invoice",
+        "work365_providerinvoices",
+        "work365_providerinvoiceid",
+        "work365_name",
+        (
+            *_standard("work365_providerinvoiceid"),
+            _c("work365_name", "Name", "String"),
+            _c("work365_providerinvoice_invoicenumber", "Invoice Number", "String"),
+            _c("work365_providerinvoice_provider", "Provider", "Lookup", "work365_provider"),
+            _c("work365_providerinvoice_invoicedate", "Invoice Date", "DateOnly"),
+            _c("work365_providerinvoice_billingperiodstart", "Billing Period Start", "DateOnly"),
+            _c("work365_providerinvoice_billingperiodend", "Billing Period End", "DateOnly"),
+            _c("work365_providerinvoice_totalamount", "Total Amount", "Money"),
+            _c("work365_providerinvoice_usagetotal", "Amount Totals - Usage", "Money"),
+            _c("work365_providerinvoice_message", "Message", "Memo"),
+            _c("transactioncurrencyid", "Currency", "Lookup", "transactioncurrency"),
+        ),
+        (("Populating", "Active"), ("Active Usage", "Active"), ("Active", "Active"), ("Error", "Inactive")),
+    ),
+    TableDef(
+        "work365_usagesummary",
+        "Usage Summary",
+        "work365_usagesummaries",
+        "work365_usagesummaryid",
+        "work365_name",
+        (
+            *_standard("work365_usagesummaryid"),
+            _c("work365_name", "Name", "String"),
+            _c(
+                "work365_usagesummary_providerinvoice",
+                "Provider Invoice",
+                "Lookup",
+                "work365_providerinvoice",
+            ),
+            _c("work365_usagesummary_subscription", "Subscription", "Lookup", "work365_subscription"),
+            _c("work365_usagesummary_customer", "Customer", "Lookup", "account"),
+            _c("work365_usagesummary_invoice", "Invoice", "Lookup", "invoice"),
+            _c("work365_usagesummary_chargestartdate", "Charge Start Date", "DateOnly"),
+            _c("work365_usagesummary_chargeenddate", "Charge End Date", "DateOnly"),
+            _c("work365_usagesummary_cost", "Cost", "Money"),
+            _c("work365_usagesummary_markup", "Markup %", "Decimal"),
+        ),
+        (("Active", "Active"), ("Archived", "Inactive")),
+    ),
+    TableDef(
+        "work365_provideraccount",
+        "Provider Account",
+        "work365_provideraccounts",
+        "work365_provideraccountid",
+        "work365_provideraccount_name",
+        (
+            *_standard("work365_provideraccountid"),
+            _c("work365_provideraccount_name", "Provider Name", "String"),
+            _c("work365_provideraccount_account", "Account", "Lookup", "account"),
+            _c("work365_provideraccount_providerspecificaccountid", "Provider Specific Id", "String"),
+            _c("work365_provideraccount_provider", "Provider", "Lookup", "work365_provider"),
+            _c("work365_provideraccount_syncstatus", "Sync Status", "Picklist", None, "Enabled", "Disabled"),
+        ),
+        _ACTIVE_INACTIVE,
+    ),
+    TableDef(
+        "work365_subscription",
+        "Subscription",
+        "work365_subscriptions",
+        "work365_subscriptionid",
+        "work365_subscription_subscriptionname",
+        (
+            *_standard("work365_subscriptionid"),
+            _c("work365_subscription_subscriptionname", "Subscription Name", "String"),
+            _c("work365_subscription_customer", "Customer", "Lookup", "account"),
+            _c(
+                "work365_subscription_billingcontract",
+                "Billing Contract",
+                "Lookup",
+                "work365_billingcontract",
+            ),
+            _c("work365_subscription_product", "Product", "Lookup", "product"),
+            _c("work365_subscription_provider", "Provider", "Lookup", "work365_provider"),
+            _c("work365_subscription_providersubscriptionid", "Provider Subscription ID", "String"),
+            _c(
+                "work365_subscription_subscriptiontype",
+                "Subscription Type",
+                "Picklist",
+                None,
+                "License Based",
+                "Usage Based",
+                "Tiered",
+                "Service Based",
+            ),
+            _c("work365_subscription_markup", "Markup Percentage", "Decimal"),
+            _c("work365_subscription_billablestatus", "Billable Status", "Boolean"),
+            _c("work365_subscription_effectivestartdate", "Effective Start Date", "DateOnly"),
+            _c("work365_subscription_currentcycleconsumption", "Current Cycle Consumption", "Money"),
+            _c("work365_subscription_minimumcommitment", "Minimum Commitment", "Money"),
+        ),
+        (
+            ("Active", "Active"),
+            ("Inactive", "Inactive"),
+            ("Cancelled", "Inactive"),
+            ("Suspended", "Inactive"),
+            ("Expired", "Inactive"),
+        ),
+    ),
+    TableDef(
+        "work365_billingcontract",
+        "Billing Contract",
+        "work365_billingcontracts",
+        "work365_billingcontractid",
+        "work365_name",
+        (
+            *_standard("work365_billingcontractid"),
+            _c("work365_name", "Name", "String"),
+            _c("work365_billingcontract_customer", "Customer", "Lookup", "account"),
+            _c("work365_billingcontract_startdate", "Start Date", "DateOnly"),
+            _c("work365_billingcontract_nextinvoicedate", "Next Invoice Date", "DateOnly"),
+            _c(
+                "work365_billingcontract_billingpolicy", "Billing Policy", "Picklist", None, "Advance", "Arrears"
+            ),
+            _c(
+                "work365_billingcontract_billingfrequency",
+                "Billing Frequency",
+                "Picklist",
+                None,
+                "Monthly",
+                "Quarterly",
+                "Annual",
+            ),
+            _c("work365_billingcontract_billingoffset", "Billing Offset", "Integer"),
+            _c("work365_billingcontract_enddate", "End Date", "DateOnly"),
+            _c("work365_billingcontract_autorenew", "Auto Renew", "Boolean"),
+        ),
+        _ACTIVE_INACTIVE,
+    ),
+    TableDef(
+        "work365_billingschedule",
+        "Billing Schedule",
+        "work365_billingschedules",
+        "work365_billingscheduleid",
+        "work365_name",
+        (
+            *_standard("work365_billingscheduleid"),
+            _c("work365_name", "Name", "String"),
+            _c(
+                "work365_billingschedule_billingcontract",
+                "Billing Contract",
+                "Lookup",
+                "work365_billingcontract",
+            ),
+            _c("work365_billingschedule_scheduledate", "Schedule Date", "DateOnly"),
+            _c("work365_billingschedule_cyclestart", "Cycle Start", "DateOnly"),
+            _c("work365_billingschedule_cycleend", "Cycle End", "DateOnly"),
+            _c("work365_billingschedule_invoice", "Resulting Invoice", "Lookup", "invoice"),
+            _c("work365_billingschedule_rundate", "Run Date", "DateTime"),
+            _c("work365_billingschedule_runtype", "Run Type", "Picklist", None, "Manual", "Automatic"),
+            _c("work365_billingschedule_message", "Message", "Memo"),
+            _c("work365_billingschedule_correlationid", "Correlation ID", "String"),
+        ),
+        (("Pending", "Active"), ("Error", "Active"), ("Invoiced", "Inactive")),
+    ),
+    TableDef(
+        "invoice",
+        "Invoice",
+        "invoices",
+        "invoiceid",
+        "name",
+        (
+            *_standard("invoiceid"),
+            _c("name", "Name", "String"),
+            _c("invoicenumber", "Invoice ID", "String"),
+            _c("totalamount", "Total Amount", "Money"),
+            _c("work365_invoice_billingcontract", "Billing Contract", "Lookup", "work365_billingcontract"),
+            _c("work365_invoice_billingdate", "Billing Date", "DateOnly"),
+        ),
+        (("Draft", "Active"), ("Billed", "Active"), ("Complete", "Paid"), ("Canceled", "Canceled")),
+    ),
+    TableDef(
+        "account",
+        "Account",
+        "accounts",
+        "accountid",
+        "name",
+        (*_standard("accountid"), _c("name", "Account Name", "String")),
+        _ACTIVE_INACTIVE,
+    ),
+    TableDef(
+        "transactioncurrency",
+        "Currency",
+        "transactioncurrencies",
+        "transactioncurrencyid",
+        "currencyname",
+        (
+            *_standard("transactioncurrencyid"),
+            _c("isocurrencycode", "Currency Code", "String"),
+            _c("currencyname", "Currency Name", "String"),
+        ),
+        _ACTIVE_INACTIVE,
+    ),
+    TableDef(
+        "product",
+        "Product",
+        "products",
+        "productid",
+        "name",
+        (
+            *_standard("productid"),
+            _c("name", "Name", "String"),
+            _c("productnumber", "Product ID", "String"),
+        ),
+        _ACTIVE_INACTIVE,
+    ),
+    TableDef(
+        "annotation",
+        "Note",
+        "annotations",
+        "annotationid",
+        "subject",
+        (
+            *_standard("annotationid", state=False),
+            _c("subject", "Title", "String"),
+            _c("notetext", "Description", "Memo"),
+            _c("filename", "File Name", "String"),
+            _c("mimetype", "Mime Type", "String"),
+            _c("documentbody", "Document", "Memo"),
+            _c("isdocument", "Is Document", "Boolean"),
+            _c("objectid", "Regarding", "Lookup", None),
+            _c("objecttypecode", "Object Type", "String"),
+        ),
+    ),
+)
+
+TABLES: Mapping[str, TableDef] = {t.logical: t for t in DEFAULT_TABLES}
+
+# Meanings the checks need, keyed "table.column", each with its default labels (matched
+# case-insensitively). Users add synonyms in the override file; defaults are never removed.
+DEFAULT_LABELS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "work365_providerinvoice.statuscode": {
+        "populating": ("Populating",),
+        "active_usage": ("Active Usage",),
+        "active": ("Active",),
+        "error": ("Error",),
+    },
+    "work365_usagesummary.statuscode": {"active": ("Active",), "archived": ("Archived",)},
+    "work365_billingschedule.statuscode": {
+        "pending": ("Pending",),
+        "error": ("Error",),
+        "invoiced": ("Invoiced",),
+    },
+    "work365_subscription.statuscode": {
+        "active": ("Active",),
+        "inactive": ("Inactive", "Cancelled", "Suspended", "Expired"),
+    },
+    "work365_billingcontract.statecode": {"active": ("Active",), "inactive": ("Inactive",)},
+    "work365_provideraccount.statecode": {"active": ("Active",), "inactive": ("Inactive",)},
+    "transactioncurrency.statecode": {"active": ("Active",), "inactive": ("Inactive",)},
+    "work365_provider.work365_provider_type": {
+        # Only Microsoft's CSP integration imports usage automatically (work365-domain.md §1.7).
+        "automatic_usage": ("Microsoft Partner Center", "Microsoft CSP", "Microsoft"),
+        "manual": ("Manual",),
+    },
+    "work365_provideraccount.work365_provideraccount_syncstatus": {
+        "enabled": ("Enabled",),
+        "disabled": ("Disabled",),
+    },
+    "work365_subscription.work365_subscription_subscriptiontype": {"usage": ("Usage Based", "Usage")},
+}
+
+
+@dataclass(frozen=True)
+class SchemaMap:
+    """Default names → environment names, and labels → meanings.
+
+    Built from the defaults plus the user's override file. Only what differs is written there:
+    `{"tables": {default: actual}, "columns": {"table.column": actual}, "labels": {"table.column":
+    {meaning: [synonym, ...]}}}`.
+    """
+
+    tables: Mapping[str, str] = field(default_factory=dict)
+    columns: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=lambda: DEFAULT_LABELS)
+    source: str = "defaults"
+
+    def table(self, default: str) -> str:
+        return self.tables.get(default, default)
+
+    def column(self, table: str, default: str) -> str:
+        return self.columns.get(f"{table}.{default}", default)
+
+    def meaning_of(self, table: str, column: str, label: str | None) -> str | None:
+        """The meaning of an option label, or None when the label is unknown to the map."""
+        if label is None:
+            return None
+        wanted = label.strip().casefold()
+        for meaning, synonyms in self.labels.get(f"{table}.{column}", {}).items():
+            if any(s.casefold() == wanted for s in synonyms):
+                return meaning
+        return None
+
+    def labels_for(self, table: str, column: str, meaning: str) -> tuple[str, ...]:
+        return self.labels.get(f"{table}.{column}", {}).get(meaning, ())
+
+    def to_override_json(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.tables:
+            out["tables"] = dict(self.tables)
+        if self.columns:
+            out["columns"] = dict(self.columns)
+        extra = _label_additions(self.labels)
+        if extra:
+            out["labels"] = extra
+        return out
+
+
+def _label_additions(
+    labels: Mapping[str, Mapping[str, tuple[str, ...]]],
+) -> dict[str, dict[str, list[str]]]:
+    extra: dict[str, dict[str, list[str]]] = {}
+    for key, meanings in labels.items():
+        for meaning, synonyms in meanings.items():
+            defaults = {s.casefold() for s in DEFAULT_LABELS.get(key, {}).get(meaning, ())}
+            added = [s for s in synonyms if s.casefold() not in defaults]
+            if added:
+                extra.setdefault(key, {})[meaning] = added
+    return extra
+
+
+def _known_column(key: str) -> tuple[str, str]:
+    table, _, column = key.partition(".")
+    if table not in TABLES:
+        raise InputError(f"schema map: unknown table {table!r} in {key!r}; use a default table name")
+    if column not in TABLES[table].column_names:
+        raise InputError(f"schema map: unknown column {key!r}; use 'table.column' with default names")
+    return table, column
+
+
+def _strings(value: object, where: str) -> Mapping[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise InputError(f"schema map: {where} must be an object of non-empty strings")
+    return value
+
+
+def build_schema_map(overrides: Mapping[str, object], source: str) -> SchemaMap:
+    unknown = set(overrides) - {"tables", "columns", "labels", "$comment"}
+    if unknown:
+        raise InputError(f"schema map {source}: unknown key(s) {sorted(unknown)}; allowed: tables, columns, labels")
+    tables = _strings(overrides.get("tables", {}), "'tables'")
+    for name in tables:
+        if name not in TABLES:
+            raise InputError(f"schema map {source}: unknown table {name!r}; use a default table name")
+    columns = _strings(overrides.get("columns", {}), "'columns'")
+    for key in columns:
+        _known_column(key)
+    labels: dict[str, dict[str, tuple[str, ...]]] = {k: dict(v) for k, v in DEFAULT_LABELS.items()}
+    raw_labels = overrides.get("labels", {})
+    if not isinstance(raw_labels, dict):
+        raise InputError(f"schema map {source}: 'labels' must be an object")
+    for key, meanings in raw_labels.items():
+        _known_column(key)
+        if not isinstance(meanings, dict):
+            raise InputError(f"schema map {source}: labels of {key!r} must map meanings to label lists")
+        for meaning, synonyms in meanings.items():
+            if not isinstance(synonyms, list) or not all(isinstance(s, str) and s for s in synonyms):
+                raise InputError(f"schema map {source}: labels {key}.{meaning} must be a list of strings")
+            current = labels.setdefault(key, {}).get(meaning, ())
+            labels[key][meaning] = tuple(dict.fromkeys([*current, *synonyms]))
+    return SchemaMap(tables=dict(tables), columns=dict(columns), labels=labels, source=source)
+
+
+def load_schema_map(path: Path | None) -> SchemaMap:
+    """The defaults, or the defaults with the user's override file applied."""
+    if path is None:
+        return SchemaMap()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"schema map file {path} does not exist; check the path or leave it unset") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"schema map file {path} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"schema map file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise InputError(f"schema map file {path} must hold a JSON object")
+    return build_schema_map(raw, str(path))
+
+
+def columns_of(table: str, names: Iterable[str]) -> tuple[ColumnDef, ...]:
+    definition = TABLES[table]
+    return tuple(definition.column(n) for n in names)
