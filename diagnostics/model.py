@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,13 +19,13 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ProviderKind(str, Enum):
+class ProviderKind(StrEnum):
     AUTOMATIC_USAGE = "automatic_usage"  # Microsoft Partner Center: imports usage by itself
     MANUAL = "manual"  # invoices created by hand, left Populating until someone activates them
     OTHER = "other"  # distributors, Do Nothing, Linked, Rest: no automatic usage feed
 
 
-class PIStatus(str, Enum):
+class PIStatus(StrEnum):
     POPULATING = "populating"
     ACTIVE_USAGE = "active_usage"
     ACTIVE = "active"
@@ -33,7 +33,7 @@ class PIStatus(str, Enum):
     UNKNOWN = "unknown"  # a label the schema map does not know (reported, never guessed)
 
 
-class ScheduleStatus(str, Enum):
+class ScheduleStatus(StrEnum):
     PENDING = "pending"
     ERROR = "error"
     INVOICED = "invoiced"
@@ -214,7 +214,9 @@ class Snapshot(Frozen):
 
 Severity = Literal["critical", "error", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"critical": 0, "error": 1, "warning": 2, "info": 3}
-SubjectType = Literal["provider_invoice", "expected_provider_invoice", "billing_contract", "subscription", "tenant"]
+SubjectType = Literal[
+    "provider_invoice", "expected_provider_invoice", "billing_contract", "subscription", "tenant"
+]
 
 
 class Subject(Frozen):

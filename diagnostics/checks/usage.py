@@ -1,0 +1,362 @@
+"""Runbook step 2: does the provider invoice have usage summaries, and if not, which references
+(customer, subscription, currency) are unresolved?
+
+Work 365 imports no usage at all while any usage line has an unresolved reference; the references
+come from the invoice's errors.csv note. Each reference is looked up again *now*: a reference that
+resolves today was fixed after the import, and the invoice must be re-imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from diagnostics.catalog import finding
+from diagnostics.checks.context import Context, iso, pi_subject, subscription_subject
+from diagnostics.model import Finding, ProviderAccount, ProviderInvoice, Subscription
+from diagnostics.refcsv import Reference, RefKind
+
+
+@dataclass
+class Resolution:
+    reference: Reference
+    resolved: bool
+    evidence: dict[str, Any]
+    fixed_at: datetime | None = None  # when the record that now resolves it was last changed
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return max(present) if present else None
+
+
+def _resolve_customer(ctx: Context, ref: Reference) -> Resolution:
+    accounts = [pa for pa in ctx.snap.provider_accounts if _same(pa.provider_specific_id, ref.id)]
+    evidence: dict[str, Any] = {
+        "reference": ref.id,
+        "name": ref.name,
+        "provider_account_exists": bool(accounts),
+    }
+    if not accounts:
+        return Resolution(ref, False, evidence)
+    pa = accounts[0]
+    evidence |= {
+        "provider_account_id": pa.id,
+        "provider_account_name": pa.name,
+        "account_column_empty": pa.account_id is None,
+        "account_id": pa.account_id,
+        "account_name": ctx.snap.account_names.get(pa.account_id or ""),
+        "sync_disabled": pa.sync_disabled,
+        "provider_account_active": pa.active,
+    }
+    resolved = pa.account_id is not None and pa.active
+    return Resolution(ref, resolved, evidence, _latest(pa.modified_on, pa.created_on) if resolved else None)
+
+
+def _owner_account(ctx: Context, ref: Reference) -> ProviderAccount | None:
+    """The provider account an unresolved subscription belongs to, when errors.csv names it.
+
+    The layout is not published: the customer may appear in the reference's name or message as its
+    tenant id or tenant name.
+    """
+    text = f"{ref.name or ''} {ref.message or ''}".casefold()
+    for pa in ctx.snap.provider_accounts:
+        for key in (pa.provider_specific_id, pa.name):
+            if key and len(key) >= 4 and key.casefold() in text:
+                return pa
+    return None
+
+
+def _resolve_subscription(ctx: Context, ref: Reference) -> Resolution:
+    subs = [s for s in ctx.snap.subscriptions if _same(s.provider_subscription_id, ref.id)]
+    evidence: dict[str, Any] = {"reference": ref.id, "name": ref.name, "subscription_exists": bool(subs)}
+    if subs:
+        sub = subs[0]
+        evidence |= {"subscription_id": sub.id, "subscription": sub.name, "subscription_active": sub.active}
+        return Resolution(ref, sub.active, evidence, _latest(sub.modified_on, sub.created_on))
+    owner = _owner_account(ctx, ref)
+    if owner is not None:
+        evidence |= {
+            "customer_provider_account_id": owner.id,
+            "customer": owner.name,
+            "provider_account_sync_disabled": owner.sync_disabled,
+        }
+        existing = [
+            s
+            for s in ctx.snap.subscriptions
+            if s.is_usage and owner.account_id is not None and s.customer_id == owner.account_id
+        ]
+        if existing:
+            # Migrated Azure customers have a "Subscription ID" (synced) and an "Azure subscription
+            # ID" that becomes this unresolved reference (scenario 15, [S42]).
+            evidence["migrated_azure_subscription_id_likely"] = True
+            evidence["existing_usage_subscriptions"] = [
+                {"id": s.id, "name": s.name, "provider_subscription_id": s.provider_subscription_id}
+                for s in existing
+            ]
+    return Resolution(ref, False, evidence)
+
+
+def _resolve_currency(ctx: Context, ref: Reference) -> Resolution:
+    found = [c for c in ctx.snap.currencies if _same(c.iso_code, ref.id)]
+    active = [c for c in found if c.active]
+    evidence: dict[str, Any] = {
+        "reference": ref.id,
+        "currency_exists": bool(found),
+        "currency_active": bool(active),
+    }
+    if active:
+        return Resolution(ref, True, evidence, active[0].modified_on)
+    return Resolution(ref, False, evidence)
+
+
+_RESOLVERS: dict[RefKind, Callable[[Context, Reference], Resolution]] = {
+    RefKind.CUSTOMER: _resolve_customer,
+    RefKind.SUBSCRIPTION: _resolve_subscription,
+    RefKind.CURRENCY: _resolve_currency,
+}
+
+_BLOCKED_CODE = {
+    RefKind.CUSTOMER: "US_BLOCKED_UNRESOLVED_CUSTOMER",
+    RefKind.SUBSCRIPTION: "US_BLOCKED_UNRESOLVED_SUBSCRIPTION",
+    RefKind.CURRENCY: "US_BLOCKED_UNRESOLVED_CURRENCY",
+}
+
+_OPEN_NOTES = (
+    "Work 365 → Provider Invoices → view 'Inactive Provider Invoices' → open this invoice → Notes → "
+    "open errors.csv to see every unresolved reference."
+)
+_DELETE_AND_REIMPORT = (
+    "When every reference is fixed, delete this provider invoice in Work 365 (local only; Partner Center is "
+    "not touched); the next daily sync re-imports it, or run Provider Invoices → Sync Provider Invoice."
+)
+_REGENERATE = (
+    "Generate again, by hand, the usage invoices of contracts whose invoice date has passed "
+    "(Billing Contract → Generate Invoice for the current billing cycle)."
+)
+
+
+def _customer_steps(res: Sequence[Resolution]) -> list[str]:
+    steps = [
+        _OPEN_NOTES,
+        "Run Sync Provider Accounts (Provider record → Work 365 ribbon → Sync Provider Accounts).",
+    ]
+    if any(r.evidence.get("account_column_empty") for r in res):
+        steps.append(
+            "In Provider Accounts, fill the Account column of each provider account listed in the evidence "
+            "with the customer's CRM account."
+        )
+    if any(not r.evidence.get("provider_account_exists") for r in res):
+        steps.append(
+            "For a customer id with no provider account: find the customer (e.g. in older reconciliation "
+            "files), create a Provider Account with the tenant name as Provider Name, map it to the CRM "
+            "Account, and set Provider Specific Id to the id from errors.csv."
+        )
+    if any(r.evidence.get("sync_disabled") for r in res):
+        steps.append("Enable sync on the provider accounts whose sync is disabled.")
+    return [*steps, _DELETE_AND_REIMPORT, _REGENERATE]
+
+
+def _subscription_steps(res: Sequence[Resolution]) -> list[str]:
+    steps = [
+        _OPEN_NOTES,
+        "Copy each unresolved subscription id; find its customer in Partner Center; open that customer's "
+        "Billing Contract and add a subscription: Subscription Type = Usage Based, Product = Microsoft Azure, "
+        "Markup %, and the provider subscription id = the id from errors.csv.",
+    ]
+    if any(r.evidence.get("migrated_azure_subscription_id_likely") for r in res):
+        steps.append(
+            "Migrated Azure customer: Partner Center shows both a 'Subscription ID' and an 'Azure subscription "
+            "ID'. Add a second usage subscription (e.g. 'Microsoft Azure 2', Product = Microsoft Azure, the "
+            "Azure markup %, provider 'Do Nothing') and paste the Azure subscription ID before saving."
+        )
+    if any(r.evidence.get("provider_account_sync_disabled") for r in res):
+        steps.append(
+            "The customer's provider account has sync disabled, so its subscriptions never sync: enable sync "
+            "on the provider account (or create the subscription by hand)."
+        )
+    return [*steps, _DELETE_AND_REIMPORT, _REGENERATE]
+
+
+def _currency_steps(res: Sequence[Resolution]) -> list[str]:
+    return [
+        _OPEN_NOTES,
+        "Add (or activate) each currency listed in the evidence: Settings → Business Management → "
+        "Currencies, with the ISO code from errors.csv (INFERRED: Work 365 does not publish this step).",
+        _DELETE_AND_REIMPORT,
+        _REGENERATE,
+    ]
+
+
+_STEPS: dict[RefKind, Callable[[Sequence[Resolution]], list[str]]] = {
+    RefKind.CUSTOMER: _customer_steps,
+    RefKind.SUBSCRIPTION: _subscription_steps,
+    RefKind.CURRENCY: _currency_steps,
+}
+_NOUN = {RefKind.CUSTOMER: "customer", RefKind.SUBSCRIPTION: "subscription", RefKind.CURRENCY: "currency"}
+
+
+def _pull_window_evidence(ctx: Context, pi: ProviderInvoice) -> dict[str, Any]:
+    ends = pi.created_on + timedelta(days=ctx.t.pull_window_days)
+    return {"pull_window_ends": iso(ends), "pull_window_expired": ctx.now >= ends}
+
+
+def _blocked(ctx: Context, pi: ProviderInvoice, kind: RefKind, res: list[Resolution]) -> Finding:
+    unresolved = [r for r in res if not r.resolved]
+    noun = _NOUN[kind]
+    plural = "" if len(unresolved) == 1 else ("ies" if noun == "currency" else "s")
+    shown = noun[:-1] if plural == "ies" else noun
+    title = (
+        f"Usage import blocked: {len(unresolved)} unresolved {shown}{plural} reference{'s' if plural else ''}"
+    )
+    evidence = {
+        "provider_invoice_id": pi.id,
+        "invoice_number": pi.invoice_number,
+        "status": pi.status_label,
+        "message": pi.message,
+        "usage_summaries": len(ctx.usage_of(pi)),
+        "references": [r.evidence | {"resolved": r.resolved} for r in res],
+        **_pull_window_evidence(ctx, pi),
+    }
+    return finding(_BLOCKED_CODE[kind], pi_subject(pi), ctx.period, title, evidence, _STEPS[kind](unresolved))
+
+
+def _after_resolution(ctx: Context, pi: ProviderInvoice, res: list[Resolution]) -> Finding:
+    fixed_at = _latest(*(r.fixed_at for r in res))
+    evidence: dict[str, Any] = {
+        "provider_invoice_id": pi.id,
+        "invoice_number": pi.invoice_number,
+        "references": [r.evidence | {"resolved": True} for r in res],
+        "last_fix_at": iso(fixed_at),
+        "usage_summaries": 0,
+        **_pull_window_evidence(ctx, pi),
+    }
+    grace = timedelta(days=ctx.t.reimport_grace_days)
+    if fixed_at is None or ctx.now - fixed_at < grace:
+        return finding(
+            "REFERENCES_RESOLVED_REIMPORT_NEEDED",
+            pi_subject(pi),
+            ctx.period,
+            "Every reference resolves now, but the invoice still has no usage: re-import it",
+            evidence,
+            [
+                "Delete this provider invoice in Work 365 (local only; Partner Center is not touched) so that "
+                "Work 365 re-imports it on the next daily sync, or run Provider Invoices → Sync Provider Invoice.",
+                _REGENERATE,
+            ],
+        )
+    return finding(
+        "US_NOT_SYNCED_AFTER_RESOLUTION",
+        pi_subject(pi),
+        ctx.period,
+        "References were fixed more than a day ago, and the usage still has not synced",
+        evidence,
+        [
+            "Contact Work 365 support with this provider invoice's number and the evidence below.",
+            _REGENERATE,
+        ],
+    )
+
+
+def _unreadable(ctx: Context, pi: ProviderInvoice, problems: list[dict[str, str]]) -> Finding:
+    return finding(
+        "ERRORS_FILE_UNREADABLE",
+        pi_subject(pi),
+        ctx.period,
+        f"A references note on {pi.invoice_number or pi.name} cannot be read: {problems[0]['reason']}",
+        {"provider_invoice_id": pi.id, "notes": problems},
+        [
+            _OPEN_NOTES.replace("errors.csv", "the note")
+            + " Read it by hand and fix each reference it names.",
+            "Tell the maintainers of this tool the layout of the file, so that it can read it next time.",
+        ],
+    )
+
+
+def _unknown_kinds(ctx: Context, pi: ProviderInvoice, refs: list[Reference]) -> Finding:
+    return finding(
+        "CHECK_FAILED",
+        pi_subject(pi),
+        ctx.period,
+        "errors.csv lists references of a kind the tool cannot check",
+        {
+            "check": "unresolved_references",
+            "references": [{"type": r.raw_type, "id": r.id, "name": r.name} for r in refs],
+            "why": "only customer, subscription and currency references can be looked up",
+        },
+        [
+            _OPEN_NOTES,
+            "Resolve these references by hand, then delete the provider invoice so it is re-imported.",
+        ],
+    )
+
+
+def check_usage_summaries(ctx: Context) -> list[Finding]:
+    out: list[Finding] = []
+    for pi in ctx.reviewed_invoices:
+        notes = ctx.parsed_notes(pi)
+        if notes.unreadable:
+            out.append(_unreadable(ctx, pi, notes.unreadable))
+        if not notes.errors or ctx.has_usage(pi):
+            # No blocking references, or the usage arrived after all: an old errors.csv is history.
+            continue
+        by_kind: dict[RefKind, list[Resolution]] = {}
+        for ref in notes.errors:
+            if ref.kind in _RESOLVERS:
+                by_kind.setdefault(ref.kind, []).append(_RESOLVERS[ref.kind](ctx, ref))
+        unknown = [r for r in notes.errors if r.kind not in _RESOLVERS and r.kind is not RefKind.PRODUCT]
+        if unknown:
+            out.append(_unknown_kinds(ctx, pi, unknown))
+        blocked = {k: v for k, v in by_kind.items() if any(not r.resolved for r in v)}
+        out.extend(_blocked(ctx, pi, kind, res) for kind, res in blocked.items())
+        if not blocked and not unknown and by_kind and not notes.unreadable:
+            out.append(_after_resolution(ctx, pi, [r for res in by_kind.values() for r in res]))
+    return out
+
+
+def _write_in(ctx: Context, sub: Subscription, source: str, pi: ProviderInvoice | None) -> Finding:
+    evidence: dict[str, Any] = {
+        "subscription_id": sub.id,
+        "provider_subscription_id": sub.provider_subscription_id,
+        "customer": ctx.snap.account_names.get(sub.customer_id or ""),
+        "found_in": source,
+    }
+    if pi is not None:
+        evidence["provider_invoice_id"] = pi.id
+    return finding(
+        "SUB_WRITE_IN_PRODUCT",
+        subscription_subject(sub),
+        ctx.period,
+        f"Usage subscription {sub.name or sub.id} has no product (write-in); this does not block usage",
+        evidence,
+        [
+            "Optional data hygiene: open the subscription and fill Product (e.g. Microsoft Azure). "
+            "This is not why usage is missing.",
+        ],
+    )
+
+
+def check_write_in_products(ctx: Context) -> list[Finding]:
+    """Usage subscriptions without a product: from warnings.csv, or found directly."""
+    out: dict[str, Finding] = {}
+    by_provider_id = {
+        (s.provider_subscription_id or "").casefold(): s
+        for s in ctx.snap.subscriptions
+        if s.provider_subscription_id
+    }
+    for pi in ctx.reviewed_invoices:
+        notes = ctx.parsed_notes(pi)
+        for ref in [*notes.warnings, *(r for r in notes.errors if r.kind is RefKind.PRODUCT)]:
+            sub = by_provider_id.get(ref.id.casefold()) or ctx.subscriptions.get(ref.id)
+            if sub is not None and sub.product_id is None and sub.id not in out:
+                out[sub.id] = _write_in(ctx, sub, "warnings.csv", pi)
+    for sub in ctx.usage_subscriptions:
+        if sub.product_id is None and sub.id not in out:
+            out[sub.id] = _write_in(ctx, sub, "subscription record", None)
+    return list(out.values())

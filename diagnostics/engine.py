@@ -1,0 +1,163 @@
+"""The engine: runs every check, turns failures into CHECK_FAILED, applies inhibition, and builds
+the report (findings worst first, statistics)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from diagnostics.catalog import finding
+from diagnostics.checks import CHECKS, Check
+from diagnostics.checks.context import Context
+from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics, Subject
+from diagnostics.settings import Thresholds
+
+log = logging.getLogger(__name__)
+
+_PULL_WINDOW = frozenset({"USAGE_PULL_PENDING", "USAGE_PULL_WINDOW_CLOSING", "USAGE_PULL_WINDOW_EXPIRED"})
+_REFERENCE_ROOTS = frozenset(
+    {
+        "US_BLOCKED_UNRESOLVED_CUSTOMER",
+        "US_BLOCKED_UNRESOLVED_SUBSCRIPTION",
+        "US_BLOCKED_UNRESOLVED_CURRENCY",
+        "ERRORS_FILE_UNREADABLE",
+        "REFERENCES_RESOLVED_REIMPORT_NEEDED",
+        "US_NOT_SYNCED_AFTER_RESOLUTION",
+    }
+)
+_INVOICE_ROOTS = _REFERENCE_ROOTS | {"PI_CHECKSUM_MISMATCH", "PI_IMPORT_ERROR", "PI_ZERO_PLACEHOLDER"}
+
+# A root cause mutes its own symptoms (findings.md, "Inhibition").
+# Same subject: (roots, symptoms).
+SAME_SUBJECT_RULES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    (_INVOICE_ROOTS, _PULL_WINDOW),
+    # errors.csv explains the Error status: the generic import error is its symptom.
+    (_REFERENCE_ROOTS, frozenset({"PI_IMPORT_ERROR"})),
+)
+# Same period, any subject: a missing or blocked invoice explains why a contract's coming invoice
+# will miss the usage.
+SAME_PERIOD_RULES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    (
+        frozenset(
+            {
+                "PI_NOT_YET_DUE",
+                "PI_MISSING_MICROSOFT_DELAY",
+                "PI_MISSING_NOT_SYNCED",
+                "PI_MISSING_UNVERIFIED",
+                "PI_PERIOD_GAP",
+                *_INVOICE_ROOTS,
+                *_PULL_WINDOW,
+                "PI_STUCK_POPULATING",
+                "PI_MANUAL_NOT_ACTIVATED",
+            }
+        ),
+        frozenset({"USAGE_AT_RISK_NEXT_INVOICE"}),
+    ),
+)
+
+
+def _root_for(item: Finding, findings: Sequence[Finding]) -> Finding | None:
+    for roots, symptoms in SAME_SUBJECT_RULES:
+        if item.code in symptoms:
+            for other in findings:
+                if other.code in roots and other.subject == item.subject and other.period == item.period:
+                    return other
+    for roots, symptoms in SAME_PERIOD_RULES:
+        if item.code in symptoms:
+            for other in findings:
+                if other.code in roots and other.period == item.period:
+                    return other
+    return None
+
+
+def inhibit(findings: Sequence[Finding]) -> list[Finding]:
+    """Mark symptoms muted by their root cause; they stay in the report and do not alert."""
+    out = []
+    for item in findings:
+        root = _root_for(item, findings)
+        out.append(item.model_copy(update={"muted": True, "muted_by": root.dedup_key}) if root else item)
+    return out
+
+
+def _check_failed(check: Check, period: str, why: str, parts: Iterable[str] = ()) -> Finding:
+    subject = Subject(type="tenant", id=f"check:{check.name}", name=f"check '{check.name}'")
+    return finding(
+        "CHECK_FAILED",
+        subject,
+        period,
+        f"Check '{check.name}' could not run: {why}",
+        {"check": check.name, "missing_data": sorted(parts), "why": why},
+        [
+            "Fix the cause named in the evidence (often a missing read privilege of the Dataverse application "
+            "user on a Work 365 table, or a service that could not be reached), then run the scan again.",
+            "Until then, treat this part of the diagnosis as unknown, not as healthy.",
+        ],
+    )
+
+
+def run_checks(ctx: Context, checks: Sequence[Check] = CHECKS) -> tuple[list[Finding], int]:
+    """Every check's findings, and how many checks passed (ran and found nothing to act on)."""
+    findings: list[Finding] = []
+    passed = 0
+    failures = ctx.snap.failures
+    for check in checks:
+        missing = sorted(check.needs & failures.keys())
+        if missing:
+            why = "; ".join(f"{part}: {failures[part]}" for part in missing)
+            findings.append(_check_failed(check, ctx.period, why, missing))
+            continue
+        try:
+            result = check.run(ctx)
+        except Exception as exc:  # one check's bug must not stop the others (architecture.md)
+            log.exception("check %s failed", check.name)
+            findings.append(_check_failed(check, ctx.period, f"{type(exc).__name__}: {exc}"))
+            continue
+        if all(SEVERITY_RANK[f.severity] > SEVERITY_RANK["warning"] for f in result):
+            passed += 1
+        findings.extend(result)
+    return findings, passed
+
+
+def _related_to_focus(ctx: Context, item: Finding) -> bool:
+    """For `diagnose`: the invoice itself, what its usage touches, and the tool's own findings."""
+    focus = ctx.snap.focus_invoice_id
+    if focus is None or item.subject.type == "tenant" or item.subject.id == focus:
+        return True
+    subs = {u.subscription_id for u in ctx.usage_by_invoice.get(focus, [])}
+    contracts = {ctx.subscriptions[s].contract_id for s in subs if s in ctx.subscriptions}
+    return item.subject.id in subs or item.subject.id in contracts
+
+
+def sort_key(item: Finding) -> tuple[int, bool, str, str, str]:
+    return (SEVERITY_RANK[item.severity], item.muted, item.subject.type, item.subject.name, item.code)
+
+
+def build_report(
+    snapshot: Snapshot,
+    thresholds: Thresholds,
+    extra: Sequence[Finding] = (),
+    *,
+    schema_map: str = "defaults",
+    checks: Sequence[Check] = CHECKS,
+) -> Report:
+    ctx = Context(snapshot, thresholds)
+    found, passed = run_checks(ctx, checks)
+    findings = [f for f in inhibit([*extra, *found]) if _related_to_focus(ctx, f)]
+    findings.sort(key=sort_key)
+    by_severity = dict.fromkeys(SEVERITY_RANK, 0)
+    for item in findings:
+        by_severity[item.severity] += 1
+    return Report(
+        as_of=snapshot.as_of,
+        period=snapshot.period,
+        statistics=Statistics(
+            checks=len(checks), passed=passed, findings=len(findings), by_severity=by_severity
+        ),
+        findings=tuple(findings),
+        schema_map=schema_map,
+    )
+
+
+def needs_attention(report: Report) -> bool:
+    """Exit status 1: at least one unmuted finding of severity warning or above."""
+    return any(not f.muted and SEVERITY_RANK[f.severity] <= SEVERITY_RANK["warning"] for f in report.findings)

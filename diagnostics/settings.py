@@ -1,0 +1,159 @@
+"""Every app setting, named, typed and validated at start (one pydantic-settings model).
+
+App settings are environment variables with the prefix `DIAG_` (in Azure: the Function app's
+application settings; locally: the shell or local.settings.json). A bad value stops the start with
+a one-line error that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from diagnostics.errors import ConfigError
+
+ENV_PREFIX = "DIAG_"
+_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+
+
+class Thresholds(BaseModel):
+    """The day and hour thresholds of the finding contract; the checks take only these."""
+
+    model_config = ConfigDict(frozen=True)
+
+    default_invoice_day: int = 8
+    usage_file_day: int = 11
+    pull_window_days: int = 15
+    pull_window_warn_days: int = 3
+    not_synced_grace_hours: int = 24
+    contract_gap_days: int = 7
+    at_risk_days: int = 3
+    stuck_populating_days: int = 1
+    reimport_grace_days: int = 1
+    schedule_missed_days: int = 1
+    gap_lookback_months: int = 3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Dataverse: the environment URL, e.g. https://contoso.crm.dynamics.com
+    dataverse_url: str | None = None
+    # How the app authenticates to Dataverse: DefaultAzureCredential (managed identity in Azure,
+    # your az login locally), an explicit user-assigned managed identity, or an app secret.
+    dataverse_credential: Literal["default", "managed_identity", "client_secret"] = "default"
+    dataverse_client_id: str | None = None
+    dataverse_tenant_id: str | None = None
+    dataverse_client_secret: SecretStr | None = None
+
+    # Partner Center (app-only): optional; without it a missing invoice is reported as unverified.
+    partner_center_tenant_id: str | None = None
+    partner_center_client_id: str | None = None
+    partner_center_client_secret: SecretStr | None = None
+    partner_center_url: str = "https://api.partnercenter.microsoft.com"
+
+    schedule: str = "0 0 7 * * *"  # NCRONTAB for the timer trigger (six fields)
+    schema_map_file: Path | None = None
+
+    default_invoice_day: int = Field(8, ge=1, le=28)
+    usage_file_day: int = Field(11, ge=1, le=28)
+    pull_window_days: int = Field(15, ge=1, le=60)
+    pull_window_warn_days: int = Field(3, ge=0, le=60)
+    not_synced_grace_hours: int = Field(24, ge=0, le=24 * 14)
+    contract_gap_days: int = Field(7, ge=0, le=27)
+    at_risk_days: int = Field(3, ge=0, le=27)
+    stuck_populating_days: int = Field(1, ge=0, le=30)
+    reimport_grace_days: int = Field(1, ge=0, le=30)
+    schedule_missed_days: int = Field(1, ge=0, le=30)
+    gap_lookback_months: int = Field(3, ge=0, le=24)
+
+    @field_validator("dataverse_url", "partner_center_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("must be a URL such as https://contoso.crm.dynamics.com")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _ncrontab(cls, value: str) -> str:
+        if not _NCRONTAB.match(value.strip()):
+            raise ValueError("must be an NCRONTAB expression with six fields, e.g. '0 0 7 * * *'")
+        return value.strip()
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(**{name: getattr(self, name) for name in Thresholds.model_fields})
+
+    @property
+    def partner_center_configured(self) -> bool:
+        return bool(self.partner_center_tenant_id)
+
+
+def _env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else "?"
+    got = err.get("input")
+    shown = "" if got is None or "secret" in field else f" (got {str(got)[:60]!r})"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"setting {_env_name(field)}: {message}{shown}"
+
+
+def _check_partner_center(settings: Settings) -> None:
+    names = ("partner_center_tenant_id", "partner_center_client_id", "partner_center_client_secret")
+    given = [n for n in names if getattr(settings, n)]
+    if given and len(given) != len(names):
+        missing = ", ".join(_env_name(n) for n in names if n not in given)
+        raise ConfigError(f"setting {missing}: Partner Center is half configured; set all three or none")
+
+
+def _check_dataverse_credential(settings: Settings) -> None:
+    if settings.dataverse_credential == "client_secret":
+        for name in ("dataverse_tenant_id", "dataverse_client_id", "dataverse_client_secret"):
+            if not getattr(settings, name):
+                raise ConfigError(
+                    f"setting {_env_name(name)}: required when DIAG_DATAVERSE_CREDENTIAL=client_secret"
+                )
+    if settings.dataverse_credential == "managed_identity" and not settings.dataverse_client_id:
+        raise ConfigError(
+            "setting DIAG_DATAVERSE_CLIENT_ID: required when DIAG_DATAVERSE_CREDENTIAL=managed_identity "
+            "(the client id of the user-assigned identity)"
+        )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read and validate every setting; raise ConfigError naming the first bad one."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {
+        name: env[_env_name(name)] for name in Settings.model_fields if _env_name(name) in env
+    }
+    for value in values.values():
+        if isinstance(value, str) and value.startswith("@Microsoft.KeyVault("):
+            # An unresolved Key Vault reference stays literal in the setting (platform-apis.md 6.5).
+            name = next(k for k, v in values.items() if v is value)
+            raise ConfigError(
+                f"setting {_env_name(name)}: the Key Vault reference did not resolve; "
+                "check the app's identity has 'Key Vault Secrets User' on the vault"
+            )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        # Environment reading is done above so that tests pass their own mapping.
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None
+    _check_partner_center(settings)
+    _check_dataverse_credential(settings)
+    return settings
