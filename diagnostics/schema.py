@@ -229,7 +229,12 @@ DEFAULT_TABLES: tuple[TableDef, ...] = (
             _c("work365_billingcontract_startdate", "Start Date", "DateOnly"),
             _c("work365_billingcontract_nextinvoicedate", "Next Invoice Date", "DateOnly"),
             _c(
-                "work365_billingcontract_billingpolicy", "Billing Policy", "Picklist", None, "Advance", "Arrears"
+                "work365_billingcontract_billingpolicy",
+                "Billing Policy",
+                "Picklist",
+                None,
+                "Advance",
+                "Arrears",
             ),
             _c(
                 "work365_billingcontract_billingfrequency",
@@ -458,7 +463,9 @@ def _strings(value: object, where: str) -> Mapping[str, str]:
 def build_schema_map(overrides: Mapping[str, object], source: str) -> SchemaMap:
     unknown = set(overrides) - {"tables", "columns", "labels", "$comment"}
     if unknown:
-        raise InputError(f"schema map {source}: unknown key(s) {sorted(unknown)}; allowed: tables, columns, labels")
+        raise InputError(
+            f"schema map {source}: unknown key(s) {sorted(unknown)}; allowed: tables, columns, labels"
+        )
     tables = _strings(overrides.get("tables", {}), "'tables'")
     for name in tables:
         if name not in TABLES:
