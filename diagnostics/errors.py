@@ -38,3 +38,7 @@ class AuthError(ServiceError):
 
 class NotFoundError(ServiceError):
     """404: the resource does not exist. An existence check treats this as an answer, not a failure."""
+
+
+class Throttled(ServiceUnreachable):
+    """429 after every retry, or a `Retry-After` longer than the tool is willing to wait."""

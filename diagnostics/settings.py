@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     partner_center_client_secret: SecretStr | None = None
     partner_center_url: str = "https://api.partnercenter.microsoft.com"
 
+    # Attempts per HTTP request (429, 5xx and network errors are retried with back-off).
+    http_max_attempts: int = Field(5, ge=1, le=10)
+
     schedule: str = "0 0 7 * * *"  # NCRONTAB for the timer trigger (six fields)
     schema_map_file: Path | None = None
 

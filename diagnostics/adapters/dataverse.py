@@ -1,0 +1,317 @@
+"""Dataverse Web API client: queries with paging, `$batch` of GETs, metadata reads, create and upsert.
+
+It knows OData and Dataverse's habits (page size, nextLink, batch envelopes, error bodies), nothing
+about Work 365. Retries, tokens and error mapping come from `diagnostics.adapters.http`.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+from azure.core.credentials import TokenCredential
+
+from diagnostics.adapters.http import (
+    BearerTokenAuth,
+    RequestHook,
+    RetryPolicy,
+    Service,
+    http_error,
+    read_json,
+    send,
+)
+from diagnostics.adapters.odata_batch import (
+    BatchFormatError,
+    BatchRequest,
+    BatchResponse,
+    decode_batch,
+    encode_batch,
+)
+from diagnostics.errors import ServiceError
+
+API_PATH = "/api/data/v9.2/"
+MAX_PAGE_SIZE = 5000  # Dataverse's default and maximum for odata.maxpagesize
+MAX_BATCH_PARTS = 1000  # Dataverse rejects a $batch with more requests
+_JSON_HEADERS = {
+    "Accept": "application/json",
+    "OData-MaxVersion": "4.0",
+    "OData-Version": "4.0",
+}
+# Characters left readable in query option values; everything else (spaces, &, #, +, %) is
+# percent-encoded so the URL also works as the request line of a batch part.
+_SAFE = ",()'$:/@*"
+
+
+def _hint(status: int, method: str) -> str:
+    if status == 0 or status >= 500:
+        return "check --dataverse-url (DIAG_DATAVERSE_URL) and the network; if they are right, retry later"
+    if status == 401:
+        return (
+            "check that the credential signs in to the environment's tenant and that the environment "
+            "has an application user for this app"
+        )
+    if status == 403:
+        access = "read" if method == "GET" else "create and write"
+        return f"give the application user {access} access to this table (a security role)"
+    if status == 404:
+        return "check --dataverse-url and the table and column names in the schema map"
+    if status == 429:
+        return "Dataverse's service protection limit was hit; retry later or run fewer diagnoses at once"
+    return "the request was rejected; check the table and column names in the schema map"
+
+
+DATAVERSE = Service("Dataverse", _hint)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One OData query on an entity set. `select` is mandatory: only needed columns are read."""
+
+    entity_set: str
+    select: tuple[str, ...]
+    filter: str | None = None
+    orderby: str | None = None
+    top: int | None = None
+    expand: str | None = None
+    annotations: bool = False  # ask for formatted values and lookup names (`include-annotations`)
+
+    def __post_init__(self) -> None:
+        if not self.select:
+            raise ValueError(f"Query on {self.entity_set!r} needs at least one column in select")
+
+    def url(self) -> str:
+        """The query relative to the API root, percent-encoded."""
+        options = [
+            ("$select", ",".join(self.select)),
+            ("$filter", self.filter),
+            ("$orderby", self.orderby),
+            ("$top", None if self.top is None else str(self.top)),
+            ("$expand", self.expand),
+        ]
+        query = "&".join(f"{name}={quote(value, safe=_SAFE)}" for name, value in options if value)
+        return f"{self.entity_set}?{query}"
+
+
+def _prefer(page_size: int | None, annotations: bool) -> dict[str, str]:
+    """The Prefer header; no page size with $top, which Dataverse does not combine with paging."""
+    preferences = []
+    if page_size is not None:
+        preferences.append(f"odata.maxpagesize={page_size}")
+    if annotations:
+        preferences.append('odata.include-annotations="*"')
+    return {"Prefer": ",".join(preferences)} if preferences else {}
+
+
+class DataverseClient:
+    """Async client for one Dataverse environment (`base_url` such as https://contoso.crm.dynamics.com)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: TokenCredential,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        retry: RetryPolicy | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_request: RequestHook | None = None,
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+        base = base_url.rstrip("/")
+        self.root = f"{base}{API_PATH}"
+        self._page_size = page_size
+        self._retry = retry or RetryPolicy()
+        self._on_request = on_request
+        self._client = httpx.AsyncClient(
+            base_url=self.root,
+            auth=BearerTokenAuth(credential, f"{base}/.default"),
+            headers=_JSON_HEADERS,
+            verify=verify,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def query(self, q: Query) -> list[dict[str, Any]]:
+        """Every row the query matches, following `@odata.nextLink` page by page."""
+        prefer = self._prefer(q)
+        body = await self._get_json(q.url(), prefer)
+        return await self._rest_of_pages(body, prefer)
+
+    async def get(self, path_and_query: str) -> dict[str, Any]:
+        """One GET relative to the API root (e.g. `EntityDefinitions?$select=LogicalName`)."""
+        return await self._get_json(path_and_query, {})
+
+    async def batch(self, queries: Sequence[Query]) -> list[list[dict[str, Any]] | ServiceError]:
+        """Run the queries in `$batch` requests (up to 1,000 a round trip); results in order.
+
+        A query that failed is returned as its exception, so the caller can do without that part;
+        a failure of a whole batch request (network or 5xx after retries, 401) raises.
+        """
+        prefers = [self._prefer(q) for q in queries]
+        answers = await self._batch([(q.url(), prefer) for q, prefer in zip(queries, prefers, strict=True)])
+        results: list[list[dict[str, Any]] | ServiceError] = []
+        for answer, prefer in zip(answers, prefers, strict=True):
+            if isinstance(answer, ServiceError):
+                results.append(answer)
+                continue
+            # Further pages are plain GETs: a nextLink cannot be put back into a batch usefully,
+            # because each page needs the one before it.
+            try:
+                results.append(await self._rest_of_pages(answer, prefer))
+            except ServiceError as exc:
+                results.append(exc)
+        return results
+
+    async def batch_get(self, paths: Sequence[str]) -> list[dict[str, Any] | ServiceError]:
+        """`get` for many paths in `$batch` requests; a failed part is returned as its exception."""
+        return await self._batch([(path, {}) for path in paths])
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def create(self, entity_set: str, body: dict[str, Any]) -> str:
+        """Create a row; return its id, read from the `OData-EntityId` header."""
+        request = self._client.build_request("POST", entity_set, json=body)
+        response = await self._send(request, idempotent=False)
+        entity_id: str = response.headers.get("OData-EntityId", "")
+        opened, closed = entity_id.rfind("("), entity_id.rfind(")")
+        if opened < 0 or closed < opened + 2:
+            raise ServiceError(
+                f"Dataverse POST {request.url.path} answered {response.status_code} without the new "
+                "row's id in OData-EntityId",
+                status=response.status_code,
+            )
+        return entity_id[opened + 1 : closed]
+
+    async def upsert(self, entity_set: str, id: str, body: dict[str, Any]) -> None:
+        """Create or update the row with this id (PATCH without conditions; safe to repeat)."""
+        request = self._client.build_request("PATCH", f"{entity_set}({quote(id, safe=_SAFE)})", json=body)
+        await self._send(request)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _prefer(self, q: Query) -> dict[str, str]:
+        return _prefer(None if q.top is not None else self._page_size, q.annotations)
+
+    async def _send(self, request: httpx.Request, *, idempotent: bool = True) -> httpx.Response:
+        return await send(
+            self._client,
+            request,
+            service=DATAVERSE,
+            retry=self._retry,
+            on_request=self._on_request,
+            idempotent=idempotent,
+        )
+
+    async def _get_json(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        # If-None-Match: null keeps intermediaries from answering with a cached copy.
+        request = self._client.build_request("GET", url, headers={"If-None-Match": "null", **headers})
+        return read_json(await self._send(request), DATAVERSE)
+
+    async def _rest_of_pages(self, first: dict[str, Any], prefer: dict[str, str]) -> list[dict[str, Any]]:
+        rows = _rows(first)
+        next_link = first.get("@odata.nextLink")
+        while next_link:
+            # The link is followed as given (it carries the $skiptoken), but only within this
+            # environment: the bearer token must not travel to another host.
+            if not isinstance(next_link, str) or not next_link.startswith(self.root):
+                raise ServiceError(
+                    f"Dataverse returned a nextLink outside {self.root}: {str(next_link)[:80]}"
+                )
+            page = await self._get_json(next_link, prefer)
+            rows += _rows(page)
+            next_link = page.get("@odata.nextLink")
+        return rows
+
+    async def _batch(
+        self, parts: Sequence[tuple[str, dict[str, str]]]
+    ) -> list[dict[str, Any] | ServiceError]:
+        results: list[dict[str, Any] | ServiceError] = []
+        for start in range(0, len(parts), MAX_BATCH_PARTS):
+            results += await self._batch_round(parts[start : start + MAX_BATCH_PARTS])
+        return results
+
+    async def _batch_round(
+        self, parts: Sequence[tuple[str, dict[str, str]]]
+    ) -> list[dict[str, Any] | ServiceError]:
+        boundary = f"batch_{uuid.uuid4()}"
+        requests = [
+            BatchRequest(self.root + url.lstrip("/"), {"Accept": "application/json", **headers})
+            for url, headers in parts
+        ]
+        request = self._client.build_request(
+            "POST",
+            "$batch",
+            content=encode_batch(boundary, requests),
+            headers={
+                "Content-Type": f'multipart/mixed; boundary="{boundary}"',
+                # Without it Dataverse stops at the first failed part and leaves out the rest.
+                "Prefer": "odata.continue-on-error",
+            },
+        )
+        response = await self._send(request)
+        try:
+            answers = decode_batch(response.headers.get("Content-Type", ""), response.content)
+        except (BatchFormatError, UnicodeDecodeError) as exc:
+            raise ServiceError(
+                f"Dataverse POST {request.url.path} answered an unreadable batch: {exc}"
+            ) from exc
+        results: list[dict[str, Any] | ServiceError] = []
+        for index, batch_request in enumerate(requests):
+            if index >= len(answers):
+                results.append(
+                    ServiceError(
+                        f"Dataverse $batch left part {index + 1} of {len(requests)} unanswered "
+                        f"(GET {httpx.URL(batch_request.url).path})"
+                    )
+                )
+            else:
+                results.append(_part_result(batch_request, answers[index]))
+        return results
+
+
+def _part_result(request: BatchRequest, answer: BatchResponse) -> dict[str, Any] | ServiceError:
+    path = httpx.URL(request.url).path
+    if answer.status >= 400:
+        return http_error(DATAVERSE, "GET", path, answer.status, answer.body)
+    try:
+        data = json.loads(answer.body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return ServiceError(
+            f"Dataverse GET {path} (in $batch) answered {answer.status} without a JSON object",
+            status=answer.status,
+        )
+    return data
+
+
+def _rows(page: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = page.get("value")
+    if not isinstance(rows, list):
+        raise ServiceError("Dataverse answered a query without a 'value' list of rows")
+    return rows

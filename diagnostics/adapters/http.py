@@ -1,0 +1,372 @@
+"""Plumbing shared by the HTTP adapters: retries, bearer tokens, error mapping, request records.
+
+Every adapter sends through `send()`, so all of them retry the same way (429 honouring
+`Retry-After`, 5xx and network errors with capped exponential back-off), raise the same
+exceptions from `diagnostics.errors` with one-line messages, and report each attempt to the same
+kind of hook for the one-line-per-unit-of-work log and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
+
+from diagnostics.errors import (
+    AuthError,
+    NotFoundError,
+    ServiceError,
+    ServiceUnreachable,
+    Throttled,
+)
+
+logger = logging.getLogger("diagnostics.adapters")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Refresh this long before a token expires, so a token never runs out between the check and the
+# request arriving at the service.
+TOKEN_REFRESH_MARGIN = 300.0
+_MAX_DETAIL = 200
+
+
+def _equal_jitter(delay: float) -> float:
+    # Half fixed, half random: spreads clients that failed together without ever retrying at once.
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry. Tests pass `sleep` (and `jitter`) so they never wait."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    # A server asking for a longer pause than this is not waited for: the request fails as
+    # `Throttled` at once, because retrying earlier than asked only counts against the limit again.
+    max_retry_after: float = 120.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    jitter: Callable[[float], float] = _equal_jitter
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("RetryPolicy.max_attempts must be at least 1")
+
+    def backoff(self, attempt: int) -> float:
+        """The pause after failed attempt number `attempt` (1-based) when the server gave none."""
+        return self.jitter(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT; an obsolete form may come without a zone
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --- request records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One HTTP attempt. `status` is None when the network failed before an answer arrived."""
+
+    service: str
+    method: str
+    path: str
+    status: int | None
+    elapsed: float
+    attempt: int
+
+
+RequestHook = Callable[[RequestRecord], None]
+
+
+@dataclass
+class RequestCounter:
+    """A `RequestHook` that keeps every record: pass it as `on_request`, then read the totals."""
+
+    records: list[RequestRecord] = field(default_factory=list)
+
+    def __call__(self, record: RequestRecord) -> None:
+        self.records.append(record)
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    @property
+    def elapsed(self) -> float:
+        return sum(r.elapsed for r in self.records)
+
+    def by_service(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.records:
+            counts[record.service] = counts.get(record.service, 0) + 1
+        return counts
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    """What an error message needs to know about the service: its name and what to tell the user.
+
+    `hint(status, method)` returns the action for a failed request; status 0 means "not reached".
+    """
+
+    name: str
+    hint: Callable[[int, str], str]
+
+
+def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
+    """Collapse whitespace and cut long text, so a service's message fits on one log line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_detail(body: bytes | str) -> tuple[str | None, str | None]:
+    """(code, message) from an error body: Dataverse's `{"error": {...}}` or Partner Center's flat one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    error = data.get("error")
+    source: dict[str, Any] = error if isinstance(error, dict) else data
+    code = source.get("code")
+    message = source.get("message") or source.get("description")
+    return (
+        None if code is None else str(code),
+        one_line(str(message)) if message else None,
+    )
+
+
+def http_error(
+    service: Service, method: str, path: str, status: int, body: bytes | str, *, attempts: int = 1
+) -> ServiceError:
+    """The exception for a failed answer: the type follows the status, the message says what to do."""
+    code, message = error_detail(body)
+    detail = ": ".join(part for part in (code, message) if part)
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    text = (
+        f"{service.name} {method} {path} answered {status}{tried}"
+        f"{f' ({detail})' if detail else ''}: {service.hint(status, method)}"
+    )
+    kind: type[ServiceError]
+    if status in (401, 403):
+        kind = AuthError
+    elif status == 404:
+        kind = NotFoundError
+    elif status == 429:
+        kind = Throttled
+    elif status >= 500:
+        kind = ServiceUnreachable
+    else:
+        kind = ServiceError
+    return kind(text, status=status, code=code)
+
+
+def unreachable_error(
+    service: Service, method: str, path: str, exc: Exception, *, attempts: int
+) -> ServiceUnreachable:
+    reason = one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    return ServiceUnreachable(
+        f"{service.name} {method} {path} could not be reached{tried} ({reason}): {service.hint(0, method)}"
+    )
+
+
+def read_json(response: httpx.Response, service: Service) -> dict[str, Any]:
+    """The JSON object of a successful answer; a body that is not one is the service's error."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ServiceError(
+            f"{service.name} {response.request.method} {response.request.url.path} answered "
+            f"{response.status_code} without a JSON object",
+            status=response.status_code,
+        )
+    return data
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+# Errors where the request certainly never reached the server, so even a create may be retried.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+async def send(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    service: Service,
+    retry: RetryPolicy,
+    on_request: RequestHook | None = None,
+    idempotent: bool = True,
+) -> httpx.Response:
+    """Send with retries; return a 2xx answer or raise the mapped `ServiceError`.
+
+    A request that is not idempotent (a create) is retried only where it cannot have been applied:
+    a 429, or a connection that was never made. Anything else could create a duplicate.
+    """
+    method, path = request.method, request.url.path
+    attempt = 0
+    while True:
+        attempt += 1
+        started = time.perf_counter()
+        try:
+            response = await client.send(request)
+        except httpx.TransportError as exc:
+            _record(on_request, service, method, path, None, started, attempt)
+            if attempt >= retry.max_attempts or not (idempotent or isinstance(exc, _NOT_SENT)):
+                raise unreachable_error(service, method, path, exc, attempts=attempt) from exc
+            await retry.sleep(retry.backoff(attempt))
+            continue
+        status = response.status_code
+        _record(on_request, service, method, path, status, started, attempt)
+        if response.is_success:
+            return response
+        if (
+            status not in RETRYABLE_STATUSES
+            or attempt >= retry.max_attempts
+            or not (idempotent or status == 429)
+        ):
+            raise http_error(service, method, path, status, response.content, attempts=attempt)
+        await retry.sleep(_pause(response, attempt, retry, service))
+
+
+def _pause(response: httpx.Response, attempt: int, retry: RetryPolicy, service: Service) -> float:
+    asked = retry_after_seconds(response.headers.get("Retry-After"))
+    if asked is None:
+        return retry.backoff(attempt)
+    if asked > retry.max_retry_after:
+        request = response.request
+        raise Throttled(
+            f"{service.name} {request.method} {request.url.path} answered {response.status_code} "
+            f"and asked to wait {asked:.0f} s, longer than the {retry.max_retry_after:.0f} s this tool "
+            "waits: try again later, or run fewer diagnoses at once",
+            status=response.status_code,
+        )
+    return asked
+
+
+def _record(
+    hook: RequestHook | None,
+    service: Service,
+    method: str,
+    path: str,
+    status: int | None,
+    started: float,
+    attempt: int,
+) -> None:
+    record = RequestRecord(service.name, method, path, status, time.perf_counter() - started, attempt)
+    logger.debug(
+        "%s %s %s -> %s in %.3f s (attempt %d)",
+        record.service,
+        record.method,
+        record.path,
+        record.status if record.status is not None else "network error",
+        record.elapsed,
+        record.attempt,
+    )
+    if hook is not None:
+        hook(record)
+
+
+# --- bearer tokens ------------------------------------------------------------------------------
+
+_AADSTS = re.compile(r"AADSTS\d+")
+
+
+class BearerTokenAuth(httpx.Auth):
+    """Adds `Authorization: Bearer …` from an azure-identity credential, for `httpx.AsyncClient`.
+
+    The credential is the *sync* kind: `azure.identity.aio` would need aiohttp, which the Function
+    app does not ship. Its blocking `get_token` runs in a worker thread, and the token is kept here
+    until `TOKEN_REFRESH_MARGIN` before it expires, so most requests do not touch the credential.
+    """
+
+    def __init__(
+        self, credential: TokenCredential, scope: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._credential = credential
+        self._scope = scope
+        self._clock = clock
+        self._token: AccessToken | None = None
+        # One fetch at a time: concurrent requests on a cold cache share the first one's token.
+        self._lock = asyncio.Lock()
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        # httpx's default would send the request without a token; fail loudly instead.
+        raise RuntimeError("BearerTokenAuth works with httpx.AsyncClient only")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        request.headers["Authorization"] = f"Bearer {await self.token()}"
+        yield request
+
+    async def token(self) -> str:
+        async with self._lock:
+            if self._token is None or self._clock() >= self._token.expires_on - TOKEN_REFRESH_MARGIN:
+                self._token = await asyncio.to_thread(self._fetch)
+            return self._token.token
+
+    def _fetch(self) -> AccessToken:
+        try:
+            return self._credential.get_token(self._scope)
+        except AzureError as exc:
+            raise _sign_in_error(exc, self._scope) from exc
+
+
+def _sign_in_error(exc: AzureError, scope: str) -> ServiceError:
+    # azure-identity wraps a network or TLS failure in ClientAuthenticationError; the
+    # ServiceRequestError underneath tells "could not reach the sign-in service" from "refused".
+    unreached = next((e for e in _causes(exc) if isinstance(e, ServiceRequestError)), None)
+    if unreached is not None or not isinstance(exc, ClientAuthenticationError):
+        reason = one_line(str(unreached or exc), limit=120)
+        return ServiceUnreachable(
+            f"could not reach the sign-in service for {scope} ({reason}): check the network, the "
+            "authority host and, for a private endpoint, the CA certificates this process trusts"
+        )
+    # The credential's own message can be long and multi-line; its AADSTS code is what a person
+    # looks up, and it never carries a secret.
+    code = _AADSTS.search(str(exc))
+    return AuthError(
+        f"could not get a token for {scope}{f' ({code.group()})' if code else ''}: check the tenant "
+        "id, client id and secret (or the managed identity), and that the app is allowed in this tenant"
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

@@ -1,0 +1,146 @@
+"""Partner Center REST client: the invoice list, which app-only credentials may read.
+
+Getting one invoice by id needs App+User credentials (platform-apis.md 1.4), so an unattended
+existence check pages through `GET /v1/invoices` instead; this client only does that paging.
+"""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from azure.core.credentials import TokenCredential
+
+from diagnostics.adapters.http import BearerTokenAuth, RequestHook, RetryPolicy, Service, read_json, send
+from diagnostics.errors import ServiceError
+
+DEFAULT_BASE_URL = "https://api.partnercenter.microsoft.com"
+DEFAULT_SCOPE = "https://api.partnercenter.microsoft.com/.default"
+APPLICATION_NAME = "work365-usage-diagnostics"
+
+
+def _hint(status: int, method: str) -> str:
+    if status == 0 or status >= 500:
+        return "check DIAG_PARTNER_CENTER_URL and the network; if they are right, retry later"
+    if status == 401:
+        return (
+            "check the Partner Center app's tenant id, client id and secret, and that the app is added "
+            "in Partner Center (Account settings → App management)"
+        )
+    if status == 403:
+        return "the app may not read invoices: give it a billing role in Partner Center App management"
+    if status == 404:
+        return "check DIAG_PARTNER_CENTER_URL"
+    if status == 429:
+        return "Partner Center throttled the app; retry later"
+    return "Partner Center rejected the request"
+
+
+PARTNER_CENTER = Service("Partner Center", _hint)
+
+
+class PartnerCenterClient:
+    """Async client for Partner Center's v1 REST API with an app-only token.
+
+    `base_url` is normally `DEFAULT_BASE_URL`; tests and the demo point it at the simulator.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: TokenCredential,
+        *,
+        scope: str = DEFAULT_SCOPE,
+        verify: ssl.SSLContext | bool = True,
+        retry: RetryPolicy | None = None,
+        page_size: int = 100,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_request: RequestHook | None = None,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self._page_size = page_size
+        self._retry = retry or RetryPolicy()
+        self._on_request = on_request
+        self._client = httpx.AsyncClient(
+            base_url=f"{base_url.rstrip('/')}/v1/",
+            auth=BearerTokenAuth(credential, scope),
+            headers={"Accept": "application/json", "MS-PartnerCenter-Application": APPLICATION_NAME},
+            verify=verify,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def list_invoices(self) -> list[dict[str, Any]]:
+        """Every invoice of the partner, following `links.next` until there is none."""
+        # One correlation id ties the pages of this listing together in Partner Center's logs.
+        correlation_id = str(uuid.uuid4())
+        uri: str = f"invoices?size={self._page_size}&offset=0"
+        extra: dict[str, str] = {}
+        seen: set[str] = set()
+        invoices: list[dict[str, Any]] = []
+        while True:
+            page = await self._get(uri, extra, correlation_id)
+            items = page.get("items")
+            if not isinstance(items, list):
+                raise ServiceError(
+                    f"Partner Center GET /v1/{uri.partition('?')[0]} answered without an 'items' list"
+                )
+            invoices += items
+            following = _next_link(page)
+            if following is None:
+                return invoices
+            uri, extra = following
+            # A server that keeps answering the same next link would page forever.
+            if uri in seen:
+                raise ServiceError(f"Partner Center repeated the next link {uri[:80]} while listing invoices")
+            seen.add(uri)
+
+    async def _get(self, uri: str, extra: dict[str, str], correlation_id: str) -> dict[str, Any]:
+        # MS-RequestId is fixed per request, so retries of it are recognisable as the same request.
+        headers = {**extra, "MS-RequestId": str(uuid.uuid4()), "MS-CorrelationId": correlation_id}
+        request = self._client.build_request("GET", uri, headers=headers)
+        response = await send(
+            self._client,
+            request,
+            service=PARTNER_CENTER,
+            retry=self._retry,
+            on_request=self._on_request,
+        )
+        return read_json(response, PARTNER_CENTER)
+
+
+def _next_link(page: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """The next page's URI (relative to /v1) and the headers Partner Center asks to send with it."""
+    links = page.get("links")
+    following = links.get("next") if isinstance(links, dict) else None
+    if not isinstance(following, dict):
+        return None
+    uri = following.get("uri")
+    if not isinstance(uri, str) or not uri or httpx.URL(uri).scheme or httpx.URL(uri).host:
+        # An absolute link could point at another host, which must not receive the token.
+        raise ServiceError(f"Partner Center gave a next link that is not relative to /v1: {str(uri)[:80]}")
+    headers = {
+        str(h["key"]): str(h["value"])
+        for h in following.get("headers") or []
+        if isinstance(h, dict) and "key" in h and "value" in h
+    }
+    return uri.lstrip("/"), headers

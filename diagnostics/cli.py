@@ -1,0 +1,295 @@
+"""The command line: `python -m diagnostics scan | diagnose INVOICE | demo | schema verify`.
+
+Exit status: 0 no finding of warning or above (muted ones aside); 1 at least one; 2 bad usage,
+configuration or input; 3 the run could not complete. Errors are one line on standard error,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import ssl
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from pydantic import SecretStr
+
+from diagnostics.adapters.http import RetryPolicy
+from diagnostics.engine import needs_attention
+from diagnostics.errors import ConfigError, DiagnosticsError, InputError, ServiceError
+from diagnostics.periods import parse_as_of
+from diagnostics.render import RENDERERS
+from diagnostics.schema import load_schema_map
+from diagnostics.service import Connection, PartnerCenterAccess, scan, verify_schema
+from diagnostics.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+SAMPLE_TENANT = Path(__file__).resolve().parent.parent / "simulator" / "samples" / "sample-tenant.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: the contract's "one-line reason".
+        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _common(parser: argparse.ArgumentParser, *, formats: Sequence[str] = ("text", "json", "html")) -> None:
+    parser.add_argument("--simulate", metavar="FIXTURE", type=Path, help="run against a simulated tenant")
+    parser.add_argument(
+        "--dataverse-url",
+        metavar="URL",
+        help="the Dataverse environment, e.g. https://contoso.crm.dynamics.com",
+    )
+    parser.add_argument("--as-of", metavar="ISO", help="the clock: an ISO 8601 date or time (UTC)")
+    parser.add_argument("--format", choices=formats, default="text")
+    parser.add_argument("--schema-map", metavar="FILE", type=Path, help="schema-map override file (JSON)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m diagnostics", description="Diagnose missing Work 365 usage invoices.")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log each request and the canonical log line"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _common(sub.add_parser("scan", help="every check over the tenant, for the period under review"))
+    diagnose = sub.add_parser("diagnose", help="one provider invoice, by id or invoice number")
+    diagnose.add_argument("invoice", metavar="INVOICE")
+    _common(diagnose)
+    demo = sub.add_parser("demo", help="the main job on the bundled sample tenant (simulated)")
+    demo.add_argument("--format", choices=("text", "json", "html"), default="text")
+    schema = sub.add_parser("schema", help="the schema map")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True, parser_class=_Parser)
+    verify = schema_sub.add_parser("verify", help="check the schema map against the environment's metadata")
+    _common(verify, formats=("text", "json"))
+    verify.add_argument("--write", metavar="FILE", type=Path, help="write the proposed override file here")
+    return parser
+
+
+@dataclass(frozen=True)
+class Target:
+    connection: Connection
+    as_of: datetime
+
+
+def _retry(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(max_attempts=settings.http_max_attempts)
+
+
+@contextmanager
+def _simulated(args: argparse.Namespace, settings: Settings) -> Iterator[Target]:
+    try:
+        from simulator import Simulator, load_fixture  # noqa: PLC0415  (a dev tool, not deployed)
+    except ImportError:
+        raise ConfigError(
+            "--simulate needs the simulator package, which is not deployed; run from the repository"
+        ) from None
+    from azure.identity import ClientSecretCredential  # noqa: PLC0415
+
+    fixture = load_fixture(args.simulate)
+    with Simulator(fixture) as sim:
+        credential = ClientSecretCredential(
+            sim.tenant_id,
+            sim.client_id,
+            sim.client_secret,
+            authority=sim.authority,
+            disable_instance_discovery=True,
+            connection_verify=str(sim.ca_file),
+        )
+        schema_map = load_schema_map(args.schema_map or settings.schema_map_file)
+        pc = (
+            PartnerCenterAccess(sim.partner_center_url, credential)
+            if fixture.partner_center.enabled
+            else None
+        )
+        conn = Connection(
+            sim.dataverse_url,
+            credential,
+            pc,
+            schema_map,
+            settings.thresholds,
+            verify=ssl.create_default_context(cafile=str(sim.ca_file)),
+            retry=_retry(settings),
+        )
+        as_of = parse_as_of(args.as_of) if args.as_of else sim.now
+        yield Target(conn, as_of)
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def _real_credential(settings: Settings) -> TokenCredential:
+    from azure.identity import (  # noqa: PLC0415  (slow import, only for real environments)
+        ClientSecretCredential,
+        DefaultAzureCredential,
+        ManagedIdentityCredential,
+    )
+
+    if settings.dataverse_credential == "managed_identity":
+        return ManagedIdentityCredential(client_id=settings.dataverse_client_id)
+    if settings.dataverse_credential == "client_secret":
+        # load_settings checked that all three are set for this mode.
+        return ClientSecretCredential(
+            str(settings.dataverse_tenant_id),
+            str(settings.dataverse_client_id),
+            _secret(settings.dataverse_client_secret),
+        )
+    return DefaultAzureCredential()
+
+
+def real_connection(
+    settings: Settings, dataverse_url: str | None, schema_map_file: Path | None
+) -> Connection:
+    """A connection to a real environment, from the settings (shared with the Function app)."""
+    from azure.identity import ClientSecretCredential  # noqa: PLC0415
+
+    url = dataverse_url or settings.dataverse_url
+    if not url:
+        raise ConfigError("no Dataverse URL: pass --dataverse-url or set DIAG_DATAVERSE_URL")
+    pc = None
+    if settings.partner_center_configured:
+        pc = PartnerCenterAccess(
+            settings.partner_center_url,
+            ClientSecretCredential(
+                str(settings.partner_center_tenant_id),
+                str(settings.partner_center_client_id),
+                _secret(settings.partner_center_client_secret),
+            ),
+        )
+    return Connection(
+        url.rstrip("/"),
+        _real_credential(settings),
+        pc,
+        load_schema_map(schema_map_file or settings.schema_map_file),
+        settings.thresholds,
+        retry=_retry(settings),
+    )
+
+
+@contextmanager
+def _target(args: argparse.Namespace, settings: Settings) -> Iterator[Target]:
+    if args.simulate is not None:
+        if args.dataverse_url:
+            raise InputError("--simulate and --dataverse-url exclude each other; pass one")
+        with _simulated(args, settings) as target:
+            yield target
+        return
+    url = args.dataverse_url
+    if url is not None:
+        url = load_settings({}, dataverse_url=url).dataverse_url  # same validation as the setting
+    conn = real_connection(settings, url, args.schema_map)
+    yield Target(conn, parse_as_of(args.as_of) if args.as_of else datetime.now(UTC))
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
+    with _target(args, settings) as target:
+        report = asyncio.run(scan(target.connection, target.as_of, getattr(args, "invoice", None)))
+        _print(RENDERERS[args.format](report))
+        if args.verbose:
+            counts = target.connection.requests.by_service()
+            print(f"requests: {counts}", file=sys.stderr)
+    return EXIT_FINDINGS if needs_attention(report) else EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if not SAMPLE_TENANT.is_file():
+        raise ConfigError(f"the sample tenant {SAMPLE_TENANT} is missing; run the demo from the repository")
+    namespace = argparse.Namespace(
+        simulate=SAMPLE_TENANT,
+        dataverse_url=None,
+        as_of=None,
+        format=args.format,
+        schema_map=None,
+        verbose=args.verbose,
+        invoice=None,
+    )
+    if args.format == "text":
+        print(f"Demo: simulated Work 365 tenant from {SAMPLE_TENANT.name}, checked end to end over HTTPS\n")
+    code = _cmd_scan(namespace, settings)
+    # The demo shows findings on purpose: its exit status says it ran, not that the tenant is healthy.
+    return EXIT_OK if code in (EXIT_OK, EXIT_FINDINGS) else code
+
+
+def _verification_text(verification: Any, source: str) -> str:
+    if not verification.problems:
+        return f"Schema map ({source}) matches the environment: every table, column and status label was found.\n"
+    lines = [f"Schema map ({source}): {len(verification.problems)} difference(s) with the environment"]
+    for problem in verification.problems:
+        proposal = f" → proposed: {problem.proposal}" if problem.proposal else " → no match found"
+        lines.append(f"  {problem.kind:<6} {problem.detail}{proposal}")
+    lines += ["", "Proposed override file:", json.dumps(verification.proposed, indent=2)]
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_schema_verify(args: argparse.Namespace, settings: Settings) -> int:
+    with _target(args, settings) as target:
+        verification = asyncio.run(verify_schema(target.connection))
+    source = target.connection.schema_map.source
+    if args.format == "json":
+        _print(
+            json.dumps(
+                {
+                    "schema_map": source,
+                    "differences": [p.as_evidence() for p in verification.problems],
+                    "proposed_override_file": verification.proposed,
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print(_verification_text(verification, source))
+    if args.write is not None:
+        try:
+            args.write.write_text(json.dumps(verification.proposed, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write {args.write}: {exc.strerror}") from None
+    return EXIT_FINDINGS if verification.problems else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    try:
+        settings = load_settings()
+        if args.command == "scan":
+            return _cmd_scan(args, settings)
+        if args.command == "diagnose":
+            return _cmd_scan(args, settings)
+        if args.command == "demo":
+            return _cmd_demo(args, settings)
+        return _cmd_schema_verify(args, settings)
+    except (InputError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    except DiagnosticsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    except Exception as exc:
+        logging.getLogger("diagnostics").debug("internal error", exc_info=True)
+        print(
+            f"error: internal error ({type(exc).__name__}: {exc}); run with -v and report it", file=sys.stderr
+        )
+        return EXIT_INCOMPLETE

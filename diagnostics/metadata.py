@@ -1,0 +1,435 @@
+"""The environment's metadata, checked against the schema map.
+
+`fetch_metadata` reads EntityDefinitions (two round trips: the table list, then one `$batch` with
+each table's attributes and option sets). `verify` is pure: it names every missing table, column
+or status label and proposes the match by display name. `resolve` turns a verified map into the
+names and option values the snapshot loader uses; status values always come from here, never
+from hard-coded option numbers.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from diagnostics.errors import ServiceError
+from diagnostics.schema import DEFAULT_LABELS, TABLES, SchemaMap
+
+# The columns the tool reads, per table (default names). Verification checks exactly these.
+READ_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "work365_provider": (
+        "work365_providerid",
+        "work365_name",
+        "work365_provider_type",
+        "work365_provider_invoiceday",
+    ),
+    "work365_providerinvoice": (
+        "work365_providerinvoiceid",
+        "work365_name",
+        "work365_providerinvoice_invoicenumber",
+        "work365_providerinvoice_provider",
+        "work365_providerinvoice_invoicedate",
+        "work365_providerinvoice_billingperiodstart",
+        "work365_providerinvoice_billingperiodend",
+        "work365_providerinvoice_totalamount",
+        "work365_providerinvoice_usagetotal",
+        "work365_providerinvoice_message",
+        "transactioncurrencyid",
+        "statuscode",
+        "createdon",
+        "modifiedon",
+    ),
+    "work365_usagesummary": (
+        "work365_usagesummaryid",
+        "work365_usagesummary_providerinvoice",
+        "work365_usagesummary_subscription",
+        "work365_usagesummary_customer",
+        "work365_usagesummary_invoice",
+        "work365_usagesummary_chargestartdate",
+        "work365_usagesummary_chargeenddate",
+        "work365_usagesummary_cost",
+        "work365_usagesummary_markup",
+        "statuscode",
+        "createdon",
+    ),
+    "work365_provideraccount": (
+        "work365_provideraccountid",
+        "work365_provideraccount_name",
+        "work365_provideraccount_account",
+        "work365_provideraccount_providerspecificaccountid",
+        "work365_provideraccount_provider",
+        "work365_provideraccount_syncstatus",
+        "statecode",
+        "createdon",
+        "modifiedon",
+    ),
+    "work365_subscription": (
+        "work365_subscriptionid",
+        "work365_subscription_subscriptionname",
+        "work365_subscription_customer",
+        "work365_subscription_billingcontract",
+        "work365_subscription_product",
+        "work365_subscription_provider",
+        "work365_subscription_providersubscriptionid",
+        "work365_subscription_subscriptiontype",
+        "work365_subscription_markup",
+        "statuscode",
+        "createdon",
+        "modifiedon",
+    ),
+    "work365_billingcontract": (
+        "work365_billingcontractid",
+        "work365_name",
+        "work365_billingcontract_customer",
+        "work365_billingcontract_startdate",
+        "work365_billingcontract_nextinvoicedate",
+        "work365_billingcontract_billingpolicy",
+        "work365_billingcontract_billingfrequency",
+        "work365_billingcontract_billingoffset",
+        "work365_billingcontract_enddate",
+        "work365_billingcontract_autorenew",
+        "statecode",
+    ),
+    "work365_billingschedule": (
+        "work365_billingscheduleid",
+        "work365_name",
+        "work365_billingschedule_billingcontract",
+        "work365_billingschedule_scheduledate",
+        "work365_billingschedule_cyclestart",
+        "work365_billingschedule_cycleend",
+        "work365_billingschedule_invoice",
+        "work365_billingschedule_rundate",
+        "work365_billingschedule_runtype",
+        "work365_billingschedule_message",
+        "work365_billingschedule_correlationid",
+        "statuscode",
+    ),
+    "invoice": (
+        "invoiceid",
+        "name",
+        "invoicenumber",
+        "work365_invoice_billingcontract",
+        "work365_invoice_billingdate",
+        "createdon",
+    ),
+    "transactioncurrency": (
+        "transactioncurrencyid",
+        "isocurrencycode",
+        "currencyname",
+        "statecode",
+        "modifiedon",
+    ),
+    "annotation": ("annotationid", "filename", "documentbody", "objectid", "createdon"),
+}
+
+_OPTION_TYPES = ("StatusAttributeMetadata", "StateAttributeMetadata", "PicklistAttributeMetadata")
+
+
+@dataclass(frozen=True)
+class AttributeMeta:
+    logical: str
+    display: str | None
+    type: str | None
+
+
+@dataclass(frozen=True)
+class EntityMeta:
+    logical: str
+    entity_set: str
+    display: str | None
+    attributes: Mapping[str, AttributeMeta] = field(default_factory=dict)
+    # column -> option value -> label
+    options: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnvironmentMetadata:
+    # every table of the environment: logical -> (entity set, display name)
+    tables: Mapping[str, tuple[str, str | None]]
+    # the tables the tool reads (or their proposed matches), in detail
+    entities: Mapping[str, EntityMeta]
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: Literal["table", "column", "label"]
+    table: str  # default table name
+    column: str | None
+    expected: str  # the name or label the map expects
+    proposal: str | None
+    detail: str
+
+    def as_evidence(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "table": self.table,
+            "column": self.column,
+            "expected": self.expected,
+            "proposal": self.proposal,
+            "detail": self.detail,
+        }
+
+
+class MetadataSource(Protocol):
+    async def get(self, path_and_query: str) -> dict[str, Any]: ...
+
+    async def batch_get(self, paths: Sequence[str]) -> list[dict[str, Any] | ServiceError]: ...
+
+
+def _label(display: Any) -> str | None:
+    if isinstance(display, dict):
+        user = display.get("UserLocalizedLabel")
+        if isinstance(user, dict) and isinstance(user.get("Label"), str):
+            return str(user["Label"])
+        for loc in display.get("LocalizedLabels") or []:
+            if isinstance(loc, dict) and isinstance(loc.get("Label"), str):
+                return str(loc["Label"])
+    return None
+
+
+def _by_display(candidates: Mapping[str, str | None], display: str, fallback: str) -> str | None:
+    """The candidate whose display name matches, else the closest logical name."""
+    exact = sorted(
+        name for name, shown in candidates.items() if shown and shown.casefold() == display.casefold()
+    )
+    if exact:
+        close = difflib.get_close_matches(fallback, exact, n=1, cutoff=0.0)
+        return close[0] if close else exact[0]
+    close = difflib.get_close_matches(fallback, list(candidates), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _target_tables(listing: Mapping[str, tuple[str, str | None]], schema_map: SchemaMap) -> dict[str, str]:
+    """Default table -> the environment table to read in detail (mapped, or the proposed match)."""
+    out = {}
+    displays = {name: shown for name, (_, shown) in listing.items()}
+    for default in READ_COLUMNS:
+        mapped = schema_map.table(default)
+        chosen = mapped if mapped in listing else _by_display(displays, TABLES[default].display, mapped)
+        if chosen:
+            out[default] = chosen
+    return out
+
+
+def _parse_options(answer: dict[str, Any]) -> dict[str, dict[int, str]]:
+    out: dict[str, dict[int, str]] = {}
+    for attribute in answer.get("value", [answer]):
+        name = attribute.get("LogicalName")
+        options = (attribute.get("OptionSet") or {}).get("Options") or []
+        if isinstance(name, str):
+            out[name] = {
+                int(o["Value"]): _label(o.get("Label")) or str(o["Value"])
+                for o in options
+                if isinstance(o, dict) and isinstance(o.get("Value"), int)
+            }
+    return out
+
+
+def _entity_paths(logical: str) -> list[str]:
+    base = f"EntityDefinitions(LogicalName='{logical}')"
+    return [
+        f"{base}?$select=LogicalName,EntitySetName&$expand=Attributes($select=LogicalName,DisplayName,AttributeType)",
+        *(
+            f"{base}/Attributes/Microsoft.Dynamics.CRM.{kind}?$select=LogicalName&$expand=OptionSet"
+            for kind in _OPTION_TYPES
+        ),
+    ]
+
+
+async def fetch_metadata(source: MetadataSource, schema_map: SchemaMap) -> EnvironmentMetadata:
+    listing_raw = await source.get(
+        "EntityDefinitions?$select=LogicalName,EntitySetName,DisplayName,PrimaryIdAttribute,PrimaryNameAttribute"
+    )
+    listing = {
+        str(e["LogicalName"]): (str(e.get("EntitySetName") or e["LogicalName"]), _label(e.get("DisplayName")))
+        for e in listing_raw.get("value", [])
+        if isinstance(e, dict) and e.get("LogicalName")
+    }
+    targets = sorted(set(_target_tables(listing, schema_map).values()))
+    paths = [p for logical in targets for p in _entity_paths(logical)]
+    answers = await source.batch_get(paths)
+    entities: dict[str, EntityMeta] = {}
+    per_table = len(_OPTION_TYPES) + 1
+    for index, logical in enumerate(targets):
+        chunk = answers[index * per_table : (index + 1) * per_table]
+        first = chunk[0]
+        if isinstance(first, ServiceError):
+            raise first
+        attributes = {
+            str(a["LogicalName"]): AttributeMeta(
+                str(a["LogicalName"]), _label(a.get("DisplayName")), a.get("AttributeType")
+            )
+            for a in first.get("Attributes", [])
+            if isinstance(a, dict) and a.get("LogicalName")
+        }
+        options: dict[str, dict[int, str]] = {}
+        for answer in chunk[1:]:
+            if isinstance(answer, ServiceError):
+                raise answer
+            options |= _parse_options(answer)
+        entities[logical] = EntityMeta(logical, listing[logical][0], listing[logical][1], attributes, options)
+    return EnvironmentMetadata(listing, entities)
+
+
+def _column_problems(default: str, entity: EntityMeta, schema_map: SchemaMap) -> list[Problem]:
+    problems = []
+    displays = {name: a.display for name, a in entity.attributes.items()}
+    for column in READ_COLUMNS[default]:
+        mapped = schema_map.column(default, column)
+        if mapped in entity.attributes:
+            continue
+        expected_display = TABLES[default].column(column).display
+        proposal = _by_display(displays, expected_display, mapped)
+        problems.append(
+            Problem(
+                "column",
+                default,
+                column,
+                mapped,
+                proposal,
+                f'column {mapped} ("{expected_display}") is not on table {entity.logical}',
+            )
+        )
+    return problems
+
+
+def _label_problems(default: str, entity: EntityMeta, schema_map: SchemaMap) -> list[Problem]:
+    problems = []
+    for key in DEFAULT_LABELS:
+        table, _, column = key.partition(".")
+        if table != default:
+            continue
+        actual_column = schema_map.column(table, column)
+        labels = list(entity.options.get(actual_column, {}).values())
+        if not labels:
+            continue  # the column itself is reported missing, or has no options to read
+        meanings = schema_map.labels.get(key, {})
+        unmatched = [lab for lab in labels if schema_map.meaning_of(table, column, lab) is None]
+        for meaning, synonyms in meanings.items():
+            if any(schema_map.meaning_of(table, column, lab) == meaning for lab in labels):
+                continue
+            proposal = difflib.get_close_matches(synonyms[0], unmatched, n=1, cutoff=0.0) if unmatched else []
+            problems.append(
+                Problem(
+                    "label",
+                    table,
+                    column,
+                    f"{meaning}: {' / '.join(synonyms)}",
+                    proposal[0] if len(unmatched) == 1 and proposal else None,
+                    f"no option of {entity.logical}.{actual_column} means '{meaning}' "
+                    f"(expected {' or '.join(repr(s) for s in synonyms)}; the environment has "
+                    f"{', '.join(repr(lab) for lab in labels)})",
+                )
+            )
+    return problems
+
+
+def verify(meta: EnvironmentMetadata, schema_map: SchemaMap) -> list[Problem]:
+    """Every table, column or status label of the map that the environment does not have."""
+    problems: list[Problem] = []
+    displays = {name: shown for name, (_, shown) in meta.tables.items()}
+    for default in READ_COLUMNS:
+        mapped = schema_map.table(default)
+        if mapped not in meta.tables:
+            proposal = _by_display(displays, TABLES[default].display, mapped)
+            problems.append(
+                Problem(
+                    "table",
+                    default,
+                    None,
+                    mapped,
+                    proposal,
+                    f'table {mapped} ("{TABLES[default].display}") does not exist in the environment',
+                )
+            )
+            continue
+        entity = meta.entities.get(mapped)
+        if entity is None:
+            continue
+        problems += _column_problems(default, entity, schema_map)
+        problems += _label_problems(default, entity, schema_map)
+    return problems
+
+
+def proposed_overrides(problems: Sequence[Problem], schema_map: SchemaMap) -> dict[str, Any]:
+    """The override file that would fix every problem with a proposal (on top of the current one)."""
+    tables = dict(schema_map.tables)
+    columns = dict(schema_map.columns)
+    labels: dict[str, dict[str, list[str]]] = {}
+    for problem in problems:
+        if problem.proposal is None:
+            continue
+        if problem.kind == "table":
+            tables[problem.table] = problem.proposal
+        elif problem.kind == "column" and problem.column:
+            columns[f"{problem.table}.{problem.column}"] = problem.proposal
+        elif problem.kind == "label" and problem.column:
+            meaning = problem.expected.split(":", 1)[0]
+            labels.setdefault(f"{problem.table}.{problem.column}", {}).setdefault(meaning, []).append(
+                problem.proposal
+            )
+    current = schema_map.to_override_json()
+    merged_labels: dict[str, Any] = dict(current.get("labels", {}))  # type: ignore[call-overload]
+    for key, meanings in labels.items():
+        for meaning, synonyms in meanings.items():
+            merged_labels.setdefault(key, {}).setdefault(meaning, [])
+            merged_labels[key][meaning] = [*merged_labels[key][meaning], *synonyms]
+    out: dict[str, Any] = {}
+    if tables:
+        out["tables"] = tables
+    if columns:
+        out["columns"] = columns
+    if merged_labels:
+        out["labels"] = merged_labels
+    return out
+
+
+@dataclass(frozen=True)
+class ResolvedSchema:
+    """Names and option values of one environment, keyed by default names."""
+
+    schema_map: SchemaMap
+    entity_sets: Mapping[str, str]
+    options: Mapping[str, Mapping[int, str]]  # "table.column" (defaults) -> value -> label
+
+    def entity_set(self, table: str) -> str:
+        return self.entity_sets[table]
+
+    def col(self, table: str, column: str) -> str:
+        return self.schema_map.column(table, column)
+
+    def label(self, table: str, column: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self.options.get(f"{table}.{column}", {}).get(int(value))
+        except (TypeError, ValueError):
+            return None
+
+    def values_meaning(self, table: str, column: str, meaning: str) -> list[int]:
+        """The option values whose label means `meaning` (for server-side filters)."""
+        return sorted(
+            value
+            for value, label in self.options.get(f"{table}.{column}", {}).items()
+            if self.schema_map.meaning_of(table, column, label) == meaning
+        )
+
+
+def resolve(meta: EnvironmentMetadata, schema_map: SchemaMap) -> ResolvedSchema:
+    entity_sets: dict[str, str] = {}
+    options: dict[str, dict[int, str]] = {}
+    for default in READ_COLUMNS:
+        logical = schema_map.table(default)
+        if logical not in meta.tables:
+            continue
+        entity_sets[default] = meta.tables[logical][0]
+        entity = meta.entities.get(logical)
+        if entity is None:
+            continue
+        for column in TABLES[default].column_names:
+            actual = schema_map.column(default, column)
+            if actual in entity.options:
+                options[f"{default}.{column}"] = dict(entity.options[actual])
+    return ResolvedSchema(schema_map, entity_sets, options)
