@@ -18,11 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from pydantic import SecretStr
-
-from diagnostics.adapters.http import RetryPolicy
+from diagnostics.connect import real_connection, retry_policy
 from diagnostics.engine import needs_attention
 from diagnostics.errors import ConfigError, DiagnosticsError, InputError, ServiceError
 from diagnostics.periods import parse_as_of
@@ -30,9 +28,6 @@ from diagnostics.render import RENDERERS
 from diagnostics.schema import load_schema_map
 from diagnostics.service import Connection, PartnerCenterAccess, scan, verify_schema
 from diagnostics.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 SAMPLE_TENANT = Path(__file__).resolve().parent.parent / "simulator" / "samples" / "sample-tenant.json"
@@ -82,10 +77,6 @@ class Target:
     as_of: datetime
 
 
-def _retry(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(max_attempts=settings.http_max_attempts)
-
-
 @contextmanager
 def _simulated(args: argparse.Namespace, settings: Settings) -> Iterator[Target]:
     try:
@@ -119,62 +110,10 @@ def _simulated(args: argparse.Namespace, settings: Settings) -> Iterator[Target]
             schema_map,
             settings.thresholds,
             verify=ssl.create_default_context(cafile=str(sim.ca_file)),
-            retry=_retry(settings),
+            retry=retry_policy(settings),
         )
         as_of = parse_as_of(args.as_of) if args.as_of else sim.now
         yield Target(conn, as_of)
-
-
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""
-
-
-def _real_credential(settings: Settings) -> TokenCredential:
-    from azure.identity import (  # noqa: PLC0415  (slow import, only for real environments)
-        ClientSecretCredential,
-        DefaultAzureCredential,
-        ManagedIdentityCredential,
-    )
-
-    if settings.dataverse_credential == "managed_identity":
-        return ManagedIdentityCredential(client_id=settings.dataverse_client_id)
-    if settings.dataverse_credential == "client_secret":
-        # load_settings checked that all three are set for this mode.
-        return ClientSecretCredential(
-            str(settings.dataverse_tenant_id),
-            str(settings.dataverse_client_id),
-            _secret(settings.dataverse_client_secret),
-        )
-    return DefaultAzureCredential()
-
-
-def real_connection(
-    settings: Settings, dataverse_url: str | None, schema_map_file: Path | None
-) -> Connection:
-    """A connection to a real environment, from the settings (shared with the Function app)."""
-    from azure.identity import ClientSecretCredential  # noqa: PLC0415
-
-    url = dataverse_url or settings.dataverse_url
-    if not url:
-        raise ConfigError("no Dataverse URL: pass --dataverse-url or set DIAG_DATAVERSE_URL")
-    pc = None
-    if settings.partner_center_configured:
-        pc = PartnerCenterAccess(
-            settings.partner_center_url,
-            ClientSecretCredential(
-                str(settings.partner_center_tenant_id),
-                str(settings.partner_center_client_id),
-                _secret(settings.partner_center_client_secret),
-            ),
-        )
-    return Connection(
-        url.rstrip("/"),
-        _real_credential(settings),
-        pc,
-        load_schema_map(schema_map_file or settings.schema_map_file),
-        settings.thresholds,
-        retry=_retry(settings),
-    )
 
 
 @contextmanager

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     partner_center_client_secret: SecretStr | None = None
     partner_center_url: str = "https://api.partnercenter.microsoft.com"
 
+    # Entra ID authority host for a sovereign cloud (e.g. login.microsoftonline.us); empty = public cloud.
+    authority_host: str | None = None
+    # A PEM file of extra CAs to trust (a TLS-inspecting proxy); empty = the system's trust store.
+    ca_bundle: Path | None = None
+
     # Attempts per HTTP request (429, 5xx and network errors are retried with back-off).
     http_max_attempts: int = Field(5, ge=1, le=10)
 
