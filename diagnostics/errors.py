@@ -42,3 +42,7 @@ class NotFoundError(ServiceError):
 
 class Throttled(ServiceUnreachable):
     """429 after every retry, or a `Retry-After` longer than the tool is willing to wait."""
+
+
+class InvoiceNotFound(InputError):
+    """No provider invoice has the id or invoice number asked for."""

@@ -145,8 +145,9 @@ def _check_dataverse_credential(settings: Settings) -> None:
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     env = os.environ if environ is None else environ
+    # An empty setting means "not set" (local.settings.json lists every setting, most left empty).
     values: dict[str, object] = {
-        name: env[_env_name(name)] for name in Settings.model_fields if _env_name(name) in env
+        name: env[_env_name(name)] for name in Settings.model_fields if env.get(_env_name(name), "").strip()
     }
     for value in values.values():
         if isinstance(value, str) and value.startswith("@Microsoft.KeyVault("):

@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from diagnostics.adapters.dataverse import Query
 from diagnostics.checks.context import invoice_period
-from diagnostics.errors import InputError, ServiceError
+from diagnostics.errors import InvoiceNotFound, ServiceError
 from diagnostics.metadata import READ_COLUMNS, ResolvedSchema
 from diagnostics.model import (
     BillingContract,
@@ -410,7 +410,7 @@ async def find_invoice(dv: DataverseReader, loader: Loader, key: str) -> Provide
     rows = await dv.query(loader.query(table, f"{loader.c(table, column)} eq {literal}"))
     found = loader.rows(table, rows, _provider_invoice)
     if not found:
-        raise InputError(f"no provider invoice with {'id' if by_id else 'invoice number'} {key!r}")
+        raise InvoiceNotFound(f"no provider invoice with {'id' if by_id else 'invoice number'} {key!r}")
     return sorted(found, key=lambda pi: pi.created_on)[-1]
 
 
