@@ -1,0 +1,111 @@
+"""`python -m simulator serve FIXTURE [--port N] [--latency-ms N] [--jitter-ms N] [--fault SPEC]... [--http]`
+
+Serves a fixture until Ctrl-C. A bad fixture, fault spec or busy port ends it with status 2 and one
+line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from simulator.faults import Fault
+from simulator.fixture import FixtureError, load_fixture
+from simulator.server import Simulator
+
+FAULT_HELP = (
+    "comma-separated key=value: status=429|5xx, retry-after=SECONDS, times=N, path=/PREFIX, "
+    "latency-ms=N, jitter-ms=N, and the flag drop; e.g. 'status=429,retry-after=2,times=3,path=/api/data' "
+    "(repeatable)"
+)
+
+
+def parse_fault(spec: str) -> Fault:
+    """A --fault SPEC as a Fault; raises ValueError with a readable reason."""
+    fields: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.partition("=")
+        if key == "drop" and not sep:
+            fields["drop"] = True
+        elif key == "status":
+            fields["status"] = int(value)
+        elif key == "retry-after":
+            fields["retry_after"] = float(value)
+        elif key == "times":
+            fields["times"] = int(value)
+        elif key == "path":
+            fields["path_prefix"] = value
+        elif key in ("latency-ms", "jitter-ms"):
+            fields[key.removesuffix("-ms")] = float(value) / 1000
+        else:
+            raise ValueError(f"unknown fault field {item!r}")
+    return Fault(**fields)  # type: ignore[arg-type]
+
+
+def _fault(spec: str) -> Fault:
+    try:
+        return parse_fault(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad --fault {spec!r}: {exc}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a tenant fixture on 127.0.0.1 until Ctrl-C")
+    serve.add_argument("fixture", help="path of the tenant fixture (JSON)")
+    serve.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    serve.add_argument("--latency-ms", type=float, default=0.0, help="delay every request by N ms")
+    serve.add_argument("--jitter-ms", type=float, default=0.0, help="plus a random 0..N ms")
+    serve.add_argument("--fault", type=_fault, action="append", default=[], help=FAULT_HELP)
+    serve.add_argument(
+        "--http", action="store_true", help="plain http instead of https (azure-identity needs https)"
+    )
+    return parser
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        fixture = load_fixture(args.fixture)
+        simulator = Simulator(fixture, port=args.port, tls=not args.http).start()
+    except FixtureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if args.latency_ms or args.jitter_ms:
+        simulator.inject(latency=args.latency_ms / 1000, jitter=args.jitter_ms / 1000)
+    for fault in args.fault:
+        simulator.faults.add(fault)
+    sim = simulator
+    print(f"Work 365 simulator serving {args.fixture} (now {fixture.now.isoformat()})")
+    print(f"  Dataverse        {sim.dataverse_url}/api/data/v9.2/")
+    print(f"  Partner Center   {sim.partner_center_url}/v1/invoices")
+    print(f"  Entra authority  {sim.authority}  tenant {sim.tenant_id}")
+    print(f"  client id        {sim.client_id}  secret {sim.client_secret}")
+    print(f"  Teams webhook    {sim.teams_webhook_url}")
+    if sim.ca_file:
+        print(f"  CA certificate   {sim.ca_file}")
+    print("Press Ctrl-C to stop.", flush=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""The OData query options the Dataverse Web API accepts, parsed and evaluated like Dataverse does.
+
+`$filter` is compiled into a predicate over wire-form rows. Type checks follow OData: comparing an
+option set (Edm.Int32) with a string literal, or a lookup (Edm.Guid) with a quoted id, is a 400, so a
+client that would fail against Dataverse fails here too. String comparisons ignore case, as
+Dataverse's SQL collation does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from simulator.values import parse_datetime
+from simulator.wire import ODataError, bad_request
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+# property name -> Edm type (None: untyped, e.g. a column a fixture added)
+Properties = Mapping[str, str | None]
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+    |(?P<string>'(?:[^']|'')*')
+    |(?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))
+    |(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})
+    |(?P<date>\d{4}-\d{2}-\d{2})
+    |(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+    |(?P<name>[A-Za-z_$][A-Za-z0-9_.$]*)
+    |(?P<punct>[(),\[\]=])
+    """,
+    re.VERBOSE,
+)
+_COMPARISONS: Mapping[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "eq": ("Equal", lambda a, b: a == b),
+    "ne": ("NotEqual", lambda a, b: a != b),
+    "gt": ("GreaterThan", lambda a, b: a > b),
+    "ge": ("GreaterThanOrEqual", lambda a, b: a >= b),
+    "lt": ("LessThan", lambda a, b: a < b),
+    "le": ("LessThanOrEqual", lambda a, b: a <= b),
+}
+_NUMERIC = {"Edm.Int32", "Edm.Int64", "Edm.Decimal", "Edm.Double"}
+_TEMPORAL = {"Edm.Date", "Edm.DateTimeOffset"}
+_STRING_FUNCTIONS: Mapping[str, Callable[[str, str], bool]] = {
+    "contains": lambda value, part: part in value,
+    "startswith": lambda value, part: value.startswith(part),
+    "endswith": lambda value, part: value.endswith(part),
+}
+_IN_FUNCTIONS = {"Microsoft.Dynamics.CRM.In": False, "Microsoft.Dynamics.CRM.NotIn": True}
+
+
+def unknown_property(name: str, type_name: str) -> ODataError:
+    return bad_request(f"Could not find a property named '{name}' on type '{type_name}'.")
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class _Operand:
+    get: Callable[[Mapping[str, Any]], Any]
+    edm: str | None  # None: untyped property; "null" for the null literal
+    literal: bool
+
+
+def comparable(value: Any, edm: str | None) -> Any:
+    """A wire value in a form Python compares the way Dataverse does."""
+    if value is None:
+        return None
+    if edm == "Edm.String" or (edm is None and isinstance(value, str)):
+        return str(value).casefold()
+    if edm == "Edm.Guid":
+        return str(value).lower()
+    if edm == "Edm.Date" and isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    if edm == "Edm.DateTimeOffset" and isinstance(value, str):
+        return parse_datetime(value)
+    return value
+
+
+def _coerce_literal(value: Any, kind: str, target: str | None) -> Any:
+    """A literal adapted to the property it is compared with (date vs datetime, case, guid case)."""
+    if target == "Edm.DateTimeOffset" and kind == "Edm.Date":
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if target == "Edm.Date" and kind == "Edm.DateTimeOffset":
+        return value.date()
+    return comparable(value, kind) if kind in ("Edm.String", "Edm.Guid") else value
+
+
+def _compatible(left: str | None, right: str | None) -> bool:
+    if left in (None, "null") or right in (None, "null") or left == right:
+        return True
+    return {left, right} <= _NUMERIC or {left, right} <= _TEMPORAL
+
+
+class _FilterParser:
+    def __init__(self, text: str, properties: Properties, type_name: str) -> None:
+        self.text = text
+        self.properties = properties
+        self.type_name = type_name
+        self.tokens = self._tokenize(text)
+        self.index = 0
+
+    def _tokenize(self, text: str) -> list[_Token]:
+        tokens: list[_Token] = []
+        pos = 0
+        while pos < len(text):
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                raise self._syntax(pos)
+            kind = match.lastgroup or ""
+            if kind != "ws":
+                tokens.append(_Token("punct" if kind == "punct" else kind, match.group(), pos))
+            pos = match.end()
+        tokens.append(_Token("end", "", len(text)))
+        return tokens
+
+    def _syntax(self, pos: int) -> ODataError:
+        return bad_request(f"Syntax error at position {pos + 1} in '{self.text}'.")
+
+    def peek(self) -> _Token:
+        return self.tokens[self.index]
+
+    def take(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def expect(self, text: str) -> _Token:
+        token = self.take()
+        if token.text != text:
+            raise self._syntax(token.pos)
+        return token
+
+    def at_word(self, word: str) -> bool:
+        token = self.peek()
+        return token.kind == "name" and token.text == word
+
+    # expression := or ; or := and ("or" and)* ; and := unary ("and" unary)* ; unary := "not" unary | atom
+    def parse(self) -> Predicate:
+        predicate = self.or_expr()
+        if self.peek().kind != "end":
+            raise self._syntax(self.peek().pos)
+        return predicate
+
+    def or_expr(self) -> Predicate:
+        terms = [self.and_expr()]
+        while self.at_word("or"):
+            self.take()
+            terms.append(self.and_expr())
+        return terms[0] if len(terms) == 1 else (lambda row: any(t(row) for t in terms))
+
+    def and_expr(self) -> Predicate:
+        terms = [self.unary()]
+        while self.at_word("and"):
+            self.take()
+            terms.append(self.unary())
+        return terms[0] if len(terms) == 1 else (lambda row: all(t(row) for t in terms))
+
+    def unary(self) -> Predicate:
+        if self.at_word("not"):
+            self.take()
+            inner = self.unary()
+            return lambda row: not inner(row)
+        if self.peek().text == "(":
+            self.take()
+            inner = self.or_expr()
+            self.expect(")")
+            return inner
+        token = self.peek()
+        if token.kind == "name" and self.tokens[self.index + 1].text == "(":
+            return self.function()
+        left = self.operand()
+        op = self.take()
+        if op.kind != "name" or op.text not in _COMPARISONS:
+            raise self._syntax(op.pos)
+        right = self.operand()
+        return self.comparison(left, op.text, right)
+
+    def operand(self) -> _Operand:
+        token = self.take()
+        if token.kind == "name":
+            if token.text in ("true", "false"):
+                flag = token.text == "true"
+                return _Operand(lambda _row: flag, "Edm.Boolean", literal=True)
+            if token.text == "null":
+                return _Operand(lambda _row: None, "null", literal=True)
+            name = token.text
+            if name not in self.properties:
+                raise unknown_property(name, self.type_name)
+            edm = self.properties[name]
+            return _Operand(lambda row: comparable(row.get(name), edm), edm, literal=False)
+        value, edm = self.literal(token)
+        return _Operand(lambda _row: value, edm, literal=True)
+
+    def literal(self, token: _Token) -> tuple[Any, str]:
+        text = token.text
+        try:
+            if token.kind == "string":
+                return text[1:-1].replace("''", "'"), "Edm.String"
+            if token.kind == "guid":
+                return text.lower(), "Edm.Guid"
+            if token.kind == "date":
+                return date.fromisoformat(text), "Edm.Date"
+            if token.kind == "datetime":
+                return parse_datetime(text), "Edm.DateTimeOffset"
+            if token.kind == "number":
+                if re.fullmatch(r"-?\d+", text):
+                    return int(text), "Edm.Int32" if abs(int(text)) < 2**31 else "Edm.Int64"
+                return float(text), "Edm.Decimal"
+        except ValueError:
+            raise bad_request(f"The literal '{text}' in '{self.text}' is not a valid value.") from None
+        raise self._syntax(token.pos)
+
+    def comparison(self, left: _Operand, op: str, right: _Operand) -> Predicate:
+        kind, compare = _COMPARISONS[op]
+        if not _compatible(left.edm, right.edm):
+            raise bad_request(
+                "A binary operator with incompatible types was detected. Found operand types "
+                f"'{left.edm}' and '{right.edm}' for operator kind '{kind}'."
+            )
+        get_left, get_right = self._adapted(left, right), self._adapted(right, left)
+
+        def predicate(row: Mapping[str, Any]) -> bool:
+            a, b = get_left(row), get_right(row)
+            if a is None or b is None:
+                # SQL semantics: only eq/ne null test for null; other comparisons with null are false.
+                return (
+                    (a is None and b is None) if op == "eq" else (op == "ne" and (a is None) != (b is None))
+                )
+            try:
+                return compare(a, b)
+            except TypeError:
+                return False
+
+        return predicate
+
+    @staticmethod
+    def _adapted(operand: _Operand, other: _Operand) -> Callable[[Mapping[str, Any]], Any]:
+        if not operand.literal or operand.edm == "null":
+            return operand.get
+        value = _coerce_literal(operand.get({}), operand.edm or "", other.edm)
+        return lambda _row: value
+
+    def function(self) -> Predicate:
+        name = self.take()
+        self.expect("(")
+        if name.text in _STRING_FUNCTIONS:
+            prop = self.operand()
+            self.expect(",")
+            part = self.operand()
+            self.expect(")")
+            if prop.literal or prop.edm not in ("Edm.String", None) or part.edm != "Edm.String":
+                raise bad_request(f"The function '{name.text}' needs a string property and a string literal.")
+            test, needle = _STRING_FUNCTIONS[name.text], str(part.get({})).casefold()
+            return lambda row: isinstance(v := prop.get(row), str) and test(v, needle)
+        if name.text in _IN_FUNCTIONS:
+            return self.in_function(_IN_FUNCTIONS[name.text])
+        raise bad_request(f"The function '{name.text}' is not supported (in '{self.text}').")
+
+    def in_function(self, negate: bool) -> Predicate:
+        # Microsoft.Dynamics.CRM.In(PropertyName='col',PropertyValues=['a','b']): values are strings
+        # whatever the column's type, and are converted to it.
+        arguments: dict[str, Any] = {}
+        while True:
+            key = self.take()
+            self.expect("=")
+            if self.peek().text == "[":
+                self.take()
+                values: list[str] = []
+                while self.peek().text != "]":
+                    values.append(self._string())
+                    if self.peek().text == ",":
+                        self.take()
+                self.take()
+                arguments[key.text] = values
+            else:
+                arguments[key.text] = self._string()
+            if self.take().text == ")":
+                break
+        if set(arguments) != {"PropertyName", "PropertyValues"}:
+            raise bad_request(f"In needs PropertyName and PropertyValues (in '{self.text}').")
+        name = arguments["PropertyName"]
+        if name not in self.properties:
+            raise unknown_property(name, self.type_name)
+        edm = self.properties[name]
+        wanted = {self._typed(v, edm) for v in arguments["PropertyValues"]}
+
+        def predicate(row: Mapping[str, Any]) -> bool:
+            value = comparable(row.get(name), edm)
+            return value is not None and (value in wanted) != negate
+
+        return predicate
+
+    def _string(self) -> str:
+        token = self.take()
+        if token.kind != "string":
+            raise self._syntax(token.pos)
+        return token.text[1:-1].replace("''", "'")
+
+    def _typed(self, text: str, edm: str | None) -> Any:
+        try:
+            if edm in ("Edm.Int32", "Edm.Int64"):
+                return int(text)
+            if edm == "Edm.Decimal":
+                return float(text)
+            if edm == "Edm.Boolean":
+                return {"true": True, "false": False}[text.lower()]
+            return comparable(text, edm)
+        except (ValueError, KeyError):
+            raise bad_request(f"The value '{text}' is not valid for {edm} (in '{self.text}').") from None
+
+
+def parse_filter(text: str, properties: Properties, type_name: str) -> Predicate:
+    return _FilterParser(text, properties, type_name).parse()
+
+
+def parse_select(text: str, properties: Properties, type_name: str) -> list[str]:
+    names = [part.strip() for part in text.split(",")]
+    for name in names:
+        if name not in properties:
+            raise unknown_property(name, type_name)
+    return names
+
+
+def parse_orderby(text: str, properties: Properties, type_name: str) -> list[tuple[str, bool]]:
+    """[(property, descending)] from 'a desc,b' (asc is the default)."""
+    order = []
+    for part in text.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
+            raise bad_request(f"Syntax error in $orderby '{text}'.")
+        if words[0] not in properties:
+            raise unknown_property(words[0], type_name)
+        order.append((words[0], len(words) == 2 and words[1] == "desc"))
+    return order
+
+
+def sort_rows(
+    rows: list[Any],
+    order: Sequence[tuple[str, bool]],
+    properties: Properties,
+    values: Callable[[Any], Mapping[str, Any]],
+) -> list[Any]:
+    """Stable multi-key sort; nulls first ascending and last descending, as SQL Server sorts."""
+    for name, descending in reversed(order):
+        edm = properties[name]
+
+        def key(row: Any, name: str = name, edm: str | None = edm) -> tuple[int, Any]:
+            value = comparable(values(row).get(name), edm)
+            return (0, 0) if value is None else (1, value)
+
+        rows = sorted(rows, key=key, reverse=descending)
+    return rows
+
+
+@dataclass(frozen=True)
+class Apply:
+    filter: str | None
+    groupby: tuple[str, ...]
+    count_alias: str | None
+
+
+_APPLY_COUNT = r"aggregate\(\s*\$count\s+as\s+(?P<alias>[A-Za-z_]\w*)\s*\)"
+_APPLY = re.compile(
+    rf"^(?:filter\((?P<filter>.+)\)/)?(?:{_APPLY_COUNT}|groupby\(\((?P<group>[^()]+)\)(?:,\s*{_APPLY_COUNT.replace('alias', 'galias')})?\))$"
+)
+
+
+def parse_apply(text: str, properties: Properties, type_name: str) -> Apply:
+    """The small part of $apply the tool needs: a count, optionally grouped, optionally filtered."""
+    match = _APPLY.match(text.strip())
+    if match is None:
+        raise bad_request(
+            f"$apply '{text}' is not supported by the simulator; use aggregate($count as x) or "
+            "groupby((col),aggregate($count as x)), optionally after filter(...)/"
+        )
+    group = tuple(g.strip() for g in (match["group"] or "").split(",") if g.strip())
+    for name in group:
+        if name not in properties:
+            raise unknown_property(name, type_name)
+    return Apply(match["filter"], group, match["alias"] or match["galias"])

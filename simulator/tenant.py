@@ -1,0 +1,306 @@
+"""The simulated Dataverse environment: tables under their served names, option values, rows.
+
+Built once from a fixture. Everything here is in the form Dataverse puts on the wire: renamed tables
+and columns, lookups as `_<column>_value`, option sets as integer values, dates as strings. Option
+values are assigned the way Dataverse does: statecode 0, 1, …; the built-in statuses "Active" (1) and
+"Inactive" (2); every other status and every choice gets a publisher-prefixed value 870420000 + i.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from diagnostics.schema import TABLES, ColumnDef, TableDef
+from simulator.fixture import Fixture, option_labels
+from simulator.values import pluralise
+
+CUSTOM_OPTION_BASE = 870_420_000
+FORMATTED = "OData.Community.Display.V1.FormattedValue"
+LOOKUP_TABLE = "Microsoft.Dynamics.CRM.lookuplogicalname"
+NAVIGATION = "Microsoft.Dynamics.CRM.associatednavigationproperty"
+
+# Edm type of each attribute type, for $filter type checks and metadata.
+EDM_TYPES = {
+    "Uniqueidentifier": "Edm.Guid",
+    "Lookup": "Edm.Guid",
+    "String": "Edm.String",
+    "Memo": "Edm.String",
+    "DateTime": "Edm.DateTimeOffset",
+    "DateOnly": "Edm.Date",
+    "Money": "Edm.Decimal",
+    "Decimal": "Edm.Decimal",
+    "Integer": "Edm.Int32",
+    "Boolean": "Edm.Boolean",
+    "State": "Edm.Int32",
+    "Status": "Edm.Int32",
+    "Picklist": "Edm.Int32",
+}
+# Object type codes of Dataverse's own tables; custom tables get 10000+.
+_SYSTEM_TYPE_CODES = {
+    "account": 1,
+    "annotation": 5,
+    "product": 1024,
+    "invoice": 1090,
+    "transactioncurrency": 9105,
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    value: int
+    label: str  # as served (after status_labels)
+    default_label: str
+    state: int | None = None  # status options: the statecode value they belong to
+
+
+@dataclass(frozen=True)
+class ServedColumn:
+    logical: str  # served logical name
+    prop: str  # Web API property: the logical name, or _<logical>_value for lookups
+    type: str  # schema attribute type; for a fixture's extra column one inferred from its values
+    display: str
+    default: str | None  # default logical name; None for an extra column a fixture added
+    target: str | None = None  # lookup target (default table name)
+    options: tuple[Option, ...] = ()
+
+    @property
+    def edm(self) -> str | None:
+        return EDM_TYPES.get(self.type)
+
+    def option(self, value: object) -> Option | None:
+        return next((o for o in self.options if o.value == value), None)
+
+    def option_for_label(self, default_label: str) -> Option:
+        return next(o for o in self.options if o.default_label == default_label)
+
+
+@dataclass
+class Row:
+    values: dict[str, Any]  # prop -> wire value
+    targets: dict[str, str] = field(default_factory=dict)  # lookup prop -> target default table
+    version: int = 0
+
+
+@dataclass
+class ServedTable:
+    definition: TableDef
+    logical: str
+    entity_set: str
+    object_type_code: int
+    columns: tuple[ServedColumn, ...]
+    rows: dict[str, Row] = field(default_factory=dict)  # primary key -> row, in insertion order
+
+    def __post_init__(self) -> None:
+        self.by_prop = {c.prop: c for c in self.columns}
+        self.by_default = {c.default: c for c in self.columns if c.default}
+
+    @property
+    def primary_key(self) -> str:
+        return self.by_default[self.definition.primary_key].prop
+
+    @property
+    def primary_name(self) -> str:
+        return self.by_default[self.definition.primary_name].prop
+
+    @property
+    def type_name(self) -> str:
+        return f"Microsoft.Dynamics.CRM.{self.logical}"
+
+
+class Tenant:
+    """Served tables and rows. Callers hold `lock` around a request so writes are atomic."""
+
+    def __init__(self, fixture: Fixture) -> None:
+        self.fixture = fixture
+        self.now: datetime = fixture.now
+        self.lock = threading.RLock()
+        self.notes: list[dict[str, Any]] = []
+        self.writes: list[dict[str, Any]] = []
+        self._version = 0
+        self._journal: list[tuple[ServedTable, str, Row | None]] | None = None
+        self.tables: dict[str, ServedTable] = {}
+        for number, definition in enumerate(TABLES.values()):
+            self.tables[definition.logical] = self._table(definition, 10_000 + number)
+        self.by_set = {t.entity_set: t for t in self.tables.values()}
+        self.by_logical = {t.logical: t for t in self.tables.values()}
+        for name, rows in fixture.rows.items():
+            table = self.tables[name]
+            for raw in rows:
+                row = self._row(table, raw)
+                table.rows[row.values[table.primary_key]] = row
+
+    # --- building ---------------------------------------------------------------------------------
+
+    def _table(self, definition: TableDef, type_code: int) -> ServedTable:
+        logical = self.fixture.table_renames.get(definition.logical, definition.logical)
+        columns = [self._column(definition, c, logical) for c in definition.columns]
+        extras: dict[str, str] = {}
+        for raw in self.fixture.rows.get(definition.logical, ()):
+            for name, value in raw.items():
+                if name not in definition.column_names and value is not None:
+                    extras.setdefault(name, _inferred_type(value))
+        columns += [ServedColumn(name, name, kind, name, None) for name, kind in extras.items()]
+        return ServedTable(
+            definition,
+            logical,
+            pluralise(logical),
+            _SYSTEM_TYPE_CODES.get(definition.logical, type_code),
+            tuple(columns),
+        )
+
+    def _column(self, table: TableDef, column: ColumnDef, served_table: str) -> ServedColumn:
+        renamed = self.fixture.column_renames.get(f"{table.logical}.{column.logical}")
+        if renamed is None and column.logical == table.primary_key and served_table != table.logical:
+            # Dataverse names a table's primary key after the table, so it follows the rename.
+            renamed = f"{served_table}id"
+        logical = renamed or column.logical
+        prop = f"_{logical}_value" if column.type == "Lookup" else logical
+        return ServedColumn(
+            logical,
+            prop,
+            column.type,
+            column.display,
+            column.logical,
+            column.target,
+            self._options(table, column),
+        )
+
+    def _options(self, table: TableDef, column: ColumnDef) -> tuple[Option, ...]:
+        labels = option_labels(table, column)
+        if column.type == "State":
+            return tuple(Option(i, label, label) for i, label in enumerate(labels))
+        if column.type == "Picklist":
+            return tuple(Option(CUSTOM_OPTION_BASE + i, label, label) for i, label in enumerate(labels))
+        if column.type != "Status":
+            return ()
+        states = list(dict.fromkeys(state for _, state in table.status))
+        relabel = self.fixture.status_labels.get(table.logical, {})
+        options = []
+        for i, (status, state) in enumerate(table.status):
+            state_value = states.index(state)
+            builtin = status == state and state_value < 2  # Dataverse's own Active=1 / Inactive=2
+            value = state_value + 1 if builtin else CUSTOM_OPTION_BASE + i
+            options.append(Option(value, relabel.get(status, status), status, state_value))
+        return tuple(options)
+
+    def _row(self, table: ServedTable, raw: dict[str, Any]) -> Row:
+        row = Row({}, version=self.next_version())
+        for column in table.columns:
+            value = raw.get(column.default) if column.default else raw.get(column.logical)
+            if value is not None and column.options:
+                value = column.option_for_label(value).value
+            elif value is not None and column.type == "Lookup":
+                row.targets[column.prop] = column.target or raw["objecttypecode"]
+                value = str(value)
+            elif value is not None and column.default == "objecttypecode":
+                value = self.tables[value].logical if value in self.tables else value
+            row.values[column.prop] = value
+        return row
+
+    # --- access -----------------------------------------------------------------------------------
+
+    def next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    def table_for_set(self, entity_set: str) -> ServedTable | None:
+        return self.by_set.get(entity_set)
+
+    def put(self, table: ServedTable, key: str, row: Row | None) -> None:
+        """Insert, replace or (row=None) delete a row, remembering the old one inside a change set."""
+        if self._journal is not None:
+            self._journal.append((table, key, table.rows.get(key)))
+        if row is None:
+            table.rows.pop(key, None)
+        else:
+            table.rows[key] = row
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Undo every write made inside the block if it raises (a `$batch` change set)."""
+        self._journal, notes, writes = [], len(self.notes), len(self.writes)
+        try:
+            yield
+        except BaseException:
+            for table, key, old in reversed(self._journal):
+                if old is None:
+                    table.rows.pop(key, None)
+                else:
+                    table.rows[key] = old
+            del self.notes[notes:], self.writes[writes:]
+            raise
+        finally:
+            self._journal = None
+
+    def primary_name_of(self, target: str, key: object) -> object:
+        table = self.tables.get(target)
+        row = table.rows.get(str(key)) if table else None
+        return row.values.get(table.primary_name) if table and row else None
+
+    def wire_row(
+        self, table: ServedTable, row: Row, select: list[str] | None, wanted: AnnotationFilter
+    ) -> dict[str, Any]:
+        """A row as Dataverse serialises it: etag, the selected properties (always the key), annotations."""
+        out: dict[str, Any] = {"@odata.etag": f'W/"{row.version}"'}
+        props = (
+            [p for p in select if p != table.primary_key] + [table.primary_key]
+            if select
+            else list(row.values)
+        )
+        for prop in props:
+            value = row.values.get(prop)
+            column = table.by_prop.get(prop)
+            if column is not None and value is not None:
+                self._annotate(out, column, row, value, wanted)
+            out[prop] = value
+        return out
+
+    def _annotate(
+        self, out: dict[str, Any], column: ServedColumn, row: Row, value: object, wanted: AnnotationFilter
+    ) -> None:
+        prop = column.prop
+        formatted: object = None
+        if column.options:
+            option = column.option(value)
+            formatted = option.label if option else None
+        elif column.type == "Boolean":
+            formatted = "Yes" if value else "No"
+        elif column.type == "Lookup":
+            target = row.targets.get(prop, column.target or "")
+            formatted = self.primary_name_of(target, value)
+            served_target = self.tables[target].logical if target in self.tables else target
+            if wanted(NAVIGATION):
+                nav = f"{column.logical}_{served_target}" if column.target is None else column.logical
+                out[f"{prop}@{NAVIGATION}"] = nav
+            if wanted(LOOKUP_TABLE):
+                out[f"{prop}@{LOOKUP_TABLE}"] = served_target
+        if formatted is not None and wanted(FORMATTED):
+            out[f"{prop}@{FORMATTED}"] = formatted
+
+
+class AnnotationFilter:
+    """Which instance annotations `Prefer: odata.include-annotations="..."` asks for."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = patterns
+
+    def __call__(self, name: str) -> bool:
+        return any(p in ("*", name) or (p.endswith(".*") and name.startswith(p[:-1])) for p in self.patterns)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+
+def _inferred_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int):
+        return "Integer"
+    if isinstance(value, float):
+        return "Decimal"
+    return "String" if isinstance(value, str) else "Virtual"
