@@ -38,15 +38,15 @@ SAME_SUBJECT_RULES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
 # will miss the usage.
 SAME_PERIOD_RULES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
     (
+        # Not PI_NOT_YET_DUE or USAGE_PULL_PENDING: they are expected states, and before the
+        # invoice day the at-risk warning is the only sign that an early contract will miss usage.
         frozenset(
             {
-                "PI_NOT_YET_DUE",
                 "PI_MISSING_MICROSOFT_DELAY",
                 "PI_MISSING_NOT_SYNCED",
                 "PI_MISSING_UNVERIFIED",
-                "PI_PERIOD_GAP",
                 *_INVOICE_ROOTS,
-                *_PULL_WINDOW,
+                "USAGE_PULL_WINDOW_EXPIRED",
                 "PI_STUCK_POPULATING",
                 "PI_MANUAL_NOT_ACTIVATED",
             }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -55,8 +55,11 @@ def contract_subject(contract: BillingContract) -> Subject:
     return Subject(type="billing_contract", id=contract.id, name=contract.name or contract.id)
 
 
-def subscription_subject(sub: Subscription) -> Subject:
-    return Subject(type="subscription", id=sub.id, name=sub.name or sub.provider_subscription_id or sub.id)
+def subscription_subject(sub: Subscription, account_names: Mapping[str, str]) -> Subject:
+    """Named with its customer: many usage subscriptions are simply called "Microsoft Azure"."""
+    name = sub.name or sub.provider_subscription_id or sub.id
+    customer = account_names.get(sub.customer_id or "")
+    return Subject(type="subscription", id=sub.id, name=f"{name} ({customer})" if customer else name)
 
 
 def iso(value: date | datetime | None) -> str | None:

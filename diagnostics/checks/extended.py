@@ -125,7 +125,7 @@ def check_markup(ctx: Context) -> list[Finding]:
             out.append(
                 finding(
                     "SUB_MARKUP_MISSING",
-                    subscription_subject(sub),
+                    subscription_subject(sub, ctx.snap.account_names),
                     ctx.period,
                     f"Usage subscription {sub.name or sub.id} has usage in {ctx.period} but no Markup %",
                     {"subscription_id": sub.id, "usage_summaries": len(usage)},
@@ -145,7 +145,7 @@ def check_markup(ctx: Context) -> list[Finding]:
             out.append(
                 finding(
                     "SUB_MARKUP_CHANGED_AFTER_IMPORT",
-                    subscription_subject(sub),
+                    subscription_subject(sub, ctx.snap.account_names),
                     ctx.period,
                     f"Markup of {sub.name or sub.id} changed after its usage was imported: the usage keeps "
                     "the old markup",
@@ -177,7 +177,7 @@ def check_archived_usage(ctx: Context) -> list[Finding]:
         out.append(
             finding(
                 "USAGE_ARCHIVED",
-                subscription_subject(sub),
+                subscription_subject(sub, ctx.snap.account_names),
                 ctx.period,
                 f"{len(archived)} usage summaries of {sub.name or sub.id} for {ctx.period} are archived and "
                 "will never be billed",
@@ -313,7 +313,7 @@ def check_subscription_contracts(ctx: Context) -> list[Finding]:
             out.append(
                 finding(
                     "SUB_NOT_ON_ACTIVE_CONTRACT",
-                    subscription_subject(sub),
+                    subscription_subject(sub, ctx.snap.account_names),
                     ctx.period,
                     f"Usage subscription {sub.name or sub.id} is not on an active billing contract: {reason}",
                     {

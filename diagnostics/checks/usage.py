@@ -209,12 +209,8 @@ def _pull_window_evidence(ctx: Context, pi: ProviderInvoice) -> dict[str, Any]:
 
 def _blocked(ctx: Context, pi: ProviderInvoice, kind: RefKind, res: list[Resolution]) -> Finding:
     unresolved = [r for r in res if not r.resolved]
-    noun = _NOUN[kind]
-    plural = "" if len(unresolved) == 1 else ("ies" if noun == "currency" else "s")
-    shown = noun[:-1] if plural == "ies" else noun
-    title = (
-        f"Usage import blocked: {len(unresolved)} unresolved {shown}{plural} reference{'s' if plural else ''}"
-    )
+    count = len(unresolved)
+    title = f"Usage import blocked: {count} unresolved {_NOUN[kind]} reference{'' if count == 1 else 's'}"
     evidence = {
         "provider_invoice_id": pi.id,
         "invoice_number": pi.invoice_number,
@@ -331,7 +327,7 @@ def _write_in(ctx: Context, sub: Subscription, source: str, pi: ProviderInvoice 
         evidence["provider_invoice_id"] = pi.id
     return finding(
         "SUB_WRITE_IN_PRODUCT",
-        subscription_subject(sub),
+        subscription_subject(sub, ctx.snap.account_names),
         ctx.period,
         f"Usage subscription {sub.name or sub.id} has no product (write-in); this does not block usage",
         evidence,
