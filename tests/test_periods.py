@@ -28,7 +28,12 @@ def test_period_under_review_is_the_month_before_in_utc(as_of: str, period: str)
 
 @pytest.mark.parametrize(
     ("period", "months", "expected"),
-    [("2026-10", 1, "2026-11"), ("2026-12", 1, "2027-01"), ("2026-01", -1, "2025-12"), ("2026-05", -17, "2024-12")],
+    [
+        ("2026-10", 1, "2026-11"),
+        ("2026-12", 1, "2027-01"),
+        ("2026-01", -1, "2025-12"),
+        ("2026-05", -17, "2024-12"),
+    ],
 )
 def test_add_months(period: str, months: int, expected: str) -> None:
     assert add_months(period, months) == expected

@@ -6,12 +6,19 @@ from diagnostics.settings import load_settings
 
 def test_defaults_are_the_contract_thresholds() -> None:
     t = load_settings({}).thresholds
-    assert (t.default_invoice_day, t.usage_file_day, t.pull_window_days, t.pull_window_warn_days) == (8, 11, 15, 3)
+    assert (t.default_invoice_day, t.usage_file_day, t.pull_window_days, t.pull_window_warn_days) == (
+        8,
+        11,
+        15,
+        3,
+    )
     assert (t.not_synced_grace_hours, t.contract_gap_days, t.at_risk_days) == (24, 7, 3)
 
 
 def test_settings_come_from_prefixed_environment_variables() -> None:
-    settings = load_settings({"DIAG_PULL_WINDOW_DAYS": "20", "DIAG_DATAVERSE_URL": "https://contoso.crm.dynamics.com/"})
+    settings = load_settings(
+        {"DIAG_PULL_WINDOW_DAYS": "20", "DIAG_DATAVERSE_URL": "https://contoso.crm.dynamics.com/"}
+    )
     assert settings.thresholds.pull_window_days == 20
     assert settings.dataverse_url == "https://contoso.crm.dynamics.com"
 
@@ -35,7 +42,9 @@ def test_empty_settings_mean_unset() -> None:
         ({"DIAG_DATAVERSE_CREDENTIAL": "client_secret"}, "DIAG_DATAVERSE_TENANT_ID"),
         ({"DIAG_DATAVERSE_CREDENTIAL": "managed_identity"}, "DIAG_DATAVERSE_CLIENT_ID"),
         (
-            {"DIAG_PARTNER_CENTER_CLIENT_SECRET": "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/pc/)"},
+            {
+                "DIAG_PARTNER_CENTER_CLIENT_SECRET": "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/pc/)"
+            },
             "DIAG_PARTNER_CENTER_CLIENT_SECRET",
         ),
     ],
@@ -50,5 +59,7 @@ def test_a_bad_setting_is_named_in_one_line(env: dict[str, str], named: str) -> 
 
 def test_secrets_are_never_echoed_in_errors() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings({"DIAG_DATAVERSE_CREDENTIAL": "client_secret", "DIAG_DATAVERSE_CLIENT_SECRET": "s3cr3t-value"})
+        load_settings(
+            {"DIAG_DATAVERSE_CREDENTIAL": "client_secret", "DIAG_DATAVERSE_CLIENT_SECRET": "s3cr3t-value"}
+        )
     assert "s3cr3t-value" not in str(caught.value)
