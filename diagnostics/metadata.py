@@ -150,6 +150,8 @@ class EnvironmentMetadata:
     tables: Mapping[str, tuple[str, str | None]]
     # the tables the tool reads (or their proposed matches), in detail
     entities: Mapping[str, EntityMeta]
+    # logical -> its primary key column (a renamed table's key is renamed with it)
+    primary_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,11 @@ async def fetch_metadata(source: MetadataSource, schema_map: SchemaMap) -> Envir
         for e in listing_raw.get("value", [])
         if isinstance(e, dict) and e.get("LogicalName")
     }
+    primary_ids = {
+        str(e["LogicalName"]): str(e["PrimaryIdAttribute"])
+        for e in listing_raw.get("value", [])
+        if isinstance(e, dict) and e.get("LogicalName") and e.get("PrimaryIdAttribute")
+    }
     targets = sorted(set(_target_tables(listing, schema_map).values()))
     paths = [p for logical in targets for p in _entity_paths(logical)]
     answers = await source.batch_get(paths)
@@ -270,10 +277,12 @@ async def fetch_metadata(source: MetadataSource, schema_map: SchemaMap) -> Envir
                 raise answer
             options |= _parse_options(answer)
         entities[logical] = EntityMeta(logical, listing[logical][0], listing[logical][1], attributes, options)
-    return EnvironmentMetadata(listing, entities)
+    return EnvironmentMetadata(listing, entities, primary_ids)
 
 
-def _column_problems(default: str, entity: EntityMeta, schema_map: SchemaMap) -> list[Problem]:
+def _column_problems(
+    default: str, entity: EntityMeta, schema_map: SchemaMap, primary_id: str | None
+) -> list[Problem]:
     problems = []
     displays = {name: a.display for name, a in entity.attributes.items()}
     for column in READ_COLUMNS[default]:
@@ -281,7 +290,10 @@ def _column_problems(default: str, entity: EntityMeta, schema_map: SchemaMap) ->
         if mapped in entity.attributes:
             continue
         expected_display = TABLES[default].column(column).display
-        proposal = _by_display(displays, expected_display, mapped)
+        if column == TABLES[default].primary_key and primary_id:
+            proposal: str | None = primary_id  # metadata names the key; no need to guess
+        else:
+            proposal = _by_display(displays, expected_display, mapped)
         problems.append(
             Problem(
                 "column",
@@ -344,11 +356,14 @@ def verify(meta: EnvironmentMetadata, schema_map: SchemaMap) -> list[Problem]:
                     f'table {mapped} ("{TABLES[default].display}") does not exist in the environment',
                 )
             )
-            continue
+            if proposal is None:
+                continue
+            # Check the proposed table's columns too, so one `schema verify` finds every difference.
+            mapped = proposal
         entity = meta.entities.get(mapped)
         if entity is None:
             continue
-        problems += _column_problems(default, entity, schema_map)
+        problems += _column_problems(default, entity, schema_map, meta.primary_ids.get(mapped))
         problems += _label_problems(default, entity, schema_map)
     return problems
 
