@@ -9,18 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import ssl
 import time
 import uuid
 from typing import Any
 
-from azure.identity import ClientSecretCredential
-
 from diagnostics.render import to_text
-from diagnostics.schema import SchemaMap
-from diagnostics.service import Connection, PartnerCenterAccess, scan
-from diagnostics.settings import Thresholds
+from diagnostics.service import Connection, scan
 from simulator import Simulator, load_fixture
+from simulator.connect import connection
 
 
 def large_tenant(customers: int, usage_per_customer: int) -> dict[str, Any]:
@@ -121,22 +117,7 @@ def large_tenant(customers: int, usage_per_customer: int) -> dict[str, Any]:
 
 
 async def run(sim: Simulator) -> tuple[Connection, float, str]:
-    credential = ClientSecretCredential(
-        sim.tenant_id,
-        sim.client_id,
-        sim.client_secret,
-        authority=sim.authority,
-        disable_instance_discovery=True,
-        connection_verify=str(sim.ca_file),
-    )
-    conn = Connection(
-        sim.dataverse_url,
-        credential,
-        PartnerCenterAccess(sim.partner_center_url, credential),
-        SchemaMap(),
-        Thresholds(),
-        verify=ssl.create_default_context(cafile=str(sim.ca_file)),
-    )
+    conn = connection(sim)
     started = time.perf_counter()
     report = await scan(conn, sim.now)
     return conn, time.perf_counter() - started, to_text(report).splitlines()[1]

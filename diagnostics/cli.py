@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import logging
-import ssl
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from diagnostics.errors import ConfigError, DiagnosticsError, InputError, Servic
 from diagnostics.periods import parse_as_of
 from diagnostics.render import RENDERERS
 from diagnostics.schema import load_schema_map
-from diagnostics.service import Connection, PartnerCenterAccess, scan, verify_schema
+from diagnostics.service import Connection, scan, verify_schema
 from diagnostics.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -81,39 +80,18 @@ class Target:
 def _simulated(args: argparse.Namespace, settings: Settings) -> Iterator[Target]:
     try:
         from simulator import Simulator, load_fixture  # noqa: PLC0415  (a dev tool, not deployed)
+        from simulator.connect import connection  # noqa: PLC0415
     except ImportError:
         raise ConfigError(
             "--simulate needs the simulator package, which is not deployed; run from the repository"
         ) from None
-    from azure.identity import ClientSecretCredential  # noqa: PLC0415
-
     fixture = load_fixture(args.simulate)
+    schema_map = load_schema_map(args.schema_map or settings.schema_map_file)
     with Simulator(fixture) as sim:
-        credential = ClientSecretCredential(
-            sim.tenant_id,
-            sim.client_id,
-            sim.client_secret,
-            authority=sim.authority,
-            disable_instance_discovery=True,
-            connection_verify=str(sim.ca_file),
+        conn = connection(
+            sim, schema_map=schema_map, thresholds=settings.thresholds, retry=retry_policy(settings)
         )
-        schema_map = load_schema_map(args.schema_map or settings.schema_map_file)
-        pc = (
-            PartnerCenterAccess(sim.partner_center_url, credential)
-            if fixture.partner_center.enabled
-            else None
-        )
-        conn = Connection(
-            sim.dataverse_url,
-            credential,
-            pc,
-            schema_map,
-            settings.thresholds,
-            verify=ssl.create_default_context(cafile=str(sim.ca_file)),
-            retry=retry_policy(settings),
-        )
-        as_of = parse_as_of(args.as_of) if args.as_of else sim.now
-        yield Target(conn, as_of)
+        yield Target(conn, parse_as_of(args.as_of) if args.as_of else sim.now)
 
 
 @contextmanager

@@ -61,9 +61,11 @@ def _evidence_lines(evidence: dict[str, Any]) -> Iterable[str]:
 
 
 def _summary(report: Report) -> str:
+    """What needs attention; muted findings (explained by a root cause) are counted apart."""
     s = report.statistics
-    counts = " · ".join(f"{s.by_severity.get(name, 0)} {name}" for name in SEVERITY_RANK)
-    muted = sum(1 for f in report.findings if f.muted)
+    live = [f for f in report.findings if not f.muted]
+    counts = " · ".join(f"{sum(1 for f in live if f.severity == name)} {name}" for name in SEVERITY_RANK)
+    muted = len(report.findings) - len(live)
     return f"{s.checks} checks, {s.passed} passed · {counts}" + (f" · {muted} muted" if muted else "")
 
 
