@@ -383,10 +383,6 @@ def _is_lookup(table: str, column: str) -> bool:
     return TABLES[table].column(column).type == "Lookup"
 
 
-def _date_literal(day: date) -> str:
-    return day.isoformat()
-
-
 async def _partner_center(client: InvoiceLister | None) -> PartnerCenterView:
     if client is None:
         return PartnerCenterView(
@@ -422,6 +418,86 @@ def _looks_like_guid(text: str) -> bool:
     return len(text.strip("{}")) == 36
 
 
+# Snapshot part -> (table, row builder).
+_PARTS: dict[str, tuple[str, Callable[[Row], Any]]] = {
+    "providers": ("work365_provider", _provider),
+    "provider_invoices": ("work365_providerinvoice", _provider_invoice),
+    "provider_accounts": ("work365_provideraccount", _provider_account),
+    "subscriptions": ("work365_subscription", _subscription),
+    "contracts": ("work365_billingcontract", _contract),
+    "currencies": ("transactioncurrency", _currency),
+    "usage_summaries": ("work365_usagesummary", _usage),
+    "notes": ("annotation", _note),
+    "schedules": ("work365_billingschedule", _schedule),
+    "invoices": ("invoice", _invoice),
+}
+_CHUNKED_PARTS = ("usage_summaries", "notes", "schedules", "invoices")
+
+
+def _independent_queries(loader: Loader, oldest: date) -> dict[str, Query]:
+    """Round one: what needs no ids from elsewhere. Invoices from `oldest` on, for the gap check."""
+    pi = "work365_providerinvoice"
+    start = loader.c(pi, "work365_providerinvoice_billingperiodstart")
+    since = oldest.isoformat()
+    return {
+        "providers": loader.query("work365_provider"),
+        "provider_invoices": loader.query(
+            pi, f"{start} ge {since} or ({start} eq null and createdon ge {since}T00:00:00Z)"
+        ),
+        # Formatted lookup values carry the customers' names: no request for accounts.
+        "provider_accounts": loader.query("work365_provideraccount", annotations=True),
+        "subscriptions": loader.query("work365_subscription", _usage_type_filter(loader), annotations=True),
+        "contracts": loader.query("work365_billingcontract"),
+        "currencies": loader.query("transactioncurrency"),
+    }
+
+
+def _dependent_queries(
+    loader: Loader,
+    reviewed: Sequence[str],
+    usage_contracts: Iterable[str],
+    *,
+    oldest: date,
+    since: date,
+    until: date,
+) -> list[tuple[str, Query]]:
+    """Round two: usage and notes of the reviewed invoices; schedules and invoices of usage contracts."""
+    us, bs = "work365_usagesummary", "work365_billingschedule"
+    files = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
+    scheduled = loader.c(bs, "work365_billingschedule_scheduledate")
+    window = f"{scheduled} ge {oldest.isoformat()} and {scheduled} le {until.isoformat()}"
+    contracts = sorted(set(usage_contracts))
+    queries = [
+        ("usage_summaries", loader.query(us, clause))
+        for clause in loader.in_filter(us, "work365_usagesummary_providerinvoice", reviewed)
+    ]
+    queries += [
+        ("notes", loader.query("annotation", f"{clause} and {files}"))
+        for clause in loader.in_filter("annotation", "objectid", reviewed)
+    ]
+    queries += [
+        ("schedules", loader.query(bs, f"{clause} and {window}"))
+        for clause in loader.in_filter(bs, "work365_billingschedule_billingcontract", contracts)
+    ]
+    queries += [
+        ("invoices", loader.query("invoice", f"{clause} and createdon ge {since.isoformat()}T00:00:00Z"))
+        for clause in loader.in_filter("invoice", "work365_invoice_billingcontract", contracts)
+    ]
+    return queries
+
+
+def _merge_chunks(
+    parts: Sequence[str], answers: Sequence[list[dict[str, Any]] | ServiceError]
+) -> dict[str, list[dict[str, Any]] | ServiceError]:
+    """Queries split into id chunks, joined back per part; one failed chunk fails its part."""
+    merged: dict[str, list[dict[str, Any]] | ServiceError] = {part: [] for part in _CHUNKED_PARTS}
+    for part, answer in zip(parts, answers, strict=True):
+        current = merged[part]
+        if not isinstance(current, ServiceError):
+            merged[part] = answer if isinstance(answer, ServiceError) else [*current, *answer]
+    return merged
+
+
 async def load_snapshot(
     dv: DataverseReader,
     pc: InvoiceLister | None,
@@ -435,92 +511,35 @@ async def load_snapshot(
     loader = Loader(schema, thresholds)
     failures: dict[str, str] = {}
     oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
-    pi = "work365_providerinvoice"
-    first = {
-        "providers": loader.query("work365_provider"),
-        "provider_invoices": loader.query(
-            pi,
-            f"{loader.c(pi, 'work365_providerinvoice_billingperiodstart')} ge {_date_literal(oldest)} or "
-            f"({loader.c(pi, 'work365_providerinvoice_billingperiodstart')} eq null and "
-            f"createdon ge {_date_literal(oldest)}T00:00:00Z)",
-        ),
-        "provider_accounts": loader.query("work365_provideraccount", annotations=True),
-        "subscriptions": loader.query("work365_subscription", _usage_type_filter(loader), annotations=True),
-        "contracts": loader.query("work365_billingcontract"),
-        "currencies": loader.query("transactioncurrency"),
-    }
-    pc_task = asyncio.create_task(_partner_center(pc))
+    pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
+
+    first = _independent_queries(loader, oldest)
     answers = dict(zip(first, await dv.batch(list(first.values())), strict=True))
-    builders: dict[str, tuple[str, Callable[[Row], Any]]] = {
-        "providers": ("work365_provider", _provider),
-        "provider_invoices": (pi, _provider_invoice),
-        "provider_accounts": ("work365_provideraccount", _provider_account),
-        "subscriptions": ("work365_subscription", _subscription),
-        "contracts": ("work365_billingcontract", _contract),
-        "currencies": ("transactioncurrency", _currency),
-    }
-    parts: dict[str, list[Any]] = {}
+    parts = {part: _read(loader, part, answer, failures) for part, answer in answers.items()}
     names: dict[str, str] = {}
-    for part, answer in answers.items():
-        table, build = builders[part]
-        parts[part] = _read(loader, part, table, answer, build, failures)
+    for answer in answers.values():
         if not isinstance(answer, ServiceError):
             names |= _account_names(answer)
-    invoices = parts["provider_invoices"]
+
+    invoices: list[ProviderInvoice] = parts["provider_invoices"]
     if focus is not None and all(i.id != focus.id for i in invoices):
         invoices.append(focus)
     reviewed = [focus.id] if focus else [i.id for i in invoices if invoice_period(i) == period]
-    usage_contracts = {
+    usage_contracts = (
         s.contract_id for s in parts["subscriptions"] if s.is_usage and s.active and s.contract_id
-    }
-    second: list[tuple[str, Query]] = []
-    for clause in loader.in_filter("work365_usagesummary", "work365_usagesummary_providerinvoice", reviewed):
-        second.append(("usage_summaries", loader.query("work365_usagesummary", clause)))
-    files = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
-    for clause in loader.in_filter("annotation", "objectid", reviewed):
-        second.append(("notes", loader.query("annotation", f"{clause} and {files}")))
-    since = day_in_following_month(period, 1)
-    window_end = (as_of + timedelta(days=62)).date()
-    bs = "work365_billingschedule"
-    for clause in loader.in_filter(bs, "work365_billingschedule_billingcontract", usage_contracts):
-        second.append(
-            (
-                "schedules",
-                loader.query(
-                    bs,
-                    f"{clause} and {loader.c(bs, 'work365_billingschedule_scheduledate')} ge {_date_literal(oldest)}"
-                    f" and {loader.c(bs, 'work365_billingschedule_scheduledate')} le {_date_literal(window_end)}",
-                ),
-            )
-        )
-    for clause in loader.in_filter("invoice", "work365_invoice_billingcontract", usage_contracts):
-        second.append(
-            (
-                "invoices",
-                loader.query("invoice", f"{clause} and createdon ge {_date_literal(since)}T00:00:00Z"),
-            )
-        )
+    )
+    second = _dependent_queries(
+        loader,
+        reviewed,
+        usage_contracts,
+        oldest=oldest,
+        since=day_in_following_month(period, 1),
+        until=(as_of + timedelta(days=62)).date(),
+    )
     second_answers = await dv.batch([q for _, q in second]) if second else []
-    merged: dict[str, list[dict[str, Any]] | ServiceError] = {
-        "usage_summaries": [],
-        "notes": [],
-        "schedules": [],
-        "invoices": [],
-    }
-    for (part, _), answer in zip(second, second_answers, strict=True):
-        current = merged[part]
-        if isinstance(current, ServiceError):
-            continue
-        merged[part] = answer if isinstance(answer, ServiceError) else [*current, *answer]
-    second_builders: dict[str, tuple[str, Callable[[Row], Any]]] = {
-        "usage_summaries": ("work365_usagesummary", _usage),
-        "notes": ("annotation", _note),
-        "schedules": (bs, _schedule),
-        "invoices": ("invoice", _invoice),
-    }
-    for part, answer in merged.items():
-        table, build = second_builders[part]
-        parts[part] = _read(loader, part, table, answer, build, failures)
+    for part, answer in _merge_chunks([p for p, _ in second], second_answers).items():
+        parts[part] = _read(loader, part, answer, failures)
+
     return Snapshot(
         as_of=as_of,
         period=period,
@@ -567,14 +586,14 @@ def _account_names(rows: list[dict[str, Any]]) -> dict[str, str]:
 def _read(
     loader: Loader,
     part: str,
-    table: str,
     answer: list[dict[str, Any]] | ServiceError,
-    build: Callable[[Row], T],
     failures: dict[str, str],
-) -> list[T]:
+) -> list[Any]:
+    """The part's rows as domain records; a failed or malformed part is recorded, not raised."""
     if isinstance(answer, ServiceError):
         failures[part] = str(answer)
         return []
+    table, build = _PARTS[part]
     try:
         return loader.rows(table, answer, build)
     except RowError as exc:
