@@ -16,12 +16,17 @@ class Fault:
     times: int | None = None  # how many requests it applies to; None = until cleared
     path_prefix: str = ""
     drop: bool = False  # close the connection without an answer
+    # Answer one part of a $batch instead of a whole request: how Dataverse refuses a single
+    # query of a batch (e.g. 403 on a table the application user cannot read).
+    in_batch: bool = False
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.jitter < 0:
             raise ValueError("latency and jitter must not be negative")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"status {self.status} is not an error status (400-599)")
+        if self.in_batch and (self.drop or self.status is None):
+            raise ValueError("a fault inside a $batch answers a status; it cannot drop the connection")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
 
@@ -45,12 +50,13 @@ class Faults:
         with self._lock:
             self._faults.clear()
 
-    def take(self, path: str) -> Outcome:
-        """What happens to one request to `path`; uses up one of each matching fault's `times`."""
+    def take(self, path: str, *, in_batch: bool = False) -> Outcome:
+        """What happens to one request (or batch part) to `path`; uses up one of each matching
+        fault's `times`."""
         delay, answering = 0.0, None
         with self._lock:
             for fault in list(self._faults):
-                if not path.startswith(fault.path_prefix):
+                if fault.in_batch != in_batch or not path.startswith(fault.path_prefix):
                     continue
                 interrupts = fault.drop or fault.status is not None
                 if interrupts and answering is not None:

@@ -226,8 +226,9 @@ class Simulator:
         times: int | None = None,
         path_prefix: str = "",
         drop: bool = False,
+        in_batch: bool = False,
     ) -> None:
-        self.faults.add(Fault(latency, jitter, status, retry_after, times, path_prefix, drop))
+        self.faults.add(Fault(latency, jitter, status, retry_after, times, path_prefix, drop, in_batch))
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -288,6 +289,9 @@ class Simulator:
     def _batch(self, request: Request) -> Response:
         def dispatch(inner: Request) -> Response:
             self._count(inner, envelope=False)
+            fault = self.faults.take(inner.path, in_batch=True).fault
+            if fault is not None:
+                return _fault_response(inner.path, fault)
             if not inner.path.startswith(API_ROOT):
                 return not_found_segment(inner.path).response()
             return self.dataverse.handle(inner)
