@@ -53,14 +53,6 @@ _CODES: tuple[tuple[str, Severity, int], ...] = (
 
 CODES: Mapping[str, CodeInfo] = {code: CodeInfo(code, sev, section) for code, sev, section in _CODES}
 
-SECTION_TITLES: Mapping[int, str] = {
-    1: "Has the provider invoice for the period been pulled?",
-    2: "Does the provider invoice have usage summaries?",
-    3: "Did the usage arrive after the billing contract invoiced?",
-    4: "What state is the provider invoice in?",
-    5: "Further checks",
-    6: "The tool itself",
-}
 
 TENANT = Subject(type="tenant", id="tenant", name="Work 365 environment")
 

@@ -9,7 +9,7 @@ file, only what differs) and maps option-set labels to the meanings the checks n
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -506,8 +506,3 @@ def load_schema_map(path: Path | None) -> SchemaMap:
     if not isinstance(raw, dict):
         raise InputError(f"schema map file {path} must hold a JSON object")
     return build_schema_map(raw, str(path))
-
-
-def columns_of(table: str, names: Iterable[str]) -> tuple[ColumnDef, ...]:
-    definition = TABLES[table]
-    return tuple(definition.column(n) for n in names)
