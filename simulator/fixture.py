@@ -208,9 +208,13 @@ class _Loader:
     def value(self, table: TableDef, column: ColumnDef, value: object, path: str) -> object:
         kind = column.type
         if kind in ("Uniqueidentifier", "Lookup"):
-            if not is_guid(value):
-                raise self.fail(f"{path}: {value!r} is not a GUID (ids and lookups are GUID strings)")
-            return str(value).lower()
+            if is_guid(value):
+                return str(value).lower()
+            if isinstance(value, str) and value.strip():
+                # Dataverse ids are GUIDs; a readable fixture id ("ms-provider") stands for the same
+                # GUID wherever it is written, as a key or as a lookup.
+                return str(uuid.uuid5(_ID_NAMESPACE, f"id:{value.strip()}"))
+            raise self.fail(f"{path}: {value!r} is not an id (a GUID or a non-empty string)")
         if kind in ("String", "Memo"):
             if not isinstance(value, str):
                 raise self.fail(f"{path}: expected a string, got {value!r}")

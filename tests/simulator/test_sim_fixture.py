@@ -14,6 +14,7 @@ from sim_support import INVOICE_ERROR, NOTE, PROVIDER, tenant_dict
 
 from diagnostics.errors import InputError
 from simulator import FixtureError, Simulator, load_fixture
+from simulator.values import is_guid
 
 
 def _rows(fx: dict[str, Any], table: str) -> list[dict[str, Any]]:
@@ -164,7 +165,7 @@ BAD_FIXTURES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         _set(f"{_INVOICE_0}/createdon", "8 Nov"),
         "dataverse.rows.work365_providerinvoice[0].createdon: '8 Nov' is not an ISO 8601 datetime",
     ),
-    ("lookup not a guid", _set(f"{_INVOICE_0}/work365_providerinvoice_provider", "ms"), "'ms' is not a GUID"),
+    ("lookup not an id", _set(f"{_INVOICE_0}/work365_providerinvoice_provider", 7), "7 is not an id"),
     ("money as text", _set(f"{_INVOICE_0}/work365_providerinvoice_totalamount", "12"), "expected a number"),
     (
         "integer as float",
@@ -289,3 +290,24 @@ def test_simulator_accepts_a_path_or_a_dict(tmp_path: Path) -> None:
     path.write_text(json.dumps(tenant_dict()), encoding="utf-8")
     assert Simulator(path).tenant.tables["annotation"].rows[NOTE].values["filename"] == "errors.csv"
     assert Simulator(tenant_dict()).now == datetime(2026, 11, 12, 9, tzinfo=UTC)
+
+
+def test_readable_ids_stand_for_the_same_guid_as_key_and_as_lookup() -> None:
+    fixture = load_fixture(
+        {
+            "fixture_version": 1,
+            "now": "2026-11-12T09:00:00Z",
+            "dataverse": {
+                "rows": {
+                    "work365_provider": [{"work365_providerid": "ms", "work365_name": "Microsoft"}],
+                    "work365_providerinvoice": [
+                        {"work365_providerinvoiceid": "pi-1", "work365_providerinvoice_provider": "ms"}
+                    ],
+                }
+            },
+        }
+    )
+    (provider,) = fixture.rows["work365_provider"]
+    (invoice,) = fixture.rows["work365_providerinvoice"]
+    assert invoice["work365_providerinvoice_provider"] == provider["work365_providerid"]
+    assert is_guid(provider["work365_providerid"])
