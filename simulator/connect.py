@@ -3,6 +3,8 @@ against its token endpoint, TLS trust of its certificate, Partner Center when th
 
 from __future__ import annotations
 
+from typing import Any
+
 from azure.identity import ClientSecretCredential
 
 from diagnostics.adapters.http import RetryPolicy
@@ -12,6 +14,22 @@ from diagnostics.settings import Thresholds
 from simulator.server import Simulator
 
 
+def sim_credential(sim: Simulator, secret: str | None = None, **options: Any) -> ClientSecretCredential:
+    """The real azure-identity credential, signing in at the simulator's token endpoint.
+
+    Pass `connection_verify=sim.ca_file` to trust the simulator's certificate; a wrong `secret`
+    tests sign-in errors.
+    """
+    return ClientSecretCredential(
+        sim.tenant_id,
+        sim.client_id,
+        secret or sim.client_secret,
+        authority=sim.authority,
+        disable_instance_discovery=True,
+        **options,
+    )
+
+
 def connection(
     sim: Simulator,
     *,
@@ -19,22 +37,15 @@ def connection(
     thresholds: Thresholds | None = None,
     retry: RetryPolicy | None = None,
 ) -> Connection:
-    credential = ClientSecretCredential(
-        sim.tenant_id,
-        sim.client_id,
-        sim.client_secret,
-        authority=sim.authority,
-        disable_instance_discovery=True,
-        connection_verify=str(sim.ca_file),
-    )
+    token_credential = sim_credential(sim, connection_verify=str(sim.ca_file))
     partner_center = (
-        PartnerCenterAccess(sim.partner_center_url, credential)
+        PartnerCenterAccess(sim.partner_center_url, token_credential)
         if sim.fixture.partner_center.enabled
         else None
     )
     return Connection(
         sim.dataverse_url,
-        credential,
+        token_credential,
         partner_center,
         schema_map or SchemaMap(),
         thresholds or Thresholds(),

@@ -11,8 +11,7 @@ import ssl
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -20,6 +19,7 @@ from azure.core.credentials import TokenCredential
 
 from diagnostics.adapters.http import (
     BearerTokenAuth,
+    ClosingClient,
     RequestHook,
     RetryPolicy,
     Service,
@@ -109,7 +109,7 @@ def _prefer(page_size: int | None, annotations: bool) -> dict[str, str]:
     return {"Prefer": ",".join(preferences)} if preferences else {}
 
 
-class DataverseClient:
+class DataverseClient(ClosingClient):
     """Async client for one Dataverse environment (`base_url` such as https://contoso.crm.dynamics.com)."""
 
     def __init__(
@@ -139,20 +139,6 @@ class DataverseClient:
             timeout=timeout,
             transport=transport,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # --- reads ---------------------------------------------------------------------------------
 

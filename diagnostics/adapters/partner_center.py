@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import ssl
 import uuid
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 from azure.core.credentials import TokenCredential
 
-from diagnostics.adapters.http import BearerTokenAuth, RequestHook, RetryPolicy, Service, read_json, send
+from diagnostics.adapters.http import (
+    BearerTokenAuth,
+    ClosingClient,
+    RequestHook,
+    RetryPolicy,
+    Service,
+    read_json,
+    send,
+)
 from diagnostics.errors import ServiceError
 
 DEFAULT_BASE_URL = "https://api.partnercenter.microsoft.com"
@@ -42,7 +49,7 @@ def _hint(status: int, method: str) -> str:
 PARTNER_CENTER = Service("Partner Center", _hint)
 
 
-class PartnerCenterClient:
+class PartnerCenterClient(ClosingClient):
     """Async client for Partner Center's v1 REST API with an app-only token.
 
     `base_url` is normally `DEFAULT_BASE_URL`; tests and the demo point it at the simulator.
@@ -74,20 +81,6 @@ class PartnerCenterClient:
             timeout=timeout,
             transport=transport,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def list_invoices(self) -> list[dict[str, Any]]:
         """Every invoice of the partner, following `links.next` until there is none."""

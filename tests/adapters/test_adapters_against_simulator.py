@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.identity import ClientSecretCredential
 
 from diagnostics.adapters.dataverse import DataverseClient, Query
 from diagnostics.adapters.http import RequestCounter, RetryPolicy
 from diagnostics.adapters.partner_center import DEFAULT_SCOPE, PartnerCenterClient
 from diagnostics.errors import AuthError, NotFoundError, ServiceUnreachable
 from simulator import Simulator, load_fixture
+from simulator.connect import sim_credential
 
 ACCOUNTS = [{"accountid": f"00000000-0000-4000-8000-{n:012d}", "name": f"Customer {n:02d}"} for n in range(7)]
 INVOICES: list[dict[str, Any]] = [
@@ -52,19 +52,8 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
-def _credential(sim: Simulator, secret: str | None = None, **kwargs: Any) -> ClientSecretCredential:
-    return ClientSecretCredential(
-        sim.tenant_id,
-        sim.client_id,
-        secret or sim.client_secret,
-        authority=sim.authority,
-        disable_instance_discovery=True,
-        **kwargs,
-    )
-
-
 def _dataverse(sim: Simulator, retry: RetryPolicy, **kwargs: Any) -> DataverseClient:
-    credential = _credential(sim, connection_verify=sim.ca_file)
+    credential = sim_credential(sim, connection_verify=sim.ca_file)
     return DataverseClient(sim.base_url, credential, verify=sim.ssl_context(), retry=retry, **kwargs)
 
 
@@ -163,7 +152,7 @@ async def test_create_and_upsert_a_note(sim: Simulator, retry: RetryPolicy) -> N
 async def test_a_wrong_secret_is_an_auth_error_naming_the_aadsts_code(
     sim: Simulator, retry: RetryPolicy
 ) -> None:
-    credential = _credential(sim, secret="not-the-secret", connection_verify=sim.ca_file)
+    credential = sim_credential(sim, secret="not-the-secret", connection_verify=sim.ca_file)
 
     async with DataverseClient(sim.base_url, credential, verify=sim.ssl_context(), retry=retry) as dv:
         with pytest.raises(AuthError) as caught:
@@ -179,7 +168,7 @@ async def test_without_trusting_the_simulator_ca_sign_in_fails_as_unreachable(
 ) -> None:
     # No connection_verify: the self-signed certificate is refused. retry_total=0 skips azure-core's
     # own retries of the failed connection, which would only make the test slow.
-    credential = _credential(sim, retry_total=0)
+    credential = sim_credential(sim, retry_total=0)
 
     async with DataverseClient(sim.base_url, credential, verify=sim.ssl_context(), retry=retry) as dv:
         with pytest.raises(ServiceUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
@@ -187,7 +176,7 @@ async def test_without_trusting_the_simulator_ca_sign_in_fails_as_unreachable(
 
 
 async def test_list_invoices_pages_partner_center(sim: Simulator, retry: RetryPolicy) -> None:
-    credential = _credential(sim, connection_verify=sim.ca_file)
+    credential = sim_credential(sim, connection_verify=sim.ca_file)
 
     async with PartnerCenterClient(
         sim.partner_center_url, credential, verify=sim.ssl_context(), retry=retry, page_size=2
@@ -201,7 +190,7 @@ async def test_list_invoices_pages_partner_center(sim: Simulator, retry: RetryPo
 
 async def test_partner_center_unreachable(retry: RetryPolicy) -> None:
     with Simulator(load_fixture(_fixture(unreachable=True))) as sim:
-        credential = _credential(sim, connection_verify=sim.ca_file)
+        credential = sim_credential(sim, connection_verify=sim.ca_file)
         async with PartnerCenterClient(
             sim.partner_center_url, credential, verify=sim.ssl_context(), retry=retry
         ) as pc:

@@ -5,28 +5,17 @@ from __future__ import annotations
 import httpx
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-from azure.identity import ClientSecretCredential
 from sim_support import API, client_for, tenant_dict
 
 from simulator import Simulator
+from simulator.connect import sim_credential
 
 PC_SCOPE = "https://api.partnercenter.microsoft.com/.default"
 
 
-def _credential(sim: Simulator, secret: str | None = None, **kwargs: object) -> ClientSecretCredential:
-    return ClientSecretCredential(
-        sim.tenant_id,
-        sim.client_id,
-        secret or sim.client_secret,
-        authority=sim.authority,
-        disable_instance_discovery=True,
-        **kwargs,
-    )
-
-
 def test_azure_identity_gets_tokens_the_services_accept(sim: Simulator) -> None:
     sim.reset_counts()
-    credential = _credential(sim, connection_verify=sim.ca_file)
+    credential = sim_credential(sim, connection_verify=sim.ca_file)
     dataverse_scope = f"{sim.dataverse_url}/.default"
     token = credential.get_token(dataverse_scope)
     again = credential.get_token(dataverse_scope)
@@ -52,12 +41,12 @@ def test_azure_identity_trusts_the_simulator_through_requests_ca_bundle(
 ) -> None:
     assert sim.ca_file is not None
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", sim.ca_file)
-    assert _credential(sim).get_token(PC_SCOPE).token.startswith("sim-")
+    assert sim_credential(sim).get_token(PC_SCOPE).token.startswith("sim-")
 
 
 def test_a_wrong_secret_fails_authentication(sim: Simulator) -> None:
     with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
-        _credential(sim, secret="wrong", connection_verify=sim.ca_file).get_token(PC_SCOPE)
+        sim_credential(sim, secret="wrong", connection_verify=sim.ca_file).get_token(PC_SCOPE)
 
 
 def test_token_endpoint_errors_are_entra_shaped(sim: Simulator) -> None:
