@@ -9,6 +9,7 @@ from diagnostics.checks.context import Context
 from diagnostics.engine import build_report, needs_attention
 from diagnostics.model import (
     Finding,
+    PartnerCenterInvoice,
     PartnerCenterView,
     PIStatus,
     Provider,
@@ -131,3 +132,36 @@ def test_statistics_count_findings_by_severity_and_findings_are_worst_first() ->
     severities = [f.severity for f in report.findings]
     assert severities == sorted(severities, key=["critical", "error", "warning", "info"].index)
     assert sum(report.statistics.by_severity.values()) == report.statistics.findings == len(report.findings)
+
+
+def pc_invoice(id_: str, invoice_type: str, start: datetime, published: datetime) -> PartnerCenterInvoice:
+    return PartnerCenterInvoice(
+        id=id_,
+        invoice_date=published,
+        period_start=start,
+        period_end=None,
+        total_charges=None,
+        currency_code="USD",
+        invoice_type=invoice_type,
+        document_type="Invoice",
+    )
+
+
+def test_a_legacy_recurring_invoice_is_not_the_usage_invoice_microsoft_owes() -> None:
+    september = pc_invoice(
+        "G0009", "OneTime", datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 8, tzinfo=UTC)
+    )
+    legacy_october = pc_invoice(
+        "D0010", "Recurring", datetime(2026, 10, 3, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)
+    )
+    view = PartnerCenterView(state="ok", invoices=(september, legacy_october))
+    report = build_report(snapshot(partner_center=view), Thresholds())
+    assert codes(report.findings) == {"PI_MISSING_MICROSOFT_DELAY"}
+
+    october = pc_invoice(
+        "G0010", "OneTime", datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC)
+    )
+    view = PartnerCenterView(state="ok", invoices=(september, legacy_october, october))
+    (missing,) = build_report(snapshot(partner_center=view), Thresholds()).findings
+    assert missing.code == "PI_MISSING_NOT_SYNCED"
+    assert missing.evidence["partner_center_invoice"] == "G0010"

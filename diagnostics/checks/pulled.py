@@ -32,16 +32,32 @@ _CHECK_BY_HAND = (
 )
 
 
+def _is_one_time(inv: PartnerCenterInvoice) -> bool:
+    return (inv.invoice_type or "").casefold() == "onetime"
+
+
 def _partner_center_invoice(ctx: Context, period: str) -> PartnerCenterInvoice | None:
-    """Partner Center's invoice that bills `period` (the Azure-plan/new-commerce invoice if several)."""
-    matches = [
+    """Partner Center's invoice that bills `period`'s usage.
+
+    Azure plan usage is billed on the one-time (new-commerce, "G…") invoice. A partner that has
+    one-time invoices at all is waiting for that one: a legacy recurring invoice covering the same
+    dates does not carry the usage. Only partners with no one-time invoices are matched on any.
+    """
+    invoices = [
         inv
         for inv in ctx.snap.partner_center.invoices
-        if inv.period_start is not None
-        and period_of(inv.period_start.date()) == period
-        and (inv.document_type or "Invoice").casefold() == "invoice"
+        if (inv.document_type or "Invoice").casefold() == "invoice"
     ]
-    matches.sort(key=lambda inv: ((inv.invoice_type or "").casefold() != "onetime", inv.id))
+    matches = sorted(
+        (
+            inv
+            for inv in invoices
+            if inv.period_start is not None and period_of(inv.period_start.date()) == period
+        ),
+        key=lambda inv: (not _is_one_time(inv), inv.id),
+    )
+    if any(_is_one_time(inv) for inv in invoices):
+        matches = [inv for inv in matches if _is_one_time(inv)]
     return matches[0] if matches else None
 
 
