@@ -118,14 +118,15 @@ def run_checks(ctx: Context, checks: Sequence[Check] = CHECKS) -> tuple[list[Fin
     return findings, passed
 
 
-def _related_to_focus(ctx: Context, item: Finding) -> bool:
-    """For `diagnose`: the invoice itself, what its usage touches, and the tool's own findings."""
+def _focus_subjects(ctx: Context) -> set[str] | None:
+    """For `diagnose`: the invoice and the subscriptions and contracts its usage touches; None
+    when the whole tenant is diagnosed."""
     focus = ctx.snap.focus_invoice_id
-    if focus is None or item.subject.type == "tenant" or item.subject.id == focus:
-        return True
-    subs = {u.subscription_id for u in ctx.usage_by_invoice.get(focus, [])}
+    if focus is None:
+        return None
+    subs = {u.subscription_id for u in ctx.usage_by_invoice.get(focus, []) if u.subscription_id}
     contracts = {ctx.subscriptions[s].contract_id for s in subs if s in ctx.subscriptions}
-    return item.subject.id in subs or item.subject.id in contracts
+    return {focus, *subs, *(c for c in contracts if c)}
 
 
 def sort_key(item: Finding) -> tuple[int, bool, str, str, str]:
@@ -142,7 +143,13 @@ def build_report(
 ) -> Report:
     ctx = Context(snapshot, thresholds)
     found, passed = run_checks(ctx, checks)
-    findings = [f for f in inhibit([*extra, *found]) if _related_to_focus(ctx, f)]
+    related = _focus_subjects(ctx)
+    findings = [
+        f
+        for f in inhibit([*extra, *found])
+        # The tool's own findings always stay: a check that could not run is never hidden.
+        if related is None or f.subject.type == "tenant" or f.subject.id in related
+    ]
     findings.sort(key=sort_key)
     by_severity = dict.fromkeys(SEVERITY_RANK, 0)
     for item in findings:
