@@ -8,13 +8,13 @@ file, only what differs) and maps option-set labels to the meanings the checks n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from diagnostics.errors import InputError
+from diagnostics.jsonfile import read_json_object
 
 AttributeType = Literal[
     "Uniqueidentifier",
@@ -493,16 +493,5 @@ def load_schema_map(path: Path | None) -> SchemaMap:
     """The defaults, or the defaults with the user's override file applied."""
     if path is None:
         return SchemaMap()
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"schema map file {path} does not exist; check the path or leave it unset") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"schema map file {path} cannot be read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"schema map file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-        ) from None
-    if not isinstance(raw, dict):
-        raise InputError(f"schema map file {path} must hold a JSON object")
+    raw = read_json_object(path, f"schema map file {path}")
     return build_schema_map(raw, str(path))

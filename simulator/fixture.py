@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics.errors import InputError
+from diagnostics.jsonfile import read_json_object
 from diagnostics.schema import TABLES, ColumnDef, TableDef
 from simulator.values import format_datetime, is_guid, parse_date, parse_datetime
 
@@ -67,18 +67,7 @@ def load_fixture(source: str | Path | Mapping[str, Any]) -> Fixture:
         return _Loader("fixture").load(source, "<dict>")
     path = Path(source)
     where = f"fixture {path}"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FixtureError(f"{where} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FixtureError(f"{where} cannot be read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise FixtureError(
-            f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-        ) from None
-    if not isinstance(raw, dict):
-        raise FixtureError(f"{where}: the file must hold a JSON object")
+    raw = read_json_object(path, where, FixtureError)
     return _Loader(where).load(raw, str(path))
 
 
