@@ -1,0 +1,155 @@
+"""The units of work of the monitor and the versioned messages that carry them on Service Bus.
+
+A *unit* is what one check handler loads and checks: one provider invoice, one expected provider
+invoice (provider + period) that may be missing, one billing contract, or the tenant-wide checks of
+the open periods. The message id is the stable key of unit + day, so that the broker's duplicate
+detection drops a repeat publish of the same check on the same day (monitor.md).
+
+This module is a seam agreed between the planner, the handlers, the loader and the replay: add
+fields with defaults, never rename or remove one without raising `version`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+QUEUE_INVOICE_CHECKS = "invoice-checks"
+QUEUE_REFERENCE_RESOLUTION = "reference-resolution"
+# The app setting (connection prefix) the Service Bus triggers and the publisher use. In Azure it is
+# identity-based (`DIAG_SERVICEBUS__fullyQualifiedNamespace`); locally a connection string.
+SERVICEBUS_CONNECTION = "DIAG_SERVICEBUS"
+MESSAGE_VERSION = 1
+_MAX_BODY = 64 * 1024  # a check message is a few hundred bytes; anything larger is not ours
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InvoiceUnit(_Frozen):
+    kind: Literal["provider_invoice"] = "provider_invoice"
+    invoice_id: str  # canonical GUID of work365_providerinvoice
+
+
+class ExpectedInvoiceUnit(_Frozen):
+    kind: Literal["expected_invoice"] = "expected_invoice"
+    provider_id: str  # canonical GUID of work365_provider
+    period: str  # YYYY-MM
+
+
+class ContractUnit(_Frozen):
+    kind: Literal["billing_contract"] = "billing_contract"
+    contract_id: str  # canonical GUID of work365_billingcontract
+    period: str
+
+
+class TenantPeriodUnit(_Frozen):
+    """The tenant-wide checks (markup, contracts, schedules) of `period` and the open periods
+    before it, as one unit, so that a problem found there is also seen to resolve."""
+
+    kind: Literal["tenant_period"] = "tenant_period"
+    period: str
+
+
+Unit = Annotated[
+    InvoiceUnit | ExpectedInvoiceUnit | ContractUnit | TenantPeriodUnit, Field(discriminator="kind")
+]
+
+
+def unit_key(unit: Unit) -> str:
+    """Stable, short, readable: used in message ids, state keys and logs."""
+    if isinstance(unit, InvoiceUnit):
+        return f"pi:{unit.invoice_id}"
+    if isinstance(unit, ExpectedInvoiceUnit):
+        return f"expected:{unit.provider_id}:{unit.period}"
+    if isinstance(unit, ContractUnit):
+        return f"contract:{unit.contract_id}:{unit.period}"
+    return f"tenant:{unit.period}"
+
+
+CheckReason = Literal["planned", "recheck", "event", "on_demand"]
+
+
+class CheckRequest(_Frozen):
+    """One unit to check on one day (queue `invoice-checks`)."""
+
+    version: Literal[1] = 1
+    unit: Unit
+    day: date  # the UTC day the check is for; part of the message id
+    reason: CheckReason = "planned"
+
+    @property
+    def message_id(self) -> str:
+        return f"check:{unit_key(self.unit)}:{self.day.isoformat()}"
+
+
+class Reference(_Frozen):
+    type: Literal["customer", "subscription", "currency", "product", "unknown"]
+    id: str
+    name: str | None = None
+
+
+class ReferenceRequest(_Frozen):
+    """The unresolved references of one provider invoice (queue `reference-resolution`)."""
+
+    version: Literal[1] = 1
+    invoice_id: str
+    period: str
+    day: date
+    references: tuple[Reference, ...]
+
+    @property
+    def message_id(self) -> str:
+        return f"refs:{self.invoice_id}:{self.day.isoformat()}"
+
+
+class MessageError(ValueError):
+    """A message body that is not one of ours: permanent, dead-lettered at once."""
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(description)
+        self.reason = reason  # short and stable: DeadLetterReason
+        self.description = description  # one readable line: DeadLetterErrorDescription
+
+
+def encode(message: CheckRequest | ReferenceRequest) -> bytes:
+    return message.model_dump_json().encode("utf-8")
+
+
+M = TypeVar("M", CheckRequest, ReferenceRequest)
+
+
+def _decode(body: bytes, model: type[M]) -> M:
+    if len(body) > _MAX_BODY:
+        raise MessageError(
+            "MessageTooLarge", f"the message body has {len(body)} bytes; ours have under 64 KB"
+        )
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError):
+        raise MessageError("MalformedMessage", "the message body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise MessageError("MalformedMessage", "the message body is not a JSON object")
+    version = raw.get("version")
+    if version != MESSAGE_VERSION:
+        raise MessageError(
+            "UnsupportedVersion", f"message version {str(version)[:20]!r} is not supported (this app reads 1)"
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise MessageError("MalformedMessage", f"{model.__name__}.{where}: {first['msg']}") from None
+
+
+def decode_check(body: bytes) -> CheckRequest:
+    return _decode(body, CheckRequest)
+
+
+def decode_reference(body: bytes) -> ReferenceRequest:
+    return _decode(body, ReferenceRequest)
