@@ -69,6 +69,24 @@ class Settings(BaseSettings):
     schedule: str = "0 0 7 * * *"  # NCRONTAB for the timer trigger (six fields)
     schema_map_file: Path | None = None
 
+    # --- the monitor (Function app) ---
+    # Service Bus: a connection string locally (DIAG_SERVICEBUS), the namespace with the app's
+    # identity in Azure (DIAG_SERVICEBUS__fullyQualifiedNamespace, optional __clientId of a
+    # user-assigned identity). The triggers read the same settings through the host.
+    servicebus: SecretStr | None = None
+    servicebus_namespace: str | None = None
+    servicebus_client_id: str | None = None
+    # Concurrent Dataverse requests per worker process; Dataverse refuses more than 52 at once per
+    # user (service protection), and every instance of the app counts against that (README).
+    dataverse_max_concurrency: int = Field(8, ge=1, le=52)
+    # Where the planner's watermark, pending re-checks and notified fingerprints are kept until the
+    # Table Storage adapter lands; empty = a file in the temporary directory.
+    state_file: Path | None = None
+    # How long the verified schema (one metadata read) is reused before it is read again.
+    schema_cache_seconds: int = Field(3600, ge=0, le=24 * 3600)
+    # Longest time one message may take; past it the delivery fails and Service Bus retries it.
+    message_deadline_seconds: int = Field(240, ge=10, le=3600)
+
     default_invoice_day: int = Field(8, ge=1, le=28)
     usage_file_day: int = Field(11, ge=1, le=28)
     pull_window_days: int = Field(15, ge=1, le=60)
@@ -107,15 +125,30 @@ class Settings(BaseSettings):
         return bool(self.partner_center_tenant_id)
 
 
+# Settings whose names follow the Functions host's identity-based connection convention.
+_HOST_NAMES = {
+    "servicebus_namespace": "DIAG_SERVICEBUS__fullyQualifiedNamespace",
+    "servicebus_client_id": "DIAG_SERVICEBUS__clientId",
+}
+
+
 def _env_name(field: str) -> str:
-    return f"{ENV_PREFIX}{field.upper()}"
+    return _HOST_NAMES.get(field) or f"{ENV_PREFIX}{field.upper()}"
+
+
+def _lookup(env: Mapping[str, str], field: str) -> str:
+    """The setting's value; the host's `__` names are matched without regard to case."""
+    name = _env_name(field)
+    if field not in _HOST_NAMES:
+        return env.get(name, "")
+    return next((v for k, v in env.items() if k.casefold() == name.casefold()), "")
 
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     field = str(err["loc"][0]) if err["loc"] else "?"
     got = err.get("input")
-    shown = "" if got is None or "secret" in field else f" (got {str(got)[:60]!r})"
+    shown = "" if got is None or "secret" in field or field == "servicebus" else f" (got {str(got)[:60]!r})"
     message = str(err["msg"]).removeprefix("Value error, ")
     return f"setting {_env_name(field)}: {message}{shown}"
 
@@ -147,7 +180,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     env = os.environ if environ is None else environ
     # An empty setting means "not set" (local.settings.json lists every setting, most left empty).
     values: dict[str, object] = {
-        name: env[_env_name(name)] for name in Settings.model_fields if env.get(_env_name(name), "").strip()
+        name: _lookup(env, name) for name in Settings.model_fields if _lookup(env, name).strip()
     }
     for value in values.values():
         if isinstance(value, str) and value.startswith("@Microsoft.KeyVault("):
@@ -165,4 +198,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError(_first_error(exc)) from None
     _check_partner_center(settings)
     _check_dataverse_credential(settings)
+    if settings.servicebus and settings.servicebus_namespace:
+        raise ConfigError(
+            "setting DIAG_SERVICEBUS: set either the connection string or "
+            "DIAG_SERVICEBUS__fullyQualifiedNamespace, not both"
+        )
     return settings

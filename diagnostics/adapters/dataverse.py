@@ -6,10 +6,12 @@ about Work 365. Retries, tokens and error mapping come from `diagnostics.adapter
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -123,6 +125,7 @@ class DataverseClient(ClosingClient):
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         on_request: RequestHook | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
@@ -131,6 +134,9 @@ class DataverseClient(ClosingClient):
         self._page_size = page_size
         self._retry = retry or RetryPolicy()
         self._on_request = on_request
+        # At most this many requests in flight from this client (retry pauses included): Dataverse
+        # refuses a user's 53rd concurrent request (service protection).
+        self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._client = httpx.AsyncClient(
             base_url=self.root,
             auth=BearerTokenAuth(credential, f"{base}/.default"),
@@ -204,14 +210,15 @@ class DataverseClient(ClosingClient):
         return _prefer(None if q.top is not None else self._page_size, q.annotations)
 
     async def _send(self, request: httpx.Request, *, idempotent: bool = True) -> httpx.Response:
-        return await send(
-            self._client,
-            request,
-            service=DATAVERSE,
-            retry=self._retry,
-            on_request=self._on_request,
-            idempotent=idempotent,
-        )
+        async with self._limit or nullcontext():
+            return await send(
+                self._client,
+                request,
+                service=DATAVERSE,
+                retry=self._retry,
+                on_request=self._on_request,
+                idempotent=idempotent,
+            )
 
     async def _get_json(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
         # If-None-Match: null keeps intermediaries from answering with a cached copy.

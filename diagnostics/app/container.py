@@ -1,0 +1,272 @@
+"""The per-worker container: every client and store the use cases need, built once and shared by
+the Service Bus handlers, the timer and the HTTP triggers of one worker process.
+
+`get_container()` builds it lazily from the settings on first use; `use_container()` installs
+another one (the replay and the tests build theirs from already-built adapters with
+`Container.from_connection`). Nothing here decides anything: it only wires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from diagnostics.adapters.dataverse import DataverseClient
+from diagnostics.adapters.http import RequestCounter, RequestRecord
+from diagnostics.adapters.partner_center import PartnerCenterClient
+from diagnostics.adapters.recording_notifier import RecordingNotifier
+from diagnostics.adapters.servicebus import ServiceBusMessageBus
+from diagnostics.adapters.state_file import FileStateStore
+from diagnostics.errors import ConfigError
+from diagnostics.metadata import fetch_metadata, proposed_overrides, resolve, verify
+from diagnostics.ports import Clock, MessageBus, Notifier, OutgoingMessage, StateStore
+from diagnostics.schema import SchemaMap
+from diagnostics.service import Connection, Verification
+from diagnostics.settings import Settings, Thresholds, load_settings
+
+log = logging.getLogger("diagnostics.app")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- requests per unit of work ---------------------------------------------------------------
+
+_TALLY: ContextVar[RequestCounter | None] = ContextVar("diagnostics_request_tally", default=None)
+
+
+def _count_request(record: RequestRecord) -> None:
+    """The clients' request hook: counts into the tally of the unit of work running now."""
+    tally = _TALLY.get()
+    if tally is not None:
+        tally(record)
+
+
+@contextlib.contextmanager
+def counting_requests() -> Iterator[RequestCounter]:
+    """Counts the requests made inside the block (tasks started inside it included), even while
+    other messages are handled concurrently on the same clients."""
+    counter = RequestCounter()
+    token = _TALLY.set(counter)
+    try:
+        yield counter
+    finally:
+        _TALLY.reset(token)
+
+
+# --- the verified schema, cached --------------------------------------------------------------
+
+
+class SchemaCache:
+    """The schema map verified against the environment's metadata, read again after `ttl` seconds.
+
+    Metadata is the costliest read of a diagnosis (a table listing and a `$batch`); a worker that
+    handles hundreds of messages a day reads it once an hour instead of once a message.
+    """
+
+    def __init__(
+        self,
+        dataverse: DataverseClient,
+        schema_map: SchemaMap,
+        ttl: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.schema_map = schema_map
+        self._dataverse = dataverse
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._value: Verification | None = None
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Verification:
+        async with self._lock:  # one metadata read when many messages arrive on a cold worker
+            if self._value is None or self._monotonic() - self._read_at >= self._ttl:
+                meta = await fetch_metadata(self._dataverse, self.schema_map)
+                problems = tuple(verify(meta, self.schema_map))
+                self._value = Verification(
+                    problems, proposed_overrides(problems, self.schema_map), resolve(meta, self.schema_map)
+                )
+                self._read_at = self._monotonic()
+            return self._value
+
+    def invalidate(self) -> None:
+        self._value = None
+
+
+# --- a bus that is not configured -------------------------------------------------------------
+
+
+class UnconfiguredBus:
+    """Stands in when neither Service Bus setting is given: the HTTP diagnosis still works, and
+    whatever needs the bus fails with a line naming the setting."""
+
+    def _fail(self) -> ConfigError:
+        return ConfigError(
+            "setting DIAG_SERVICEBUS: Service Bus is not configured; set DIAG_SERVICEBUS (a connection "
+            "string) or DIAG_SERVICEBUS__fullyQualifiedNamespace (the app's identity)"
+        )
+
+    async def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
+        raise self._fail()
+
+    async def schedule(self, queue: str, message: OutgoingMessage, at: datetime) -> int:
+        raise self._fail()
+
+    async def cancel(self, queue: str, sequence_numbers: Sequence[int]) -> None:
+        raise self._fail()
+
+
+# --- the container ----------------------------------------------------------------------------
+
+
+@dataclass
+class Container:
+    settings: Settings
+    thresholds: Thresholds
+    clock: Clock
+    dataverse: DataverseClient
+    partner_center: PartnerCenterClient | None
+    bus: MessageBus
+    state: StateStore
+    notifier: Notifier
+    schema: SchemaCache
+    # Closed in this order by `aclose` (clients the container built, the bus it was given).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @classmethod
+    def from_connection(
+        cls,
+        connection: Connection,
+        *,
+        settings: Settings,
+        bus: MessageBus,
+        state: StateStore,
+        notifier: Notifier,
+        clock: Clock = utc_now,
+    ) -> Container:
+        """Builds the Dataverse and Partner Center clients from `connection` (a real environment,
+        or `simulator.connect.connection(sim)`), capped at `settings.dataverse_max_concurrency`
+        concurrent Dataverse requests, and takes the other adapters as they are."""
+
+        def hook(record: RequestRecord) -> None:
+            connection.requests(record)
+            _count_request(record)
+
+        dataverse = DataverseClient(
+            connection.dataverse_url,
+            connection.dataverse_credential,
+            verify=connection.verify,
+            retry=connection.retry,
+            on_request=hook,
+            max_concurrency=settings.dataverse_max_concurrency,
+        )
+        partner_center = None
+        if connection.partner_center is not None:
+            partner_center = PartnerCenterClient(
+                connection.partner_center.url,
+                connection.partner_center.credential,
+                verify=connection.verify,
+                retry=connection.retry,
+                on_request=hook,
+            )
+        closers: list[Callable[[], Awaitable[None]]] = [dataverse.aclose]
+        if partner_center is not None:
+            closers.append(partner_center.aclose)
+        closing = getattr(bus, "aclose", None)
+        if closing is not None:
+            closers.append(closing)
+        return cls(
+            settings=settings,
+            thresholds=connection.thresholds,
+            clock=clock,
+            dataverse=dataverse,
+            partner_center=partner_center,
+            bus=bus,
+            state=state,
+            notifier=notifier,
+            schema=SchemaCache(dataverse, connection.schema_map, settings.schema_cache_seconds),
+            closers=closers,
+        )
+
+    @property
+    def schema_source(self) -> str:
+        return self.schema.schema_map.source
+
+    async def aclose(self) -> None:
+        closers, self.closers = self.closers, []
+        for close in closers:
+            with contextlib.suppress(Exception):  # closing must not hide why we are closing
+                await close()
+
+
+def bus_from_settings(settings: Settings) -> MessageBus:
+    if settings.servicebus is not None:
+        return ServiceBusMessageBus.from_connection_string(settings.servicebus.get_secret_value())
+    if settings.servicebus_namespace:
+        from azure.identity import (  # noqa: PLC0415  (slow import, only in Azure)
+            DefaultAzureCredential,
+            ManagedIdentityCredential,
+        )
+
+        credential = (
+            ManagedIdentityCredential(client_id=settings.servicebus_client_id)
+            if settings.servicebus_client_id
+            else DefaultAzureCredential()
+        )
+        return ServiceBusMessageBus.from_namespace(settings.servicebus_namespace, credential)
+    return UnconfiguredBus()
+
+
+def default_state_file() -> Path:
+    return Path(tempfile.gettempdir()) / "work365-diagnostics-state.json"
+
+
+def build_container(settings: Settings) -> Container:
+    """The container of a worker in Azure or under `func start`, from the settings alone."""
+    from diagnostics.connect import real_connection  # noqa: PLC0415  (imports azure.identity)
+
+    return Container.from_connection(
+        real_connection(settings, None, None),
+        settings=settings,
+        bus=bus_from_settings(settings),
+        state=FileStateStore(settings.state_file or default_state_file()),
+        notifier=RecordingNotifier(),
+    )
+
+
+class _Slot:
+    current: Container | None = None
+
+
+def get_container() -> Container:
+    """This worker's container, built on first use (ConfigError names a bad setting; nothing is
+    kept, so the next call tries again)."""
+    if _Slot.current is None:
+        _Slot.current = build_container(load_settings())
+        atexit.register(_close_at_exit, _Slot.current)
+    return _Slot.current
+
+
+def use_container(container: Container | None) -> Container | None:
+    """Install `container` (None: build from the settings on next use); returns the one before."""
+    previous, _Slot.current = _Slot.current, container
+    return previous
+
+
+def _close_at_exit(container: Container) -> None:
+    # The Functions worker has no shutdown hook in the v2 model; at exit, close what can be closed
+    # within a few seconds (AMQP links, HTTP connections) and never hang the exit.
+    with contextlib.suppress(Exception):
+        asyncio.run(asyncio.wait_for(container.aclose(), 5))
