@@ -1,4 +1,5 @@
-"""`python -m simulator serve FIXTURE [--port N] [--latency-ms N] [--jitter-ms N] [--fault SPEC]... [--http]`
+"""`python -m simulator serve FIXTURE [--port N] [--latency-ms N] [--jitter-ms N] [--fault SPEC]...
+[--fault-rate P [--seed S]] [--http]`
 
 Serves a fixture until Ctrl-C. A bad fixture, fault spec or busy port ends it with status 2 and one
 line on stderr.
@@ -53,6 +54,16 @@ def _fault(spec: str) -> Fault:
         raise argparse.ArgumentTypeError(f"bad --fault {spec!r}: {exc}") from None
 
 
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"bad --fault-rate {text!r}: give a share between 0 and 1, e.g. 0.2")
+    return rate
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--latency-ms", type=float, default=0.0, help="delay every request by N ms")
     serve.add_argument("--jitter-ms", type=float, default=0.0, help="plus a random 0..N ms")
     serve.add_argument("--fault", type=_fault, action="append", default=[], help=FAULT_HELP)
+    serve.add_argument(
+        "--fault-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="fail this share (0..1) of Dataverse, Partner Center and Teams requests: 429 with a short "
+        "Retry-After, 503, a dropped connection or a slow answer",
+    )
+    serve.add_argument("--seed", type=int, default=None, help="seed of --fault-rate (repeatable runs)")
     serve.add_argument(
         "--http", action="store_true", help="plain http instead of https (azure-identity needs https)"
     )
@@ -87,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         simulator.inject(latency=args.latency_ms / 1000, jitter=args.jitter_ms / 1000)
     for fault in args.fault:
         simulator.faults.add(fault)
+    if args.fault_rate:
+        simulator.set_fault_rate(args.fault_rate, args.seed)
     sim = simulator
     print(f"Work 365 simulator serving {args.fixture} (now {fixture.now.isoformat()})")
     print(f"  Dataverse        {sim.dataverse_url}/api/data/v9.2/")
@@ -94,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  Entra authority  {sim.authority}  tenant {sim.tenant_id}")
     print(f"  client id        {sim.client_id}  secret {sim.client_secret}")
     print(f"  Teams webhook    {sim.teams_webhook_url}")
+    if args.fault_rate:
+        print(f"  Fault rate       {args.fault_rate:.0%} of requests (seed {args.seed})")
     if sim.ca_file:
         print(f"  CA certificate   {sim.ca_file}")
     print("Press Ctrl-C to stop.", flush=True)

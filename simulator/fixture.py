@@ -23,10 +23,20 @@ from diagnostics.jsonfile import read_json_object
 from diagnostics.schema import TABLES, ColumnDef, TableDef
 from simulator.values import format_datetime, is_guid, parse_date, parse_datetime
 
-_TOP_KEYS = ("fixture_version", "description", "now", "dataverse", "partner_center", "$comment")
+_TOP_KEYS = (
+    "fixture_version",
+    "description",
+    "now",
+    "dataverse",
+    "partner_center",
+    "timeline",
+    "$comment",
+)
 _DATAVERSE_KEYS = ("rows", "renames", "status_labels", "$comment")
 _PARTNER_CENTER_KEYS = ("enabled", "unreachable", "invoices", "$comment")
 _RENAME_KEYS = ("tables", "columns")
+_ENTRY_KEYS = ("at", "description", "upsert", "delete", "partner_center", "$comment")
+_ENTRY_PARTNER_CENTER_KEYS = ("invoices", "$comment")
 _PC_DATE_FIELDS = ("invoiceDate", "billingPeriodStartDate", "billingPeriodEndDate")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Generated primary keys must be the same on every load, so tests can refer to them.
@@ -48,6 +58,20 @@ class PartnerCenterFixture:
 
 
 @dataclass(frozen=True)
+class TimelineEntry:
+    """One change to the tenant after `now` (contracts/tenant-fixture.md, "The timeline")."""
+
+    at: datetime  # aware, UTC
+    index: int  # position in the fixture's list, for messages and a stable order
+    description: str = ""
+    # default table name -> rows with only the given columns (converted as in `rows`) and the
+    # primary key; what is not given keeps its value (an update) or its default (an added row)
+    upsert: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    delete: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # default table -> ids
+    invoices: tuple[dict[str, Any], ...] = ()  # Partner Center invoices added or replaced by id
+
+
+@dataclass(frozen=True)
 class Fixture:
     now: datetime  # aware, UTC
     description: str = ""
@@ -59,6 +83,7 @@ class Fixture:
     status_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> {default: new}
     partner_center: PartnerCenterFixture = field(default_factory=PartnerCenterFixture)
     source: str = "<dict>"
+    timeline: tuple[TimelineEntry, ...] = ()  # in `at` order (fixture order among equal times)
 
 
 def load_fixture(source: str | Path | Mapping[str, Any]) -> Fixture:
@@ -115,32 +140,34 @@ class _Loader:
             raise self.fail("description must be a string")
         dataverse = self.keys(top.get("dataverse", {}), _DATAVERSE_KEYS, "dataverse")
         table_renames, column_renames = self.renames(dataverse.get("renames", {}))
+        rows = self.rows(dataverse.get("rows", {}), now)
         return Fixture(
             now=now,
             description=description,
-            rows=self.rows(dataverse.get("rows", {}), now),
+            rows=rows,
             table_renames=table_renames,
             column_renames=column_renames,
             status_labels=self.status_labels(dataverse.get("status_labels", {})),
             partner_center=self.partner_center(top.get("partner_center")),
             source=source,
+            timeline=_Timeline(self, now, rows).load(top.get("timeline", [])),
         )
 
-    def now(self, value: object) -> datetime:
+    def now(self, value: object, name: str = "'now'") -> datetime:
         if value is None:
             raise self.fail(
-                "'now' is missing; give the fixture's clock as ISO 8601, e.g. 2026-11-12T09:00:00Z"
+                f"{name} is missing; give the fixture's clock as ISO 8601, e.g. 2026-11-12T09:00:00Z"
             )
         if not isinstance(value, str):
-            raise self.fail(f"'now' must be an ISO 8601 string, not {value!r}")
+            raise self.fail(f"{name} must be an ISO 8601 string, not {value!r}")
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise self.fail(
-                f"'now' {value!r} is not an ISO 8601 datetime (e.g. 2026-11-12T09:00:00Z)"
+                f"{name} {value!r} is not an ISO 8601 datetime (e.g. 2026-11-12T09:00:00Z)"
             ) from None
         if parsed.tzinfo is None or "T" not in value:
-            raise self.fail(f"'now' {value!r} needs a time and a zone ('Z' or an offset such as +01:00)")
+            raise self.fail(f"{name} {value!r} needs a time and a zone ('Z' or an offset such as +01:00)")
         return parse_datetime(value)
 
     # --- dataverse.rows ---------------------------------------------------------------------------
@@ -361,11 +388,14 @@ class _Loader:
         for key, flag in (("enabled", enabled), ("unreachable", unreachable)):
             if not isinstance(flag, bool):
                 raise self.fail(f"partner_center.{key} must be true or false")
-        invoices = section.get("invoices", [])
+        invoices = self.invoices(section.get("invoices", []), "partner_center.invoices")
+        return PartnerCenterFixture(enabled, unreachable, invoices)
+
+    def invoices(self, invoices: object, where: str) -> tuple[dict[str, Any], ...]:
         if not isinstance(invoices, list):
-            raise self.fail("partner_center.invoices must be a list of invoice objects")
+            raise self.fail(f"{where} must be a list of invoice objects")
         for i, invoice in enumerate(invoices):
-            path = f"partner_center.invoices[{i}]"
+            path = f"{where}[{i}]"
             if not isinstance(invoice, dict):
                 raise self.fail(f"{path} must be an object")
             if not isinstance(invoice.get("id"), str) or not invoice["id"]:
@@ -378,4 +408,174 @@ class _Loader:
                         raise self.fail(
                             f"{path}.{name}: {invoice[name]!r} is not an ISO 8601 datetime"
                         ) from None
-        return PartnerCenterFixture(enabled, unreachable, tuple(dict(inv) for inv in invoices))
+        return tuple(dict(inv) for inv in invoices)
+
+
+def complete_added_row(table: TableDef, row: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """A timeline row that adds a record: the defaults `rows` would give it, with `at` as its
+    creation time (the loader has already filled the primary key and `modifiedon`)."""
+    complete = dict(row)
+    if table.status and complete.get("statuscode") is None:
+        complete["statuscode"], complete["statecode"] = table.status[0]
+    if complete.get("createdon") is None:
+        complete["createdon"] = format_datetime(at)
+    if complete.get("modifiedon") is None:
+        complete["modifiedon"] = complete["createdon"]
+    if table.logical == "annotation":
+        complete.setdefault("isdocument", complete.get("documentbody") is not None)
+    return complete
+
+
+class _Timeline:
+    """Reads `timeline` and checks it in `at` order against the ids that exist at each step, so an
+    entry that deletes a row no one created fails at load time, not halfway through a replay."""
+
+    def __init__(self, loader: _Loader, now: datetime, rows: Mapping[str, tuple[dict[str, Any], ...]]):
+        self.loader = loader
+        self.now = now
+        self.ids = {
+            name: {row[TABLES[name].primary_key] for row in table_rows} for name, table_rows in rows.items()
+        }
+        self.note_targets = {
+            note["annotationid"]: note.get("objectid") for note in rows.get("annotation", ())
+        }
+        self.written: dict[tuple[int, str, str], str] = {}  # (entry, table, canonical id) -> id as written
+
+    def load(self, value: object) -> tuple[TimelineEntry, ...]:
+        if not isinstance(value, list):
+            raise self.loader.fail(
+                'timeline must be a list of entries like {"at": ISO, "upsert"|"delete"|"partner_center": ...}'
+            )
+        entries = sorted((self.entry(i, raw) for i, raw in enumerate(value)), key=lambda e: (e.at, e.index))
+        for entry in entries:
+            self.follow(entry)
+        return tuple(entries)
+
+    def entry(self, index: int, raw: object) -> TimelineEntry:
+        path = f"timeline[{index}]"
+        entry = self.loader.keys(raw, _ENTRY_KEYS, path)
+        at = self.loader.now(entry.get("at"), f"{path}.at")
+        if at < self.now:
+            raise self.loader.fail(
+                f"{path}.at {entry['at']!r} is before the fixture's now ({format_datetime(self.now)}); "
+                "the timeline holds what happens after now"
+            )
+        description = entry.get("description", "")
+        if not isinstance(description, str):
+            raise self.loader.fail(f"{path}.description must be a string")
+        if not any(key in entry for key in ("upsert", "delete", "partner_center")):
+            raise self.loader.fail(f"{path} changes nothing; give upsert, delete or partner_center")
+        invoices: tuple[dict[str, Any], ...] = ()
+        if "partner_center" in entry:
+            where = f"{path}.partner_center"
+            section = self.loader.keys(entry["partner_center"], _ENTRY_PARTNER_CENTER_KEYS, where)
+            invoices = self.loader.invoices(section.get("invoices", []), f"{where}.invoices")
+        return TimelineEntry(
+            at,
+            index,
+            description,
+            self.upserts(entry.get("upsert", {}), path, index, at),
+            self.deletes(entry.get("delete", {}), path, index),
+            invoices,
+        )
+
+    def upserts(
+        self, value: object, path: str, index: int, at: datetime
+    ) -> dict[str, tuple[dict[str, Any], ...]]:
+        if not isinstance(value, dict):
+            raise self.loader.fail(f"{path}.upsert must be an object keyed by table logical name")
+        result: dict[str, tuple[dict[str, Any], ...]] = {}
+        for name, table_rows in value.items():
+            table = self.loader.table(name, f"{path}.upsert")
+            if not isinstance(table_rows, list):
+                raise self.loader.fail(f"{path}.upsert.{name} must be a list of row objects")
+            rows = tuple(
+                self.partial_row(table, raw, f"{path}.upsert.{name}[{j}]", f"{name}:timeline:{index}:{j}", at)
+                for j, raw in enumerate(table_rows)
+            )
+            keys = [row[table.primary_key] for row in rows]
+            if len(set(keys)) != len(keys):
+                raise self.loader.fail(f"{path}.upsert.{name}: the same {table.primary_key} twice")
+            result[name] = rows
+        return result
+
+    def partial_row(self, table: TableDef, raw: object, path: str, seed: str, at: datetime) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.loader.fail(f"{path} must be an object")
+        row = dict(raw)
+        if table.logical == "annotation" and ("document_text" in row or "documentbody" in row):
+            self.loader.document(row, path)
+        known = _COLUMN_NAMES[table.logical]
+        for name, value in list(row.items()):
+            if name in known and value is not None:
+                row[name] = self.loader.value(table, table.column(name), value, f"{path}.{name}")
+        if row.get(table.primary_key) is None:
+            row[table.primary_key] = str(uuid.uuid5(_ID_NAMESPACE, seed))
+        if table.status and (row.get("statuscode") is not None or row.get("statecode") is not None):
+            self.loader.state_and_status(table, row, path)
+        if row.get("modifiedon") is None:
+            row["modifiedon"] = format_datetime(at)
+        if table.logical == "annotation" and row.get("objecttypecode") is not None:
+            self.loader.table(row["objecttypecode"], f"{path}.objecttypecode")
+        return row
+
+    def deletes(self, value: object, path: str, index: int) -> dict[str, tuple[str, ...]]:
+        if not isinstance(value, dict):
+            raise self.loader.fail(f"{path}.delete must be an object: table logical name -> list of ids")
+        result: dict[str, tuple[str, ...]] = {}
+        for name, ids in value.items():
+            table = self.loader.table(name, f"{path}.delete")
+            if not isinstance(ids, list):
+                raise self.loader.fail(f"{path}.delete.{name} must be a list of ids")
+            column = table.column(table.primary_key)
+            canonical = []
+            for j, written in enumerate(ids):
+                key = str(self.loader.value(table, column, written, f"{path}.delete.{name}[{j}]"))
+                self.written[(index, name, key)] = str(written)
+                canonical.append(key)
+            result[name] = tuple(canonical)
+        return result
+
+    def follow(self, entry: TimelineEntry) -> None:
+        """Apply the entry to the known ids, as the simulator will: deletes (and their notes), then
+        upserts."""
+        path = f"timeline[{entry.index}]"
+        for name, ids in entry.delete.items():
+            for key in ids:
+                if key not in self.ids.get(name, set()):
+                    written = self.written[(entry.index, name, key)]
+                    raise self.loader.fail(
+                        f"{path}.delete.{name}: no row with id {written!r} exists then "
+                        f"({format_datetime(entry.at)}); it is neither in dataverse.rows nor added earlier in the timeline"
+                    )
+        for name, ids in entry.delete.items():
+            for key in ids:
+                self.remove(name, key)
+        for name, rows in sorted(entry.upsert.items(), key=lambda item: item[0] == "annotation"):
+            for i, row in enumerate(rows):
+                key = row[TABLES[name].primary_key]
+                self.ids.setdefault(name, set()).add(key)
+                if name == "annotation":
+                    self.note(row, f"{path}.upsert.annotation[{i}]")
+
+    def remove(self, name: str, key: str) -> None:
+        self.ids[name].discard(key)
+        if name == "annotation":
+            self.note_targets.pop(key, None)
+        for note, target in list(self.note_targets.items()):
+            if target == key:
+                self.ids["annotation"].discard(note)
+                del self.note_targets[note]
+
+    def note(self, row: dict[str, Any], path: str) -> None:
+        target = row.get("objectid")
+        if target is None:
+            return
+        self.note_targets[row["annotationid"]] = target
+        if row.get("objecttypecode") is not None:
+            return
+        for name, ids in self.ids.items():
+            if target in ids:
+                row["objecttypecode"] = name
+                return
+        raise self.loader.fail(f"{path}: objectid {target} is in no table at that time; add objecttypecode")

@@ -28,9 +28,10 @@ from urllib.parse import unquote, urlsplit
 from simulator import batch, partner_center
 from simulator.dataverse import API_ROOT, DataverseApi
 from simulator.entra import Entra, IssuedToken
-from simulator.faults import Fault, Faults
+from simulator.faults import Fault, FaultRate, Faults
 from simulator.fixture import Fixture, load_fixture
-from simulator.tenant import AnnotationFilter, Tenant
+from simulator.recording import RecordedNote, TeamsPost, notes_by_id
+from simulator.tenant import AnnotationFilter, AppliedEntry, Tenant
 from simulator.tls import server_context, write_self_signed
 from simulator.wire import (
     CODE_BAD_REQUEST,
@@ -71,7 +72,8 @@ class Simulator:
         self.entra = Entra(tenant_id, client_id, client_secret)
         self.faults = Faults()
         self.requests: Counter[tuple[str, str]] = Counter()
-        self.teams_posts: list[Any] = []
+        self.teams_posts: list[Any] = []  # the payloads, as parsed
+        self.teams_received: list[TeamsPost] = []  # with the simulated time and the raw body
         self.tls = tls
         self._port = port
         self._round_trips: Counter[str] = Counter()
@@ -166,7 +168,17 @@ class Simulator:
 
     @property
     def now(self) -> datetime:
-        return self.fixture.now
+        """The simulated clock: the fixture's `now` until `advance_to` moves it."""
+        return self.tenant.now
+
+    def advance_to(self, moment: datetime) -> list[AppliedEntry]:
+        """Move the simulated clock to `moment` and apply the fixture's timeline entries due by
+        then, once each and in order; returns what was applied. Safe while clients are served."""
+        return self.tenant.advance_to(moment)
+
+    def pending_timeline(self) -> int:
+        """How many timeline entries are still to come."""
+        return len(self.tenant.pending_timeline())
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts this simulator's certificate (for httpx `verify=`)."""
@@ -180,6 +192,12 @@ class Simulator:
     def notes(self) -> list[dict[str, Any]]:
         """Every annotation created or upserted, as stored after the write (served column names)."""
         return self.tenant.notes
+
+    def recorded_notes(self) -> list[RecordedNote]:
+        """Every note (annotation) written through the Web API, one per id, as last written, with
+        how many writes it took; notes deleted since (with their record) are still listed."""
+        with self.tenant.lock:
+            return notes_by_id(self.tenant.notes, self.tenant.tables["annotation"])
 
     @property
     def writes(self) -> list[dict[str, Any]]:
@@ -233,6 +251,12 @@ class Simulator:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def set_fault_rate(self, rate: float, seed: int | None = None, *, slow: float = 0.2) -> None:
+        """Fail that share of Dataverse, Partner Center and Teams requests, seeded: 429 with a short
+        Retry-After, 503, a dropped connection or a slow answer (`slow` seconds late);
+        `faults.injected` counts them by kind."""
+        self.faults.set_rate(FaultRate(rate, seed, slow=slow))
+
     # --- request handling -------------------------------------------------------------------------
 
     def handle(self, request: Request, target_length: int) -> Response:
@@ -277,7 +301,7 @@ class Simulator:
             with self.tenant.lock:
                 return self.dataverse.handle(request)
         if path.startswith(_PARTNER_CENTER_PREFIX):
-            return partner_center.handle(request, self.fixture.partner_center, self.entra.authorized(request))
+            return partner_center.handle(request, self.tenant.partner_center, self.entra.authorized(request))
         if path == TEAMS_PATH:
             return self._teams(request)
         if self.entra.owns(path):
@@ -307,7 +331,9 @@ class Simulator:
             return json_response(
                 400, {"error": {"code": "InvalidRequestContent", "message": "The body is not JSON."}}
             )
-        self.teams_posts.append(payload)
+        with self.tenant.lock:
+            self.teams_posts.append(payload)
+            self.teams_received.append(TeamsPost(self.tenant.now, request.body))
         return Response(202)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from diagnostics.schema import TABLES, ColumnDef, TableDef
-from simulator.fixture import Fixture, option_labels
+from simulator.fixture import Fixture, PartnerCenterFixture, TimelineEntry, complete_added_row, option_labels
 from simulator.values import pluralise
 
 CUSTOM_OPTION_BASE = 870_420_000
@@ -112,6 +112,24 @@ class ServedTable:
         return f"Microsoft.Dynamics.CRM.{self.logical}"
 
 
+@dataclass(frozen=True)
+class Change:
+    """One row a timeline entry added, updated or deleted (deleted notes included)."""
+
+    table: str  # default table name
+    id: str
+    action: Literal["added", "updated", "deleted"]
+    name: str | None  # the row's primary name, for a story a person reads
+
+
+@dataclass(frozen=True)
+class AppliedEntry:
+    at: datetime
+    description: str
+    changes: tuple[Change, ...]
+    invoices: tuple[str, ...]  # Partner Center invoice ids added or replaced
+
+
 class Tenant:
     """Served tables and rows. Callers hold `lock` around a request so writes are atomic."""
 
@@ -119,6 +137,9 @@ class Tenant:
         self.fixture = fixture
         self.now: datetime = fixture.now
         self.lock = threading.RLock()
+        # Replaced whole (never mutated) when the timeline changes it, so a reader needs no lock.
+        self.partner_center: PartnerCenterFixture = fixture.partner_center
+        self._next_entry = 0
         self.notes: list[dict[str, Any]] = []
         self.writes: list[dict[str, Any]] = []
         self._version = 0
@@ -140,7 +161,8 @@ class Tenant:
         logical = self.fixture.table_renames.get(definition.logical, definition.logical)
         columns = [self._column(definition, c, logical) for c in definition.columns]
         extras: dict[str, str] = {}
-        for raw in self.fixture.rows.get(definition.logical, ()):
+        timeline_rows = (row for e in self.fixture.timeline for row in e.upsert.get(definition.logical, ()))
+        for raw in (*self.fixture.rows.get(definition.logical, ()), *timeline_rows):
             for name, value in raw.items():
                 if name not in definition.column_names and value is not None:
                     extras.setdefault(name, _inferred_type(value))
@@ -201,6 +223,79 @@ class Tenant:
                 value = self.tables[value].logical if value in self.tables else value
             row.values[column.prop] = value
         return row
+
+    # --- the timeline -----------------------------------------------------------------------------
+
+    def advance_to(self, moment: datetime) -> list[AppliedEntry]:
+        """Set the clock to `moment` and apply, once and in `at` order, every timeline entry due by
+        then. Returns what was applied."""
+        with self.lock:
+            if moment < self.now:
+                raise ValueError(f"the simulated clock only moves forward: {moment} is before {self.now}")
+            self.now = moment
+            applied = []
+            timeline = self.fixture.timeline
+            while self._next_entry < len(timeline) and timeline[self._next_entry].at <= moment:
+                applied.append(self._apply(timeline[self._next_entry]))
+                self._next_entry += 1
+            return applied
+
+    def pending_timeline(self) -> tuple[TimelineEntry, ...]:
+        """The timeline entries not applied yet."""
+        with self.lock:
+            return self.fixture.timeline[self._next_entry :]
+
+    def _apply(self, entry: TimelineEntry) -> AppliedEntry:
+        changes: list[Change] = []
+        for name, ids in entry.delete.items():
+            for key in ids:
+                changes += self._delete_with_notes(self.tables[name], key)
+        # Notes last, so a note added in the same entry as its record finds it.
+        for name, rows in sorted(entry.upsert.items(), key=lambda item: item[0] == "annotation"):
+            table = self.tables[name]
+            for raw in rows:
+                changes.append(self._upsert(table, raw, entry.at))
+        if entry.invoices:
+            invoices = {inv["id"]: inv for inv in self.partner_center.invoices}
+            invoices |= {inv["id"]: dict(inv) for inv in entry.invoices}
+            self.partner_center = replace(self.partner_center, invoices=tuple(invoices.values()))
+        return AppliedEntry(
+            entry.at, entry.description, tuple(changes), tuple(inv["id"] for inv in entry.invoices)
+        )
+
+    def _upsert(self, table: ServedTable, raw: dict[str, Any], at: datetime) -> Change:
+        key = raw[table.definition.primary_key]
+        existing = table.rows.get(key)
+        if existing is None:
+            row = self._row(table, complete_added_row(table.definition, raw, at))
+        else:
+            given = self._row(table, raw)
+            given_props = {self._prop(table, name) for name in raw}
+            row = Row(dict(existing.values), dict(existing.targets), version=given.version)
+            for prop in given_props & set(given.values):
+                row.values[prop] = given.values[prop]
+                if prop in given.targets:
+                    row.targets[prop] = given.targets[prop]
+        self.put(table, key, row)
+        name = row.values.get(table.primary_name)
+        return Change(table.definition.logical, key, "added" if existing is None else "updated", name)
+
+    def _prop(self, table: ServedTable, name: str) -> str:
+        column = table.by_default.get(name)
+        return column.prop if column is not None else name
+
+    def _delete_with_notes(self, table: ServedTable, key: str) -> list[Change]:
+        row = table.rows.get(key)
+        if row is None:  # already gone with its record, earlier in the same entry
+            return []
+        self.put(table, key, None)
+        changes = [Change(table.definition.logical, key, "deleted", row.values.get(table.primary_name))]
+        notes = self.tables["annotation"]
+        regarding = notes.by_default["objectid"].prop
+        for note_key, note in list(notes.rows.items()):
+            if note.values.get(regarding) == key:
+                changes += self._delete_with_notes(notes, note_key)
+        return changes
 
     # --- access -----------------------------------------------------------------------------------
 
