@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from diagnostics.catalog import finding
 from diagnostics.checks import CHECKS, Check
@@ -56,18 +57,38 @@ SAME_PERIOD_RULES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
 )
 
 
-def _root_for(item: Finding, findings: Sequence[Finding]) -> Finding | None:
+def _direct_root(item: Finding, findings: Sequence[Finding]) -> Finding | None:
     for roots, symptoms in SAME_SUBJECT_RULES:
         if item.code in symptoms:
             for other in findings:
-                if other.code in roots and other.subject == item.subject and other.period == item.period:
+                if (
+                    other is not item
+                    and other.code in roots
+                    and other.subject == item.subject
+                    and other.period == item.period
+                ):
                     return other
     for roots, symptoms in SAME_PERIOD_RULES:
         if item.code in symptoms:
             for other in findings:
-                if other.code in roots and other.period == item.period:
+                if other is not item and other.code in roots and other.period == item.period:
                     return other
     return None
+
+
+def _root_for(item: Finding, findings: Sequence[Finding]) -> Finding | None:
+    """The root cause at the end of the chain: a root that is itself a symptom (PI_IMPORT_ERROR,
+    muted by unresolved references) passes its symptoms on to its own root, so that every muted
+    finding names a root that alerts."""
+    root = _direct_root(item, findings)
+    seen = {id(item)}
+    while root is not None and id(root) not in seen:
+        seen.add(id(root))
+        further = _direct_root(root, findings)
+        if further is None:
+            return root
+        root = further
+    return root
 
 
 def inhibit(findings: Sequence[Finding]) -> list[Finding]:
@@ -76,6 +97,57 @@ def inhibit(findings: Sequence[Finding]) -> list[Finding]:
     for item in findings:
         root = _root_for(item, findings)
         out.append(item.model_copy(update={"muted": True, "muted_by": root.dedup_key}) if root else item)
+    return out
+
+
+def _date_of(evidence: dict[str, Any], key: str) -> str:
+    value = evidence.get(key)
+    return str(value)[:10] if value else "an unknown date"
+
+
+def _why_it_matters(symptom: Finding) -> str:
+    """Why a root cause is as severe as the symptom it mutes, in the words of its title."""
+    if symptom.code == "USAGE_PULL_WINDOW_EXPIRED":
+        return f"the usage-pull window closed on {_date_of(symptom.evidence, 'pull_window_ends')}"
+    if symptom.code == "USAGE_PULL_WINDOW_CLOSING":
+        return f"the usage-pull window closes on {_date_of(symptom.evidence, 'pull_window_ends')}"
+    if symptom.code == "USAGE_AT_RISK_NEXT_INVOICE":
+        return f"{symptom.subject.name} invoices soon without this usage"
+    return f"it also causes {symptom.code} ({symptom.severity})"
+
+
+# PI_IMPORT_ERROR is "status Error for any other reason" (findings.md): when errors.csv explains the
+# Error status it restates the root cause rather than adding a consequence, so it raises nothing
+# (a resolved reference awaiting re-import stays the warning the contract gives it).
+_RESTATES_ITS_ROOT = frozenset({"PI_IMPORT_ERROR"})
+
+
+def roll_up(findings: Sequence[Finding]) -> list[Finding]:
+    """A root cause takes the severity of the worst finding it mutes, and its title says why
+    (findings.md, "Severity roll-up"): muting a critical symptom must not lower what alerts."""
+    worst: dict[str, Finding] = {}
+    for item in findings:
+        if item.muted and item.muted_by is not None and item.code not in _RESTATES_ITS_ROOT:
+            current = worst.get(item.muted_by)
+            if current is None or SEVERITY_RANK[item.severity] < SEVERITY_RANK[current.severity]:
+                worst[item.muted_by] = item
+    out = []
+    for item in findings:
+        symptom = worst.get(item.dedup_key)
+        if item.muted or symptom is None or SEVERITY_RANK[symptom.severity] >= SEVERITY_RANK[item.severity]:
+            out.append(item)
+            continue
+        out.append(
+            item.model_copy(
+                update={
+                    "severity": symptom.severity,
+                    "title": f"{item.title}; {_why_it_matters(symptom)}",
+                    # The symptom is the muted finding of that code whose muted_by is this finding.
+                    "evidence": item.evidence
+                    | {"severity_raised_from": item.severity, "severity_raised_by": symptom.code},
+                }
+            )
+        )
     return out
 
 
@@ -129,8 +201,17 @@ def _focus_subjects(ctx: Context) -> set[str] | None:
     return {focus, *subs, *(c for c in contracts if c)}
 
 
-def sort_key(item: Finding) -> tuple[int, bool, str, str, str]:
-    return (SEVERITY_RANK[item.severity], item.muted, item.subject.type, item.subject.name, item.code)
+def sort_key(item: Finding) -> tuple[int, bool, bool, str, str, str]:
+    # Worst first; at one severity what alerts comes before what is muted, so a root cause (whose
+    # severity is at least that of its symptoms, after the roll-up) always precedes its symptoms.
+    return (
+        SEVERITY_RANK[item.severity],
+        item.muted,
+        item.silenced,
+        item.subject.type,
+        item.subject.name,
+        item.code,
+    )
 
 
 def build_report(
@@ -146,25 +227,24 @@ def build_report(
     related = _focus_subjects(ctx)
     findings = [
         f
-        for f in inhibit([*extra, *found])
+        for f in roll_up(inhibit([*extra, *found]))
         # The tool's own findings always stay: a check that could not run is never hidden.
         if related is None or f.subject.type == "tenant" or f.subject.id in related
     ]
     findings.sort(key=sort_key)
-    by_severity = dict.fromkeys(SEVERITY_RANK, 0)
-    for item in findings:
-        by_severity[item.severity] += 1
     return Report(
         as_of=snapshot.as_of,
         period=snapshot.period,
-        statistics=Statistics(
-            checks=len(checks), passed=passed, findings=len(findings), by_severity=by_severity
-        ),
+        statistics=Statistics.of(findings, checks=len(checks), passed=passed),
         findings=tuple(findings),
         schema_map=schema_map,
     )
 
 
 def needs_attention(report: Report) -> bool:
-    """Exit status 1: at least one unmuted finding of severity warning or above."""
-    return any(not f.muted and SEVERITY_RANK[f.severity] <= SEVERITY_RANK["warning"] for f in report.findings)
+    """Exit status 1: at least one finding that alerts (neither muted nor silenced) of severity
+    warning or above."""
+    return any(
+        not f.muted and not f.silenced and SEVERITY_RANK[f.severity] <= SEVERITY_RANK["warning"]
+        for f in report.findings
+    )

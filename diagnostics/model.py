@@ -7,6 +7,7 @@ partner's customisations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -233,6 +234,8 @@ class Finding(Frozen):
     period: str
     muted: bool = False
     muted_by: str | None = None
+    # Silenced by a person until a date (monitor.md, "Silences"): stays in the report, never alerts.
+    silenced: bool = False
     evidence: dict[str, Any] = Field(default_factory=dict)
     remediation: tuple[str, ...] = ()
     runbook: str
@@ -240,10 +243,35 @@ class Finding(Frozen):
 
 
 class Statistics(Frozen):
+    """The report's counts (findings.md): `by_severity` counts only the findings that alert (neither
+    muted nor silenced), as the text summary does; `muted` and `silenced` count the others."""
+
     checks: int
     passed: int
     findings: int
     by_severity: dict[str, int]
+    muted: int = 0
+    silenced: int = 0
+
+    @classmethod
+    def of(cls, findings: Sequence[Finding], *, checks: int, passed: int) -> Statistics:
+        by_severity = dict.fromkeys(SEVERITY_RANK, 0)
+        muted = silenced = 0
+        for item in findings:
+            if item.muted:
+                muted += 1
+            elif item.silenced:
+                silenced += 1
+            else:
+                by_severity[item.severity] += 1
+        return cls(
+            checks=checks,
+            passed=passed,
+            findings=len(findings),
+            by_severity=by_severity,
+            muted=muted,
+            silenced=silenced,
+        )
 
 
 class Report(Frozen):

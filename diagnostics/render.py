@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable
+import re
 from typing import Any
 
 from diagnostics.model import SEVERITY_RANK, Finding, Report, Subject
@@ -29,44 +29,119 @@ def _groups(report: Report) -> list[tuple[Subject, list[Finding]]]:
         groups.setdefault((item.subject.type, item.subject.id), []).append(item)
 
     def worst(items: list[Finding]) -> tuple[int, int]:
-        live = [SEVERITY_RANK[f.severity] for f in items if not f.muted] or [9]
+        live = [SEVERITY_RANK[f.severity] for f in items if not (f.muted or f.silenced)] or [9]
         return (min(live), min(SEVERITY_RANK[f.severity] for f in items))
 
     ordered = sorted(groups.values(), key=lambda items: (*worst(items), items[0].subject.name))
     return [(items[0].subject, items) for items in ordered]
 
 
+# Terminal escape sequences (CSI, OSC, and two-character ESC forms) and the 8-bit CSI.
+_ESCAPE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]"
+)
+# Line breaks and tabs become spaces; other C0/C1 controls, and bidi overrides and isolates
+# (which reorder what a reader sees: "Trojan Source"), are dropped.
+_BREAKS = re.compile("[\t\n\v\f\r\x85\u2028\u2029]+")
+_HIDDEN = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MAX_LIST_ITEMS = 8
+MAX_EVIDENCE_LINES = 20
+MAX_CAUSE = 120
+
+
+def plain(text: object) -> str:
+    """Tenant-provided text made safe for a terminal: one line, no escapes, no hidden reordering."""
+    value = _ESCAPE.sub("", str(text))
+    return _HIDDEN.sub("", _BREAKS.sub(" ", value))
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters; a cut text ends with "…" so nobody takes it as whole."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _more(hidden: int, noun: str = "") -> str:
+    return f"… and {hidden} more{noun} in the JSON"
+
+
 def _short(value: Any) -> str:
     if isinstance(value, list):
-        if value and all(isinstance(v, str | int | float) for v in value):
-            return ", ".join(str(v) for v in value[:8]) + (" …" if len(value) > 8 else "")
-        return f"{len(value)} item(s)"
+        if all(isinstance(v, str | int | float) for v in value):
+            shown = ", ".join(plain(v) for v in value[:MAX_LIST_ITEMS])
+            hidden = len(value) - MAX_LIST_ITEMS
+            return shown + (f" {_more(hidden)}" if hidden > 0 else "")
+        return "; ".join(_short(v) for v in value[:MAX_LIST_ITEMS]) + (
+            f" {_more(len(value) - MAX_LIST_ITEMS)}" if len(value) > MAX_LIST_ITEMS else ""
+        )
     if isinstance(value, dict):
-        return f"{len(value)} field(s)"
-    return str(value)
+        return ", ".join(f"{plain(k)}={_short(v)}" for k, v in value.items() if v not in (None, [], False))
+    return plain(value)
 
 
-def _evidence_lines(evidence: dict[str, Any]) -> Iterable[str]:
+def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     for key, value in evidence.items():
-        if value is None or value == [] or key == "proposed_override_file":
+        if value is None or value == []:
             continue
-        if key in ("references", "differences") and isinstance(value, list):
-            for entry in value:
-                if isinstance(entry, dict):
-                    yield ", ".join(
-                        f"{k}={_short(v)}" for k, v in entry.items() if v not in (None, [], False)
-                    )
+        if key == "proposed_override_file":
+            lines.append(f"{key}: in the JSON (or write it with `schema verify --write FILE`)")
             continue
-        yield f"{key}: {_short(value)}"
+        if isinstance(value, list) and value and all(isinstance(entry, dict) for entry in value):
+            # One line per entry (references, differences): each is evidence on its own.
+            lines += [_short(entry) for entry in value]
+            continue
+        lines.append(f"{plain(key)}: {_short(value)}")
+    return lines
+
+
+def _shown_evidence(evidence: dict[str, Any]) -> list[str]:
+    lines = _evidence_lines(evidence)
+    if len(lines) <= MAX_EVIDENCE_LINES:
+        return lines
+    hidden = len(lines) - MAX_EVIDENCE_LINES + 1
+    return [*lines[: MAX_EVIDENCE_LINES - 1], _more(hidden, " evidence line(s)")]
 
 
 def _summary(report: Report) -> str:
-    """What needs attention; muted findings (explained by a root cause) are counted apart."""
+    """The statistics of the report, as the JSON has them: what alerts, then muted and silenced."""
     s = report.statistics
-    live = [f for f in report.findings if not f.muted]
-    counts = " · ".join(f"{sum(1 for f in live if f.severity == name)} {name}" for name in SEVERITY_RANK)
-    muted = len(report.findings) - len(live)
-    return f"{s.checks} checks, {s.passed} passed · {counts}" + (f" · {muted} muted" if muted else "")
+    counts = " · ".join(f"{s.by_severity.get(name, 0)} {name}" for name in SEVERITY_RANK)
+    extra = "".join(f" · {n} {what}" for n, what in ((s.muted, "muted"), (s.silenced, "silenced")) if n)
+    return f"{s.checks} checks, {s.passed} passed · {counts}{extra}"
+
+
+def _subject_words(subject: Subject) -> str:
+    return f"{_SUBJECT_NOUN.get(subject.type, subject.type).lower()} {plain(subject.name)}"
+
+
+def cause_of(item: Finding, report: Report) -> str:
+    """The root cause that mutes `item`, in words: its title (and its subject, if another)."""
+    root = next((f for f in report.findings if f.dedup_key == item.muted_by), None)
+    if root is None:
+        code = (item.muted_by or "another finding").split(":", 1)[0]
+        return f"{code} (not in this report)"
+    where = "" if root.subject == item.subject else f" on {_subject_words(root.subject)}"
+    return f"{root.code}{where}: {cut(plain(root.title), MAX_CAUSE)}"
+
+
+def _finding_text(item: Finding, report: Report) -> list[str]:
+    title = plain(item.title)
+    if item.muted:
+        return [
+            f"  ({item.severity}, muted) {item.code}  {title}",
+            f"           explained by {cause_of(item, report)}",
+        ]
+    if item.silenced:
+        return [f"  ({item.severity}, silenced) {item.code}  {title}"]
+    lines = [f"  {item.severity.upper():<8} {item.code}", f"           {title}"]
+    for number, step in enumerate(item.remediation, 1):
+        lines.append(f"           {'Next:' if number == 1 else '     '} {number}. {plain(step)}")
+    evidence = _shown_evidence(item.evidence)
+    if evidence:
+        lines.append(f"           Evidence: {evidence[0]}")
+        lines += [f"                     {line}" for line in evidence[1:]]
+    lines.append(f"           Runbook: {item.runbook}")
+    return lines
 
 
 def to_text(report: Report) -> str:
@@ -76,26 +151,13 @@ def to_text(report: Report) -> str:
         _summary(report),
     ]
     if report.schema_map != "defaults":
-        lines.append(f"Schema map: {report.schema_map}")
+        lines.append(f"Schema map: {plain(report.schema_map)}")
     if not report.findings:
         lines += ["", "Nothing found: every check passed."]
     for subject, items in _groups(report):
-        lines += ["", f"■ {_SUBJECT_NOUN.get(subject.type, subject.type)}: {subject.name}"]
+        lines += ["", f"■ {_SUBJECT_NOUN.get(subject.type, subject.type)}: {plain(subject.name)}"]
         for item in items:
-            if item.muted:
-                lines.append(
-                    f"  ({item.severity}, muted) {item.code}  {item.title}  — explained by {item.muted_by}"
-                )
-                continue
-            lines.append(f"  {item.severity.upper():<8} {item.code}")
-            lines.append(f"           {item.title}")
-            for number, step in enumerate(item.remediation, 1):
-                lines.append(f"           {'Next:' if number == 1 else '     '} {number}. {step}")
-            evidence = list(_evidence_lines(item.evidence))
-            if evidence:
-                lines.append(f"           Evidence: {evidence[0]}")
-                lines += [f"                     {line}" for line in evidence[1:12]]
-            lines.append(f"           Runbook: {item.runbook}")
+            lines += _finding_text(item, report)
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +170,9 @@ _CSS = (
 
 
 def to_html(report: Report) -> str:
-    esc = html.escape
+    def esc(text: object) -> str:
+        return html.escape(plain(text))
+
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'>",
         f"<title>Work 365 diagnosis {esc(report.period)}</title><style>{_CSS}</style>",
@@ -124,9 +188,11 @@ def to_html(report: Report) -> str:
             parts.append(f"<div class='f {esc(item.severity)}{muted}'>")
             parts.append(f"<p><strong>{esc(item.severity.upper())}</strong> <code>{esc(item.code)}</code> ")
             parts.append(f"{esc(item.title)}{' (muted)' if item.muted else ''}</p>")
+            if item.muted:
+                parts.append(f"<p>Explained by {esc(cause_of(item, report))}</p>")
             if item.remediation and not item.muted:
                 parts.append("<ol>" + "".join(f"<li>{esc(step)}</li>" for step in item.remediation) + "</ol>")
-            evidence = list(_evidence_lines(item.evidence))
+            evidence = _evidence_lines(item.evidence)
             if evidence:
                 parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in evidence) + "</ul>")
             parts.append(f"<p><a href='{esc(item.runbook)}'>Runbook: {esc(item.code)}</a></p></div>")

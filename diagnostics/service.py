@@ -119,11 +119,10 @@ def schema_mismatch_report(verification: Verification, as_of: datetime, period: 
             "Run the scan again.",
         ],
     )
-    by_severity = {"critical": 0, "error": 1, "warning": 0, "info": 0}
     return Report(
         as_of=as_of,
         period=period,
-        statistics=Statistics(checks=len(CHECKS), passed=0, findings=1, by_severity=by_severity),
+        statistics=Statistics.of((item,), checks=len(CHECKS), passed=0),
         findings=(item,),
         schema_map=source,
     )

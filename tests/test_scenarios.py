@@ -202,10 +202,14 @@ def check_report_contract(report: dict[str, Any], *, now: str | None = None) -> 
     assert set(stats["by_severity"]) == set(SEVERITIES)
     findings = report["findings"]
     assert stats["findings"] == len(findings)
+    alerting = [f for f in findings if not f["muted"] and not f.get("silenced", False)]
     for severity in SEVERITIES:
-        assert stats["by_severity"][severity] == sum(1 for f in findings if f["severity"] == severity), (
+        # by_severity counts the findings that alert, as the text does; muted and silenced apart.
+        assert stats["by_severity"][severity] == sum(1 for f in alerting if f["severity"] == severity), (
             severity
         )
+    assert stats["muted"] == sum(1 for f in findings if f["muted"])
+    assert stats["silenced"] == sum(1 for f in findings if f.get("silenced", False) and not f["muted"])
     keys = []
     for f in findings:
         where = f"{f.get('code')} on {f.get('subject')}"
@@ -230,6 +234,10 @@ def check_report_contract(report: dict[str, Any], *, now: str | None = None) -> 
         assert f["code"] in f["dedup_key"], where
         keys.append(f["dedup_key"])
     assert len(keys) == len(set(keys)), "dedup keys must be unique within a report"
+    alerting_keys = {f["dedup_key"] for f in findings if not f["muted"]}
+    for f in findings:
+        if f["muted"]:
+            assert f["muted_by"] in alerting_keys, f"{f['code']} is muted by a finding that does not alert"
 
 
 def _values(tree: Any, key: str) -> list[Any]:
@@ -279,8 +287,19 @@ def check_expectations(name: str, spec: dict[str, Any], code: int, report: dict[
         assert got == {severity}, f"{name}: {c} severity {sorted(got)}, expected {severity}"
     for c in unmuted:
         contract = CONTRACT_CODES.get(c)
-        if contract is not None:
-            assert all(f["severity"] == contract for f in _of(report, c) if not f["muted"]), c
+        for f in _of(report, c):
+            raised_from = f["evidence"].get("severity_raised_from")
+            if raised_from is not None:
+                # Severity roll-up: the root takes the severity of the worst finding it mutes.
+                assert contract is None or raised_from == contract, c
+                by = f["evidence"]["severity_raised_by"]
+                symptoms = [s for s in findings if s.get("muted_by") == f["dedup_key"] and s["code"] == by]
+                assert [s["severity"] for s in symptoms] == [f["severity"]], c
+            elif contract is not None and not f["muted"]:
+                assert f["severity"] == contract, c
+    for c, text in spec.get("title_contains", {}).items():
+        titles = [f["title"] for f in _of(report, c)]
+        assert any(text in t for t in titles), f"{name}: {text!r} not in the titles of {c}: {titles!r}"
     for item in spec.get("evidence", ()):
         values = [v for f in _of(report, item["code"]) for v in _values(f["evidence"], item["key"])]
         assert any(_same(v, item["value"]) for v in values), (
