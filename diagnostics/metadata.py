@@ -14,115 +14,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from diagnostics.checks import READS
 from diagnostics.errors import ServiceError
-from diagnostics.schema import DEFAULT_LABELS, TABLES, SchemaMap
+from diagnostics.schema import DEFAULT_LABELS, TABLES, SchemaMap, column_key, label_key
 
-# The columns the tool reads, per table (default names). Verification checks exactly these.
-READ_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "work365_provider": (
-        "work365_providerid",
-        "work365_name",
-        "work365_provider_type",
-        "work365_provider_invoiceday",
-    ),
-    "work365_providerinvoice": (
-        "work365_providerinvoiceid",
-        "work365_name",
-        "work365_providerinvoice_invoicenumber",
-        "work365_providerinvoice_provider",
-        "work365_providerinvoice_invoicedate",
-        "work365_providerinvoice_billingperiodstart",
-        "work365_providerinvoice_billingperiodend",
-        "work365_providerinvoice_totalamount",
-        "work365_providerinvoice_usagetotal",
-        "work365_providerinvoice_message",
-        "transactioncurrencyid",
-        "statuscode",
-        "createdon",
-        "modifiedon",
-    ),
-    "work365_usagesummary": (
-        "work365_usagesummaryid",
-        "work365_usagesummary_providerinvoice",
-        "work365_usagesummary_subscription",
-        "work365_usagesummary_customer",
-        "work365_usagesummary_invoice",
-        "work365_usagesummary_chargestartdate",
-        "work365_usagesummary_chargeenddate",
-        "work365_usagesummary_cost",
-        "work365_usagesummary_markup",
-        "statuscode",
-        "createdon",
-    ),
-    "work365_provideraccount": (
-        "work365_provideraccountid",
-        "work365_provideraccount_name",
-        "work365_provideraccount_account",
-        "work365_provideraccount_providerspecificaccountid",
-        "work365_provideraccount_provider",
-        "work365_provideraccount_syncstatus",
-        "statecode",
-        "createdon",
-        "modifiedon",
-    ),
-    "work365_subscription": (
-        "work365_subscriptionid",
-        "work365_subscription_subscriptionname",
-        "work365_subscription_customer",
-        "work365_subscription_billingcontract",
-        "work365_subscription_product",
-        "work365_subscription_provider",
-        "work365_subscription_providersubscriptionid",
-        "work365_subscription_subscriptiontype",
-        "work365_subscription_markup",
-        "statuscode",
-        "createdon",
-        "modifiedon",
-    ),
-    "work365_billingcontract": (
-        "work365_billingcontractid",
-        "work365_name",
-        "work365_billingcontract_customer",
-        "work365_billingcontract_startdate",
-        "work365_billingcontract_nextinvoicedate",
-        "work365_billingcontract_billingpolicy",
-        "work365_billingcontract_billingfrequency",
-        "work365_billingcontract_billingoffset",
-        "work365_billingcontract_enddate",
-        "work365_billingcontract_autorenew",
-        "statecode",
-    ),
-    "work365_billingschedule": (
-        "work365_billingscheduleid",
-        "work365_name",
-        "work365_billingschedule_billingcontract",
-        "work365_billingschedule_scheduledate",
-        "work365_billingschedule_cyclestart",
-        "work365_billingschedule_cycleend",
-        "work365_billingschedule_invoice",
-        "work365_billingschedule_rundate",
-        "work365_billingschedule_runtype",
-        "work365_billingschedule_message",
-        "work365_billingschedule_correlationid",
-        "statuscode",
-    ),
-    "invoice": (
-        "invoiceid",
-        "name",
-        "invoicenumber",
-        "work365_invoice_billingcontract",
-        "work365_invoice_billingdate",
-        "createdon",
-    ),
-    "transactioncurrency": (
-        "transactioncurrencyid",
-        "isocurrencycode",
-        "currencyname",
-        "statecode",
-        "modifiedon",
-    ),
-    "annotation": ("annotationid", "filename", "documentbody", "objectid", "createdon"),
-}
+# The columns the tool reads, per table (default names): derived from the checks' declarations
+# (diagnostics/checks/__init__.py), so verification checks exactly what some check reads.
+READ_COLUMNS: Mapping[str, tuple[str, ...]] = {t: READS.columns(t) for t in READS.tables()}
+_LISTING = (
+    "EntityDefinitions?$select=LogicalName,EntitySetName,DisplayName,PrimaryIdAttribute,PrimaryNameAttribute"
+)
+# WhoAmI and RetrieveUserPrivileges are functions; Dataverse accepts function calls as GET parts of
+# a $batch (learn.microsoft.com/power-apps/developer/data-platform/webapi/execute-batch-operations-using-web-api),
+# so they ride in the two metadata round trips instead of adding their own.
+_WHO_AM_I = "WhoAmI"
 
 _OPTION_TYPES = ("StatusAttributeMetadata", "StateAttributeMetadata", "PicklistAttributeMetadata")
 
@@ -142,6 +47,8 @@ class EntityMeta:
     attributes: Mapping[str, AttributeMeta] = field(default_factory=dict)
     # column -> option value -> label
     options: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    # the table's Read privilege (EntityMetadata.Privileges, PrivilegeType "Read"): (id, name)
+    read_privilege: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +59,9 @@ class EnvironmentMetadata:
     entities: Mapping[str, EntityMeta]
     # logical -> its primary key column (a renamed table's key is renamed with it)
     primary_ids: Mapping[str, str] = field(default_factory=dict)
+    # the identity's RetrieveUserPrivileges answer, or why it could not be read
+    user_privileges: Mapping[str, Any] | str = "not read"
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,7 +142,8 @@ def _parse_options(answer: dict[str, Any]) -> dict[str, dict[int, str]]:
 def _entity_paths(logical: str) -> list[str]:
     base = f"EntityDefinitions(LogicalName='{logical}')"
     return [
-        f"{base}?$select=LogicalName,EntitySetName&$expand=Attributes($select=LogicalName,DisplayName,AttributeType)",
+        f"{base}?$select=LogicalName,EntitySetName,Privileges"
+        "&$expand=Attributes($select=LogicalName,DisplayName,AttributeType)",
         *(
             f"{base}/Attributes/Microsoft.Dynamics.CRM.{kind}?$select=LogicalName&$expand=OptionSet"
             for kind in _OPTION_TYPES
@@ -240,22 +151,43 @@ def _entity_paths(logical: str) -> list[str]:
     ]
 
 
+def _read_privilege(entity: Mapping[str, Any]) -> tuple[str, str] | None:
+    for privilege in entity.get("Privileges") or []:
+        if isinstance(privilege, dict) and privilege.get("PrivilegeType") == "Read":
+            return str(privilege.get("PrivilegeId", "")).lower(), str(privilege.get("Name", ""))
+    return None
+
+
+def _who_am_i(answer: dict[str, Any] | ServiceError) -> tuple[str | None, str]:
+    """The identity's systemuser id, or None and why not."""
+    if isinstance(answer, ServiceError):
+        return None, f"WhoAmI failed: {answer}"
+    user_id = answer.get("UserId")
+    if not isinstance(user_id, str) or not user_id:
+        return None, "WhoAmI answered without a UserId"
+    return user_id, ""
+
+
 async def fetch_metadata(source: MetadataSource, schema_map: SchemaMap) -> EnvironmentMetadata:
-    listing_raw = await source.get(
-        "EntityDefinitions?$select=LogicalName,EntitySetName,DisplayName,PrimaryIdAttribute,PrimaryNameAttribute"
-    )
+    listing_answer, who_answer = await source.batch_get([_LISTING, _WHO_AM_I])
+    if isinstance(listing_answer, ServiceError):
+        raise listing_answer
     listing = {
         str(e["LogicalName"]): (str(e.get("EntitySetName") or e["LogicalName"]), _label(e.get("DisplayName")))
-        for e in listing_raw.get("value", [])
+        for e in listing_answer.get("value", [])
         if isinstance(e, dict) and e.get("LogicalName")
     }
     primary_ids = {
         str(e["LogicalName"]): str(e["PrimaryIdAttribute"])
-        for e in listing_raw.get("value", [])
+        for e in listing_answer.get("value", [])
         if isinstance(e, dict) and e.get("LogicalName") and e.get("PrimaryIdAttribute")
     }
     targets = sorted(set(_target_tables(listing, schema_map).values()))
     paths = [p for logical in targets for p in _entity_paths(logical)]
+    user_id, why_not = _who_am_i(who_answer)
+    if user_id is not None:
+        # Bound to the identity's own systemuser row (RetrieveUserPrivileges Function, Web API reference).
+        paths.append(f"systemusers({user_id})/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()")
     answers = await source.batch_get(paths)
     entities: dict[str, EntityMeta] = {}
     per_table = len(_OPTION_TYPES) + 1
@@ -276,8 +208,16 @@ async def fetch_metadata(source: MetadataSource, schema_map: SchemaMap) -> Envir
             if isinstance(answer, ServiceError):
                 raise answer
             options |= _parse_options(answer)
-        entities[logical] = EntityMeta(logical, listing[logical][0], listing[logical][1], attributes, options)
-    return EnvironmentMetadata(listing, entities, primary_ids)
+        entities[logical] = EntityMeta(
+            logical, listing[logical][0], listing[logical][1], attributes, options, _read_privilege(first)
+        )
+    privileges: Mapping[str, Any] | str = why_not
+    if user_id is not None:
+        answer = answers[-1]
+        privileges = (
+            f"RetrieveUserPrivileges failed: {answer}" if isinstance(answer, ServiceError) else answer
+        )
+    return EnvironmentMetadata(listing, entities, primary_ids, privileges, user_id)
 
 
 def _column_problems(
@@ -311,8 +251,8 @@ def _label_problems(default: str, entity: EntityMeta, schema_map: SchemaMap) -> 
     problems = []
     for key in DEFAULT_LABELS:
         table, _, column = key.partition(".")
-        if table != default:
-            continue
+        if table != default or column not in READS.label_columns(table):
+            continue  # a meaning no check needs is not verified
         actual_column = schema_map.column(table, column)
         labels = list(entity.options.get(actual_column, {}).values())
         if not labels:
@@ -408,9 +348,14 @@ class ResolvedSchema:
     schema_map: SchemaMap
     entity_sets: Mapping[str, str]
     options: Mapping[str, Mapping[int, str]]  # "table.column" (defaults) -> value -> label
+    # column keys (schema.column_key) the environment lacks: left out of `$select`, so the query
+    # still answers for the checks that do not read them
+    missing: frozenset[str] = frozenset()
 
     def entity_set(self, table: str) -> str:
-        return self.entity_sets[table]
+        # A table the environment lacks is never queried (its parts are failures before loading);
+        # the default only lets the queries be built alike.
+        return self.entity_sets.get(table, TABLES[table].entity_set)
 
     def col(self, table: str, column: str) -> str:
         return self.schema_map.column(table, column)
@@ -435,6 +380,7 @@ class ResolvedSchema:
 def resolve(meta: EnvironmentMetadata, schema_map: SchemaMap) -> ResolvedSchema:
     entity_sets: dict[str, str] = {}
     options: dict[str, dict[int, str]] = {}
+    missing: set[str] = set()
     for default in READ_COLUMNS:
         logical = schema_map.table(default)
         if logical not in meta.tables:
@@ -443,8 +389,29 @@ def resolve(meta: EnvironmentMetadata, schema_map: SchemaMap) -> ResolvedSchema:
         entity = meta.entities.get(logical)
         if entity is None:
             continue
+        missing |= {
+            column_key(default, c)
+            for c in READ_COLUMNS[default]
+            if schema_map.column(default, c) not in entity.attributes
+        }
         for column in TABLES[default].column_names:
             actual = schema_map.column(default, column)
             if actual in entity.options:
                 options[f"{default}.{column}"] = dict(entity.options[actual])
-    return ResolvedSchema(schema_map, entity_sets, options)
+    return ResolvedSchema(schema_map, entity_sets, options, frozenset(missing))
+
+
+def problem_failures(problems: Sequence[Problem]) -> dict[str, str]:
+    """Failure keys (schema.py) of what each difference makes unreadable, with the difference:
+    a missing table stops its snapshot parts, a column or label only the checks that read it."""
+    out: dict[str, str] = {}
+    for problem in problems:
+        why = problem.detail + (f"; proposed: {problem.proposal}" if problem.proposal else "")
+        if problem.kind == "table":
+            for part in READS.parts_of(problem.table):
+                out[part] = why
+        elif problem.kind == "column" and problem.column:
+            out[column_key(problem.table, problem.column)] = why
+        elif problem.column:
+            out[label_key(problem.table, problem.column)] = why
+    return out

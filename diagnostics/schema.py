@@ -495,3 +495,156 @@ def load_schema_map(path: Path | None) -> SchemaMap:
         return SchemaMap()
     raw = read_json_object(path, f"schema map file {path}")
     return build_schema_map(raw, str(path))
+
+
+# --- What the tool reads: one registry ----------------------------------------------------------
+#
+# Every check declares the snapshot parts it needs and the columns and status meanings it reads
+# beyond them (diagnostics/checks/__init__.py); each part names the columns its loading itself
+# needs (keys, the joins and filters of the queries, what the shared indexes of the checks use).
+# The loader's `$select` and the metadata verification both derive from this registry, so a column
+# no check reads is neither read nor verified, and a difference stops only the checks that read it.
+
+
+def column_key(table: str, column: str) -> str:
+    """The failure key of one column (default names): checks that read it need it."""
+    return f"{table}.{column}"
+
+
+def label_key(table: str, column: str) -> str:
+    """The failure key of the status or choice meanings of one column (default names)."""
+    return f"{table}.{column} (labels)"
+
+
+@dataclass(frozen=True)
+class PartRead:
+    """One snapshot part: the table it is read from and what its loading itself reads."""
+
+    table: str
+    columns: tuple[str, ...]
+    labels: tuple[str, ...] = ()  # columns whose option labels the part's rows turn into meanings
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one check reads: its parts, plus further `(table, column)`s and the columns whose
+    option labels it needs as meanings (those columns are read too)."""
+
+    parts: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadRegistry:
+    parts: Mapping[str, PartRead]
+    checks: Mapping[str, Reads]
+
+    def __post_init__(self) -> None:
+        for name, reads in self.checks.items():
+            for part in reads.parts:
+                if part not in self.parts:
+                    raise ValueError(f"check {name} needs unknown snapshot part {part!r}")
+            for table, column in (*reads.columns, *reads.labels):
+                TABLES[table].column(column)  # KeyError: a declaration with no such default column
+        for read in self.parts.values():
+            for column in (*read.columns, *read.labels):
+                TABLES[read.table].column(column)
+
+    def tables(self) -> tuple[str, ...]:
+        """The tables read, in the default schema's order."""
+        used = {p.table for p in self.parts.values()}
+        return tuple(t for t in TABLES if t in used)
+
+    def parts_of(self, table: str) -> tuple[str, ...]:
+        return tuple(name for name, p in self.parts.items() if p.table == table)
+
+    def columns(self, table: str) -> tuple[str, ...]:
+        """Every column of `table` that some part or check reads, in the default schema's order."""
+        wanted = {c for p in self.parts.values() if p.table == table for c in (*p.columns, *p.labels)}
+        wanted |= {c for r in self.checks.values() for t, c in (*r.columns, *r.labels) if t == table}
+        return tuple(c.logical for c in TABLES[table].columns if c.logical in wanted)
+
+    def label_columns(self, table: str) -> tuple[str, ...]:
+        """The columns of `table` whose option labels some part or check turns into meanings."""
+        wanted = {c for p in self.parts.values() if p.table == table for c in p.labels}
+        wanted |= {c for r in self.checks.values() for t, c in r.labels if t == table}
+        return tuple(c.logical for c in TABLES[table].columns if c.logical in wanted)
+
+    def needs(self, check: str) -> frozenset[str]:
+        """The failure keys of everything the check reads: its parts, their columns and labels,
+        and its own columns and labels. Any of them failing stops the check."""
+        reads = self.checks[check]
+        keys = set(reads.parts)
+        for name in reads.parts:
+            part = self.parts[name]
+            keys |= {column_key(part.table, c) for c in (*part.columns, *part.labels)}
+            keys |= {label_key(part.table, c) for c in part.labels}
+        keys |= {column_key(t, c) for t, c in (*reads.columns, *reads.labels)}
+        keys |= {label_key(t, c) for t, c in reads.labels}
+        return frozenset(keys)
+
+
+_PI, _US, _BS = "work365_providerinvoice", "work365_usagesummary", "work365_billingschedule"
+_SUB, _BC = "work365_subscription", "work365_billingcontract"
+
+PARTS: Mapping[str, PartRead] = {
+    "providers": PartRead(
+        "work365_provider",
+        ("work365_providerid", "work365_name", "work365_provider_type", "work365_provider_invoiceday"),
+        ("work365_provider_type",),
+    ),
+    # Filtered on the billing period; grouped by provider and period; named in findings.
+    "provider_invoices": PartRead(
+        _PI,
+        (
+            "work365_providerinvoiceid",
+            "work365_name",
+            "work365_providerinvoice_invoicenumber",
+            "work365_providerinvoice_provider",
+            "work365_providerinvoice_invoicedate",
+            "work365_providerinvoice_billingperiodstart",
+            "createdon",
+        ),
+    ),
+    "usage_summaries": PartRead(
+        _US,
+        (
+            "work365_usagesummaryid",
+            "work365_usagesummary_providerinvoice",
+            "work365_usagesummary_subscription",
+            "createdon",
+        ),
+    ),
+    "notes": PartRead("annotation", ("annotationid", "filename", "documentbody", "objectid", "createdon")),
+    "provider_accounts": PartRead("work365_provideraccount", ("work365_provideraccountid", "createdon")),
+    # Filtered on the usage type; usage subscriptions that are active are what most checks index.
+    "subscriptions": PartRead(
+        _SUB,
+        (
+            "work365_subscriptionid",
+            "work365_subscription_subscriptionname",
+            "work365_subscription_customer",
+            "work365_subscription_billingcontract",
+            "work365_subscription_providersubscriptionid",
+            "work365_subscription_subscriptiontype",
+            "statuscode",
+            "createdon",
+        ),
+        ("work365_subscription_subscriptiontype", "statuscode"),
+    ),
+    "contracts": PartRead(_BC, ("work365_billingcontractid", "work365_name")),
+    "currencies": PartRead("transactioncurrency", ("transactioncurrencyid",)),
+    # Filtered on the contract and the schedule date.
+    "schedules": PartRead(
+        _BS,
+        (
+            "work365_billingscheduleid",
+            "work365_name",
+            "work365_billingschedule_billingcontract",
+            "work365_billingschedule_scheduledate",
+        ),
+    ),
+    # Filtered on the contract and the creation date.
+    "invoices": PartRead("invoice", ("invoiceid", "work365_invoice_billingcontract", "createdon")),
+}

@@ -17,6 +17,7 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
+from diagnostics.access import ReadAccess, access_failures, read_access, read_access_finding
 from diagnostics.adapters.dataverse import DataverseClient
 from diagnostics.adapters.http import RequestCounter, RetryPolicy
 from diagnostics.adapters.partner_center import PartnerCenterClient
@@ -24,8 +25,16 @@ from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import CHECKS
 from diagnostics.checks.context import invoice_period
 from diagnostics.engine import build_report
-from diagnostics.metadata import Problem, ResolvedSchema, fetch_metadata, proposed_overrides, resolve, verify
-from diagnostics.model import Report, Statistics
+from diagnostics.metadata import (
+    Problem,
+    ResolvedSchema,
+    fetch_metadata,
+    problem_failures,
+    proposed_overrides,
+    resolve,
+    verify,
+)
+from diagnostics.model import Finding, Report
 from diagnostics.periods import period_under_review
 from diagnostics.schema import SchemaMap
 from diagnostics.settings import Thresholds
@@ -85,12 +94,22 @@ class Verification:
     problems: tuple[Problem, ...]
     proposed: dict[str, Any]
     schema: ResolvedSchema
+    access: ReadAccess = field(default_factory=ReadAccess)
+
+    def failures(self) -> dict[str, str]:
+        """What the snapshot cannot be trusted with before it is read (failure keys, schema.py)."""
+        return problem_failures(self.problems) | access_failures(self.access)
 
 
 async def _verify(dv: DataverseClient, schema_map: SchemaMap) -> Verification:
     meta = await fetch_metadata(dv, schema_map)
     problems = tuple(verify(meta, schema_map))
-    return Verification(problems, proposed_overrides(problems, schema_map), resolve(meta, schema_map))
+    return Verification(
+        problems,
+        proposed_overrides(problems, schema_map),
+        resolve(meta, schema_map),
+        read_access(meta, schema_map),
+    )
 
 
 async def verify_schema(conn: Connection) -> Verification:
@@ -98,18 +117,25 @@ async def verify_schema(conn: Connection) -> Verification:
         return await _verify(dv, conn.schema_map)
 
 
-def schema_mismatch_report(verification: Verification, as_of: datetime, period: str, source: str) -> Report:
-    """The report when the map does not fit the environment: no check runs on unreadable data."""
+def _stopped(failures: dict[str, str]) -> list[str]:
+    return [c.name for c in CHECKS if c.needs & failures.keys()]
+
+
+def schema_mismatch_finding(verification: Verification, period: str, source: str) -> Finding:
+    """One finding for every difference; only the checks that read what differs are stopped."""
     problems = verification.problems
-    item = finding(
+    stopped = _stopped(problem_failures(problems))
+    return finding(
         "SCHEMA_MISMATCH",
         TENANT,
         period,
-        f"The schema map does not fit this environment: {len(problems)} difference(s); no check was run",
+        f"The schema map does not fit this environment: {len(problems)} difference(s); "
+        f"{len(stopped)} of {len(CHECKS)} check(s) could not run",
         {
             "schema_map": source,
             "differences": [p.as_evidence() for p in problems],
             "proposed_override_file": verification.proposed,
+            "stopped_checks": stopped,
         },
         [
             "Run `python -m diagnostics schema verify --write schema-map.json` to see each difference and "
@@ -119,13 +145,16 @@ def schema_mismatch_report(verification: Verification, as_of: datetime, period: 
             "Run the scan again.",
         ],
     )
-    return Report(
-        as_of=as_of,
-        period=period,
-        statistics=Statistics.of((item,), checks=len(CHECKS), passed=0),
-        findings=(item,),
-        schema_map=source,
-    )
+
+
+def _tool_findings(verification: Verification, period: str, source: str) -> list[Finding]:
+    out = []
+    if verification.problems:
+        out.append(schema_mismatch_finding(verification, period, source))
+    if not verification.access.complete:
+        stopped = _stopped(access_failures(verification.access))
+        out.append(read_access_finding(verification.access, period, stopped))
+    return out
 
 
 async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) -> Report:
@@ -134,17 +163,28 @@ async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) ->
     async with _clients(conn) as (dv, pc):
         verification = await _verify(dv, conn.schema_map)
         period = period_under_review(as_of)
-        if verification.problems:
-            report = schema_mismatch_report(verification, as_of, period, conn.schema_map.source)
-        else:
-            focus = None
-            if invoice is not None:
-                focus = await find_invoice(dv, Loader(verification.schema, conn.thresholds), invoice)
-                period = invoice_period(focus) or period
-            snapshot = await load_snapshot(
-                dv, pc, verification.schema, conn.thresholds, as_of=as_of, period=period, focus=focus
-            )
-            report = build_report(snapshot, conn.thresholds, schema_map=conn.schema_map.source)
+        failures = verification.failures()
+        focus = None
+        # An unreadable invoice table cannot be searched: the report then says why its checks failed.
+        if invoice is not None and "provider_invoices" not in failures:
+            focus = await find_invoice(dv, Loader(verification.schema, conn.thresholds), invoice)
+            period = invoice_period(focus) or period
+        snapshot = await load_snapshot(
+            dv,
+            pc,
+            verification.schema,
+            conn.thresholds,
+            as_of=as_of,
+            period=period,
+            focus=focus,
+            unavailable=failures,
+        )
+        report = build_report(
+            snapshot,
+            conn.thresholds,
+            _tool_findings(verification, period, conn.schema_map.source),
+            schema_map=conn.schema_map.source,
+        )
     # One canonical log line per unit of work (architecture.md, "structlog" habit).
     log.info(
         "diagnosis done",

@@ -14,7 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
@@ -42,7 +42,7 @@ from diagnostics.model import (
     UsageSummary,
 )
 from diagnostics.periods import add_months, day_in_following_month, period_start
-from diagnostics.schema import TABLES
+from diagnostics.schema import TABLES, column_key
 from diagnostics.settings import Thresholds
 
 T = TypeVar("T")
@@ -349,9 +349,10 @@ class Loader:
         self.t = thresholds
 
     def query(self, table: str, filter_: str | None = None, *, annotations: bool = False) -> Query:
+        # What the checks read (their declarations), less what the environment lacks: a missing
+        # column stops the checks that read it (SCHEMA_MISMATCH), not the whole query.
         select = tuple(
-            f"_{self.schema.col(table, c)}_value" if _is_lookup(table, c) else self.schema.col(table, c)
-            for c in READ_COLUMNS[table]
+            self.c(table, c) for c in READ_COLUMNS[table] if column_key(table, c) not in self.schema.missing
         )
         return Query(self.schema.entity_set(table), select, filter_, annotations=annotations)
 
@@ -507,15 +508,20 @@ async def load_snapshot(
     as_of: datetime,
     period: str,
     focus: ProviderInvoice | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> Snapshot:
+    """`unavailable`: what is known before reading not to be readable in full (failure keys of
+    schema.py: a missing table or column, a table read at less than organization level); those
+    parts are not asked for and stay failures, so the checks that need them report CHECK_FAILED."""
     loader = Loader(schema, thresholds)
-    failures: dict[str, str] = {}
+    failures: dict[str, str] = dict(unavailable or {})
     oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
     pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
 
-    first = _independent_queries(loader, oldest)
+    first = {p: q for p, q in _independent_queries(loader, oldest).items() if p not in failures}
     answers = dict(zip(first, await dv.batch(list(first.values())), strict=True))
-    parts = {part: _read(loader, part, answer, failures) for part, answer in answers.items()}
+    parts: dict[str, list[Any]] = {part: [] for part in _PARTS}
+    parts |= {part: _read(loader, part, answer, failures) for part, answer in answers.items()}
     names: dict[str, str] = {}
     for answer in answers.values():
         if not isinstance(answer, ServiceError):
@@ -536,9 +542,11 @@ async def load_snapshot(
         since=day_in_following_month(period, 1),
         until=(as_of + timedelta(days=62)).date(),
     )
+    second = [(p, q) for p, q in second if p not in failures]
     second_answers = await dv.batch([q for _, q in second]) if second else []
     for part, answer in _merge_chunks([p for p, _ in second], second_answers).items():
-        parts[part] = _read(loader, part, answer, failures)
+        if part not in failures:
+            parts[part] = _read(loader, part, answer, failures)
 
     return Snapshot(
         as_of=as_of,

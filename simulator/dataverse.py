@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from simulator import metadata
+from simulator import access, metadata
 from simulator.odata import parse_apply, parse_filter, parse_orderby, parse_select, sort_rows
 from simulator.tenant import AnnotationFilter, Row, ServedColumn, ServedTable, Tenant
 from simulator.values import format_datetime, is_guid, parse_date, parse_datetime
@@ -42,6 +42,9 @@ _UNSUPPORTED_CUSTOM = ("fetchXml", "savedQuery", "userQuery")
 _SEGMENT = re.compile(r"^(?P<set>[A-Za-z_]\w*)(?:\((?P<key>[^)]*)\))?(?:/(?P<rest>.+))?$")
 _BIND = re.compile(r"^(?:.*/api/data/v9\.\d/|/)?(?P<set>[A-Za-z_]\w*)\((?P<key>[^)]*)\)$")
 _SKIPTOKEN = re.compile(r'skip="(\d+)"')
+_USER_PRIVILEGES = re.compile(
+    r"^systemusers\((?P<id>[^)]+)\)/Microsoft\.Dynamics\.CRM\.RetrieveUserPrivileges(?:\(\))?$"
+)
 _PREFER_ITEM = re.compile(r'\s*([\w.-]+)\s*(?:=\s*("[^"]*"|[^,]*))?\s*(?:,|$)')
 _LINK_SAFE = ",'()=$"  # left readable in @odata.nextLink, as Dataverse leaves them
 _SYSTEM_SET = ("createdon", "modifiedon")  # set by the platform; writes to them are ignored
@@ -97,8 +100,13 @@ class DataverseApi:
             if request.method != "GET":
                 raise ODataError(405, CODE_BAD_REQUEST, "The simulator serves metadata read-only.")
             return metadata.handle(self.tenant, self.service_root, relative, request)
-        if relative == "WhoAmI":
-            return self._who_am_i()
+        if relative in ("WhoAmI", "WhoAmI()"):
+            return odata_response(200, access.who_am_i(self.service_root))
+        privileges = _USER_PRIVILEGES.match(relative)
+        if privileges is not None and request.method == "GET":
+            return odata_response(
+                200, access.user_privileges(self.tenant, self.service_root, privileges["id"])
+            )
         match = _SEGMENT.match(relative)
         table = self.tenant.table_for_set(match["set"]) if match else None
         if match is None or table is None:
@@ -106,7 +114,8 @@ class DataverseApi:
         key, rest = match["key"], match["rest"]
         if key is None:
             if rest == "$count" and request.method == "GET":
-                return Response(200, str(min(len(table.rows), MAX_PAGE)).encode(), _text_headers())
+                visible = len(table.rows) if access.check_read(self.tenant, table) else 0
+                return Response(200, str(min(visible, MAX_PAGE)).encode(), _text_headers())
             if rest is not None:
                 raise not_found_segment(rest)
             if request.method == "GET":
@@ -124,18 +133,6 @@ class DataverseApi:
         if request.method == "DELETE":
             return self._delete(table, row_id)
         raise ODataError(405, CODE_BAD_REQUEST, f"{request.method} is not allowed on a row.")
-
-    def _who_am_i(self) -> Response:
-        ids = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, name)) for name in ("bu", "user", "org")}
-        return odata_response(
-            200,
-            {
-                "@odata.context": f"{self.service_root}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
-                "BusinessUnitId": ids["bu"],
-                "UserId": ids["user"],
-                "OrganizationId": ids["org"],
-            },
-        )
 
     @staticmethod
     def _key(table: ServedTable, key: str) -> str:
@@ -159,7 +156,8 @@ class DataverseApi:
                 "$expand on rows is not supported by the simulator; select the _<lookup>_value instead."
             )
         select = parse_select(options["$select"], props, table.type_name) if "$select" in options else None
-        rows = list(table.rows.values())
+        # Less than organization-level Read: only the identity's own rows, and it owns none.
+        rows = list(table.rows.values()) if access.check_read(self.tenant, table) else []
         if "$filter" in options:
             predicate = parse_filter(options["$filter"], props, table.type_name)
             rows = [r for r in rows if predicate(r.values)]
@@ -233,7 +231,7 @@ class DataverseApi:
         )
 
     def _get(self, table: ServedTable, row_id: str, rest: str | None, request: Request) -> Response:
-        row = table.rows.get(row_id)
+        row = table.rows.get(row_id) if access.check_read(self.tenant, table) else None
         if row is None:
             raise _missing(table, row_id)
         if rest is not None:

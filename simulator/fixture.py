@@ -32,7 +32,9 @@ _TOP_KEYS = (
     "timeline",
     "$comment",
 )
-_DATAVERSE_KEYS = ("rows", "renames", "status_labels", "$comment")
+_DATAVERSE_KEYS = ("rows", "renames", "status_labels", "read_depth", "$comment")
+# The depths a security role's editor offers for Read (tenant-fixture.md, dataverse.read_depth).
+READ_DEPTHS = ("None", "User", "BusinessUnit", "ParentChildBusinessUnit", "Organization")
 _PARTNER_CENTER_KEYS = ("enabled", "unreachable", "invoices", "$comment")
 _RENAME_KEYS = ("tables", "columns")
 _ENTRY_KEYS = ("at", "description", "upsert", "delete", "partner_center", "$comment")
@@ -81,6 +83,7 @@ class Fixture:
     table_renames: Mapping[str, str] = field(default_factory=dict)  # default -> served
     column_renames: Mapping[str, str] = field(default_factory=dict)  # "table.column" -> served
     status_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> {default: new}
+    read_depth: Mapping[str, str] = field(default_factory=dict)  # table -> READ_DEPTHS; default Organization
     partner_center: PartnerCenterFixture = field(default_factory=PartnerCenterFixture)
     source: str = "<dict>"
     timeline: tuple[TimelineEntry, ...] = ()  # in `at` order (fixture order among equal times)
@@ -148,6 +151,7 @@ class _Loader:
             table_renames=table_renames,
             column_renames=column_renames,
             status_labels=self.status_labels(dataverse.get("status_labels", {})),
+            read_depth=self.read_depth(dataverse.get("read_depth", {})),
             partner_center=self.partner_center(top.get("partner_center")),
             source=source,
             timeline=_Timeline(self, now, rows).load(top.get("timeline", [])),
@@ -376,6 +380,17 @@ class _Loader:
                     raise self.fail(f"{path}.{old}: the new label must be a non-empty string")
             result[table_name] = dict(labels)
         return result
+
+    def read_depth(self, value: object) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail("dataverse.read_depth must be an object keyed by table")
+        for table_name, depth in value.items():
+            self.table(table_name, "dataverse.read_depth")
+            if depth not in READ_DEPTHS:
+                raise self.fail(
+                    f"dataverse.read_depth.{table_name}: {depth!r} is not a depth; known: {', '.join(READ_DEPTHS)}"
+                )
+        return dict(value)
 
     # --- partner_center ---------------------------------------------------------------------------
 

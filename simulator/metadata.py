@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from simulator.access import privileges_metadata
 from simulator.odata import parse_filter, unknown_property
 from simulator.tenant import Option, ServedColumn, ServedTable, Tenant
 from simulator.wire import (
@@ -113,6 +114,7 @@ def entity(table: ServedTable) -> dict[str, Any]:
         "IsActivity": False,
         "HasNotes": True,
         "TableType": "Standard",
+        "Privileges": privileges_metadata(table),
     }
 
 

@@ -1,5 +1,6 @@
 """Round trips are designed, and this keeps them so: a scan reads Dataverse in four HTTP requests
-(table list, one metadata `$batch`, two data `$batch`es) plus one per further 5,000-row page."""
+(a `$batch` of the table list and WhoAmI, a metadata `$batch` that also carries the identity's
+RetrieveUserPrivileges, two data `$batch`es) plus one per further 5,000-row page."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ def test_a_large_tenant_is_scanned_in_a_fixed_number_of_round_trips() -> None:
         batches = sim.requests[("POST", "/api/data/v9.2/$batch")]
         usage_pages = sim.requests[("GET", "/api/data/v9.2/work365_usagesummaries")]
     assert conn.requests.by_service() == {"Dataverse": 4 + 1, "Partner Center": 1}
-    assert batches == 3  # metadata, independent data, dependent data
+    # table list + WhoAmI, metadata + privileges, independent data, dependent data: the table list
+    # became a batch so that WhoAmI rides with it (RetrieveUserPrivileges needs its UserId).
+    assert batches == 4
     assert usage_pages == 2  # the first page inside the batch, the second as its nextLink
     assert "0 error" in summary
 

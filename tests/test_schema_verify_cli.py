@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from diagnostics.checks import CHECKS
 from diagnostics.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "simulator" / "samples" / "sample-tenant.json"
@@ -65,12 +66,18 @@ def test_verify_names_every_difference_and_the_proposed_file_restores_the_diagno
         ("label", "work365_providerinvoice", "statuscode", "Completed"),
     }
 
-    # Without the map the scan refuses to run checks on data it cannot read.
+    # Without the map the checks that read what differs do not run; the two that read none of it do.
     code, out = run(capsys, "scan", "--simulate", str(renamed), "--format", "json")
     report = json.loads(out)
     assert code == 1
-    assert [f["code"] for f in report["findings"]] == ["SCHEMA_MISMATCH"]
-    assert report["findings"][0]["evidence"]["proposed_override_file"] == json.loads(proposal.read_text())
+    (mismatch,) = [f for f in report["findings"] if f["code"] == "SCHEMA_MISMATCH"]
+    assert mismatch["evidence"]["proposed_override_file"] == json.loads(proposal.read_text())
+    stopped = {c.name for c in CHECKS} - {"invoice_pulled", "period_gap"}
+    assert set(mismatch["evidence"]["stopped_checks"]) == stopped
+    failed = {f["evidence"]["check"] for f in report["findings"] if f["code"] == "CHECK_FAILED"}
+    assert failed == stopped
+    assert report["statistics"]["passed"] <= len(CHECKS) - len(stopped)
+    assert {f["code"] for f in report["findings"]} <= {"SCHEMA_MISMATCH", "CHECK_FAILED", "PI_PERIOD_GAP"}
 
     # With the proposed map: the same diagnosis as the same tenant on the default schema.
     code_mapped, mapped = run(
@@ -96,9 +103,14 @@ def test_a_table_with_no_match_has_no_proposal_and_stops_the_scan(
     fixture = json.loads(renamed.read_text())
     code, out = run(capsys, "scan", "--simulate", str(renamed), "--format", "json")
     assert code == 1
-    (only,) = json.loads(out)["findings"]
-    assert only["code"] == "SCHEMA_MISMATCH"
+    report = json.loads(out)
+    (mismatch,) = [f for f in report["findings"] if f["code"] == "SCHEMA_MISMATCH"]
     assert fixture["dataverse"]["renames"]["tables"]["work365_providerinvoice"] == "cr9_billingdoc"
+    # Every check that reads provider invoices is stopped, naming the missing table; the rest run.
+    failed = {f["evidence"]["check"]: f for f in report["findings"] if f["code"] == "CHECK_FAILED"}
+    assert set(failed) == {c.name for c in CHECKS if "provider_invoices" in c.needs}
+    assert all("cr9_billingdoc" in f["evidence"]["why"] for f in failed.values())
+    assert {"BILLING_SCHEDULE_ERROR", "SUB_NOT_ON_ACTIVE_CONTRACT"} <= {f["code"] for f in report["findings"]}
 
 
 def test_default_schema_verifies_clean(capsys: pytest.CaptureFixture[str]) -> None:
