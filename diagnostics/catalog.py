@@ -49,6 +49,7 @@ _CODES: tuple[tuple[str, Severity, int], ...] = (
     ("SUB_NOT_ON_ACTIVE_CONTRACT", "error", 5),
     ("CHECK_FAILED", "error", 6),
     ("SCHEMA_MISMATCH", "error", 6),
+    ("READ_ACCESS_LIMITED", "error", 6),
 )
 
 CODES: Mapping[str, CodeInfo] = {code: CodeInfo(code, sev, section) for code, sev, section in _CODES}

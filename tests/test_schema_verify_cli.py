@@ -105,6 +105,7 @@ def test_a_table_with_no_match_has_no_proposal_and_stops_the_scan(
     assert code == 1
     report = json.loads(out)
     (mismatch,) = [f for f in report["findings"] if f["code"] == "SCHEMA_MISMATCH"]
+    assert mismatch["evidence"]["differences"][0]["table"] == "work365_providerinvoice"
     assert fixture["dataverse"]["renames"]["tables"]["work365_providerinvoice"] == "cr9_billingdoc"
     # Every check that reads provider invoices is stopped, naming the missing table; the rest run.
     failed = {f["evidence"]["check"]: f for f in report["findings"] if f["code"] == "CHECK_FAILED"}
