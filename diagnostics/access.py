@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import READS
-from diagnostics.metadata import EnvironmentMetadata
 from diagnostics.model import Finding
 from diagnostics.schema import TABLES, SchemaMap
+
+if TYPE_CHECKING:  # metadata reads access to resolve the schema; only the type goes the other way
+    from diagnostics.metadata import EnvironmentMetadata
 
 _DEPTHS = ("Basic", "Local", "Deep", "Global", "RecordFilter")
 _ORGANIZATION = "Global"

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from diagnostics.access import access_failures, read_access
 from diagnostics.checks import READS
 from diagnostics.errors import ServiceError
 from diagnostics.schema import DEFAULT_LABELS, TABLES, SchemaMap, column_key, label_key
@@ -351,6 +352,10 @@ class ResolvedSchema:
     # column keys (schema.column_key) the environment lacks: left out of `$select`, so the query
     # still answers for the checks that do not read them
     missing: frozenset[str] = frozenset()
+    # failure keys (schema.py) that cannot be read in full, and why: a missing table, column or
+    # label, a table the identity reads at less than organization level. The loader does not ask
+    # for those parts and records them as failures, so exactly the checks that need them fail.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
     def entity_set(self, table: str) -> str:
         # A table the environment lacks is never queried (its parts are failures before loading);
@@ -398,7 +403,8 @@ def resolve(meta: EnvironmentMetadata, schema_map: SchemaMap) -> ResolvedSchema:
             actual = schema_map.column(default, column)
             if actual in entity.options:
                 options[f"{default}.{column}"] = dict(entity.options[actual])
-    return ResolvedSchema(schema_map, entity_sets, options, frozenset(missing))
+    unavailable = problem_failures(verify(meta, schema_map)) | access_failures(read_access(meta, schema_map))
+    return ResolvedSchema(schema_map, entity_sets, options, frozenset(missing), unavailable)
 
 
 def problem_failures(problems: Sequence[Problem]) -> dict[str, str]:

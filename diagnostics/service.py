@@ -96,10 +96,6 @@ class Verification:
     schema: ResolvedSchema
     access: ReadAccess = field(default_factory=ReadAccess)
 
-    def failures(self) -> dict[str, str]:
-        """What the snapshot cannot be trusted with before it is read (failure keys, schema.py)."""
-        return problem_failures(self.problems) | access_failures(self.access)
-
 
 async def _verify(dv: DataverseClient, schema_map: SchemaMap) -> Verification:
     meta = await fetch_metadata(dv, schema_map)
@@ -163,10 +159,9 @@ async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) ->
     async with _clients(conn) as (dv, pc):
         verification = await _verify(dv, conn.schema_map)
         period = period_under_review(as_of)
-        failures = verification.failures()
         focus = None
         # An unreadable invoice table cannot be searched: the report then says why its checks failed.
-        if invoice is not None and "provider_invoices" not in failures:
+        if invoice is not None and "provider_invoices" not in verification.schema.unavailable:
             focus = await find_invoice(dv, Loader(verification.schema, conn.thresholds), invoice)
             period = invoice_period(focus) or period
         snapshot = await load_snapshot(
@@ -177,7 +172,6 @@ async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) ->
             as_of=as_of,
             period=period,
             focus=focus,
-            unavailable=failures,
         )
         report = build_report(
             snapshot,

@@ -14,7 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
@@ -508,13 +508,11 @@ async def load_snapshot(
     as_of: datetime,
     period: str,
     focus: ProviderInvoice | None = None,
-    unavailable: Mapping[str, str] | None = None,
 ) -> Snapshot:
-    """`unavailable`: what is known before reading not to be readable in full (failure keys of
-    schema.py: a missing table or column, a table read at less than organization level); those
-    parts are not asked for and stay failures, so the checks that need them report CHECK_FAILED."""
     loader = Loader(schema, thresholds)
-    failures: dict[str, str] = dict(unavailable or {})
+    # What is known before reading not to be readable in full (a missing table or column, a table
+    # read at less than organization level): not asked for, and failures from the start.
+    failures: dict[str, str] = dict(schema.unavailable)
     oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
     pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
 

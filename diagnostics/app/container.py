@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from diagnostics.access import read_access
 from diagnostics.adapters.dataverse import DataverseClient
 from diagnostics.adapters.http import RequestCounter, RequestRecord
 from diagnostics.adapters.partner_center import PartnerCenterClient
@@ -96,7 +97,10 @@ class SchemaCache:
                 meta = await fetch_metadata(self._dataverse, self.schema_map)
                 problems = tuple(verify(meta, self.schema_map))
                 self._value = Verification(
-                    problems, proposed_overrides(problems, self.schema_map), resolve(meta, self.schema_map)
+                    problems,
+                    proposed_overrides(problems, self.schema_map),
+                    resolve(meta, self.schema_map),
+                    read_access(meta, self.schema_map),
                 )
                 self._read_at = self._monotonic()
             return self._value
