@@ -1,13 +1,62 @@
 """Azure Functions entry points (Python v2 programming model). Triggers only: each function parses
-its input, calls one function of `diagnostics`, and returns."""
+its input, calls one function of `diagnostics`, and returns.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the worker reads the parameters' annotations to inject
+the Service Bus SDK types (the received message and its settlement actions).
+"""
 
 import azure.functions as func
+from azurefunctions.extensions.bindings import servicebus
 
-from diagnostics.http_api import diagnose_request
+from diagnostics.app.delivery import deliver
+from diagnostics.app.handle_check import handle_check
+from diagnostics.app.plan import plan_today
+from diagnostics.app.resolve_references import handle_references
+from diagnostics.http_api import diagnose_request, health_request, partner_center_event
+from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.function_name(name="plan_checks")
+@app.timer_trigger(schedule="%DIAG_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+@app.retry(
+    strategy="exponential_backoff",
+    max_retry_count="3",
+    minimum_interval="00:00:30",
+    maximum_interval="00:10:00",
+)
+async def plan_checks(timer: func.TimerRequest) -> None:
+    """Daily: publish one check per unit of work that needs one today."""
+    await plan_today(past_due=timer.past_due)
+
+
+@app.function_name(name="invoice_checks")
+@app.service_bus_queue_trigger(
+    arg_name="message",
+    queue_name=QUEUE_INVOICE_CHECKS,
+    connection=SERVICEBUS_CONNECTION,
+    auto_complete_messages=False,
+)
+async def invoice_checks(
+    message: servicebus.ServiceBusReceivedMessage, message_actions: servicebus.ServiceBusMessageActions
+) -> None:
+    """Check one unit; settles the message itself (complete, abandon, or dead-letter with a reason)."""
+    await deliver(QUEUE_INVOICE_CHECKS, message, message_actions, handle_check)
+
+
+@app.function_name(name="reference_resolution")
+@app.service_bus_queue_trigger(
+    arg_name="message",
+    queue_name=QUEUE_REFERENCE_RESOLUTION,
+    connection=SERVICEBUS_CONNECTION,
+    auto_complete_messages=False,
+)
+async def reference_resolution(
+    message: servicebus.ServiceBusReceivedMessage, message_actions: servicebus.ServiceBusMessageActions
+) -> None:
+    """Look up an invoice's unresolved references again; settles the message itself."""
+    await deliver(QUEUE_REFERENCE_RESOLUTION, message, message_actions, handle_references)
 
 
 @app.function_name(name="diagnose_invoice")
@@ -15,4 +64,20 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 async def diagnose_invoice(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/invoices/{id}/diagnose[?as_of=ISO] → the report JSON of that provider invoice."""
     result = await diagnose_request(req.route_params.get("id", ""), as_of=req.params.get("as_of"))
+    return func.HttpResponse(result.body, status_code=result.status, mimetype="application/json")
+
+
+@app.function_name(name="partner_center_events")
+@app.route(route="partner-center/events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def partner_center_events(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/partner-center/events: Partner Center's invoice-ready webhook → checks of the period."""
+    result = await partner_center_event(req.get_body())
+    return func.HttpResponse(result.body, status_code=result.status, mimetype="application/json")
+
+
+@app.function_name(name="health")
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/health: 200 when Dataverse, Service Bus and the state store answer, else 503."""
+    result = await health_request()
     return func.HttpResponse(result.body, status_code=result.status, mimetype="application/json")

@@ -1,7 +1,7 @@
-"""The on-demand diagnosis over HTTP: input checks and the mapping of outcomes to status codes.
+"""The HTTP endpoints: input checks and the mapping of outcomes to status codes.
 
-`function_app.py` only turns the Functions request into a call of `diagnose_request`; everything
-that decides a status code lives here, typed and testable.
+`function_app.py` only turns the Functions request into a call of one of these; everything that
+decides a status code lives here, typed and testable. All of them run on the worker's container.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from diagnostics.connect import real_connection
+from diagnostics.app.container import get_container
+from diagnostics.app.diagnose import diagnose
+from diagnostics.app.events import parse_invoice_ready, publish_for_event
+from diagnostics.app.health import health
 from diagnostics.errors import ConfigError, InputError, InvoiceNotFound, ServiceError
 from diagnostics.periods import parse_as_of
 from diagnostics.render import to_json
-from diagnostics.service import scan
-from diagnostics.settings import load_settings
 
 log = logging.getLogger("diagnostics.http")
 
@@ -46,27 +45,60 @@ def is_invoice_key(text: str) -> bool:
     return True
 
 
-async def diagnose_request(
-    invoice: str, *, as_of: str | None = None, environ: Mapping[str, str] | None = None
-) -> HttpResult:
+def _failure(exc: Exception, what: str) -> HttpResult:
+    """The status of a failure: 500 misconfigured, 400 bad input, 502 a service failed, 500 a bug."""
+    if isinstance(exc, ConfigError):
+        log.error("configuration error: %s", exc)
+        return _error(500, f"the app is misconfigured: {exc}")
+    if isinstance(exc, InputError):
+        return _error(400, str(exc))
+    if isinstance(exc, ServiceError):
+        log.warning("%s could not complete: %s", what, exc)
+        return _error(502, f"{what} could not complete: {exc}")
+    log.error("internal error in %s", what, exc_info=exc)
+    return _error(500, "internal error; the details are in the app's logs")
+
+
+async def diagnose_request(invoice: str, *, as_of: str | None = None) -> HttpResult:
     """Diagnose one provider invoice; the report JSON, or a one-line error and its status code."""
     if not is_invoice_key(invoice):
         return _error(400, f"{invoice[:80]!r} is neither a GUID nor a provider invoice number")
     try:
-        clock = parse_as_of(as_of) if as_of else datetime.now(UTC)
-        settings = load_settings(environ)
-        report = await scan(real_connection(settings, None, None), clock, invoice=invoice)
+        container = get_container()
+        clock = parse_as_of(as_of) if as_of else container.clock()
+        report = await diagnose(container, invoice, clock)
     except InvoiceNotFound as exc:
         return _error(404, str(exc))
-    except ConfigError as exc:
-        log.error("configuration error: %s", exc)  # noqa: TRY400  (no traceback needed)
-        return _error(500, f"the app is misconfigured: {exc}")
-    except InputError as exc:
-        return _error(400, str(exc))
-    except ServiceError as exc:
-        log.warning("diagnosis of %s could not complete: %s", invoice, exc)
-        return _error(502, f"the diagnosis could not complete: {exc}")
-    except Exception:
-        log.exception("internal error while diagnosing %s", invoice)
-        return _error(500, "internal error; the details are in the app's logs")
+    except Exception as exc:
+        return _failure(exc, "the diagnosis")
     return HttpResult(200, to_json(report))
+
+
+async def partner_center_event(body: bytes) -> HttpResult:
+    """POST /api/partner-center/events: 202 with what was published; 400 for anything that is not a
+    valid `invoice-ready` event; 502 when it could not be published (Partner Center retries)."""
+    try:
+        event = parse_invoice_ready(body)
+    except InputError as exc:
+        return _error(400, f"not a Partner Center invoice-ready event: {exc}")
+    try:
+        requests = await publish_for_event(get_container(), event)
+    except Exception as exc:
+        return _failure(exc, "publishing the event's checks")
+    log.info("invoice-ready %s for %s: %d check(s) published", event.invoice_id, event.period, len(requests))
+    body_out = {
+        "period": event.period,
+        "invoice_id": event.invoice_id,
+        "published": [r.message_id for r in requests],
+    }
+    return HttpResult(202, json.dumps(body_out))
+
+
+async def health_request() -> HttpResult:
+    """GET /api/health: 200 when Dataverse, the broker and the state store answer, else 503."""
+    try:
+        report = await health(get_container())
+    except ConfigError as exc:
+        return HttpResult(503, json.dumps({"status": "misconfigured", "error": str(exc)}))
+    status = "ok" if report.ok else "degraded"
+    return HttpResult(200 if report.ok else 503, json.dumps({"status": status, "checks": report.checks}))

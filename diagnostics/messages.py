@@ -91,6 +91,9 @@ class Reference(_Frozen):
     type: Literal["customer", "subscription", "currency", "product", "unknown"]
     id: str
     name: str | None = None
+    # The customer's provider account, when the check could tell whose subscription it is: the
+    # reference handler then looks at that customer's other usage subscriptions.
+    provider_account_id: str | None = None
 
 
 class ReferenceRequest(_Frozen):

@@ -1,18 +1,22 @@
-"""The Function app: registration as the host would index it, and the HTTP trigger called with
+"""The Function app: registration as the host would index it, and the HTTP diagnosis called with
 real `azure.functions` request objects against the simulator."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import typing
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 import pytest
+from azurefunctions.extensions.base import meta
 
 import function_app
+from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
 from simulator import Simulator, load_fixture
 
 SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample-tenant.json"
@@ -24,21 +28,75 @@ def functions() -> dict[str, object]:
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
-def test_http_trigger_registration() -> None:
-    fn = functions()["diagnose_invoice"]
-    trigger = fn.get_trigger()  # type: ignore[attr-defined]
-    assert trigger.get_binding_name() == "httpTrigger"
-    raw = json.loads(fn.get_raw_bindings()[0])  # type: ignore[attr-defined]
-    assert raw["route"] == "invoices/{id}/diagnose"
-    assert raw["methods"] == ["POST"]
-    assert raw["authLevel"] == "FUNCTION"
+def trigger_of(name: str) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads(functions()[name].get_raw_bindings()[0])  # type: ignore[attr-defined]
+    return raw
+
+
+def test_the_app_has_exactly_these_functions() -> None:
+    assert set(functions()) == {
+        "plan_checks",
+        "invoice_checks",
+        "reference_resolution",
+        "diagnose_invoice",
+        "partner_center_events",
+        "health",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "methods"),
+    [
+        ("diagnose_invoice", "invoices/{id}/diagnose", ["POST"]),
+        ("partner_center_events", "partner-center/events", ["POST"]),
+        ("health", "health", ["GET"]),
+    ],
+)
+def test_http_routes(name: str, route: str, methods: list[str]) -> None:
+    raw = trigger_of(name)
+    assert raw["type"] == "httpTrigger"
+    assert (raw["route"], raw["methods"], raw["authLevel"]) == (route, methods, "FUNCTION")
+
+
+def test_the_timer_plans_on_the_schedule_setting_with_retries() -> None:
+    raw = trigger_of("plan_checks")
+    assert raw["type"] == "timerTrigger"
+    assert raw["schedule"] == "%DIAG_SCHEDULE%"
+    assert raw["runOnStartup"] is False
+    retry = functions()["plan_checks"].get_setting("retry_policy").get_dict_repr()  # type: ignore[attr-defined]
+    assert retry["strategy"] == "exponential_backoff"
+    assert int(retry["max_retry_count"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "queue"),
+    [("invoice_checks", QUEUE_INVOICE_CHECKS), ("reference_resolution", QUEUE_REFERENCE_RESOLUTION)],
+)
+def test_service_bus_triggers_settle_their_own_messages(name: str, queue: str) -> None:
+    raw = trigger_of(name)
+    assert raw["type"] == "serviceBusTrigger"
+    assert raw["queueName"] == queue
+    assert raw["connection"] == SERVICEBUS_CONNECTION == "DIAG_SERVICEBUS"
+    assert raw["autoCompleteMessages"] is False
+    # What the worker checks to inject the SDK types: the trigger parameter is an SdkType (the host
+    # then sends the message for deferred binding) and the other one a gRPC client type (the
+    # settlement actions); annotations must resolve to the classes, not stay strings.
+    hints = typing.get_type_hints(functions()[name].get_user_function())  # type: ignore[attr-defined]
+    assert meta._ConverterMeta.check_supported_type(hints[raw["name"]])
+    assert "serviceBusTrigger" in meta._ConverterMeta._bindings
+    others = [p for p in hints if p not in (raw["name"], "return")]
+    assert others == ["message_actions"]
+    assert meta._ConverterMeta.check_supported_grpc_client_type(hints["message_actions"])
 
 
 def test_binding_names_match_parameters() -> None:
-    # The library does not check this; the Functions host rejects the app at indexing time.
+    # The library does not check this; the Functions host rejects the app at indexing time. The
+    # settlement actions are injected by type, without a binding.
     for fn in functions().values():
         names = {b.name for b in fn.get_bindings() if b.name != "$return"}  # type: ignore[attr-defined]
-        assert names == set(inspect.signature(fn.get_user_function()).parameters)  # type: ignore[attr-defined]
+        hints = typing.get_type_hints(fn.get_user_function())  # type: ignore[attr-defined]
+        injected = {p for p, t in hints.items() if meta._ConverterMeta.check_supported_grpc_client_type(t)}
+        assert names | injected == set(inspect.signature(fn.get_user_function()).parameters)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +106,9 @@ def sim() -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def app_settings(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def app_settings(sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, value in {
+        "DIAG_STATE_FILE": str(tmp_path / "state.json"),
         "DIAG_DATAVERSE_URL": sim.dataverse_url,
         "DIAG_DATAVERSE_CREDENTIAL": "client_secret",
         "DIAG_DATAVERSE_TENANT_ID": sim.tenant_id,

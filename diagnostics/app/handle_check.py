@@ -1,0 +1,151 @@
+"""The check handler (queue `invoice-checks`): load one unit's slice, run the checks, hand off.
+
+Hand-offs, each idempotent so that a duplicate delivery changes nothing:
+- unresolved references → one message per invoice on `reference-resolution` (its id is invoice +
+  day, so the broker drops a repeat);
+- an automatic provider invoice inside its pull window without usage → tomorrow's re-check,
+  scheduled once; cancelled when the usage arrives or the invoice is gone;
+- findings changed since the last notification → notify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from diagnostics.app.container import Container
+from diagnostics.app.notify import notify_if_changed
+from diagnostics.app.recheck import (
+    RecheckAction,
+    RecheckDecision,
+    daily_time,
+    decide_recheck,
+    invoice_facts,
+    reconcile_recheck,
+)
+from diagnostics.engine import build_report
+from diagnostics.errors import InvoiceNotFound
+from diagnostics.loading import load_unit
+from diagnostics.messages import (
+    QUEUE_REFERENCE_RESOLUTION,
+    InvoiceUnit,
+    Reference,
+    ReferenceRequest,
+    Unit,
+    decode_check,
+    encode,
+    unit_key,
+)
+from diagnostics.model import Report
+from diagnostics.periods import period_under_review
+from diagnostics.ports import OutgoingMessage
+from diagnostics.service import schema_mismatch_report
+
+_REFERENCE_CODES: dict[str, Literal["customer", "subscription", "currency"]] = {
+    "US_BLOCKED_UNRESOLVED_CUSTOMER": "customer",
+    "US_BLOCKED_UNRESOLVED_SUBSCRIPTION": "subscription",
+    "US_BLOCKED_UNRESOLVED_CURRENCY": "currency",
+}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check did, for the canonical log line and the replay's day statistics."""
+
+    unit: str
+    findings: int
+    references_published: int = 0
+    recheck: RecheckAction = "none"
+    notified: bool = False
+    note: str = ""
+
+
+def unresolved_references(report: Report, day: Any) -> list[ReferenceRequest]:
+    """Pure: the references the report found unresolved, one request per provider invoice."""
+    by_invoice: dict[tuple[str, str], list[Reference]] = {}
+    for item in report.findings:
+        kind = _REFERENCE_CODES.get(item.code)
+        if kind is None or item.subject.type != "provider_invoice":
+            continue
+        for ref in item.evidence.get("references", []):
+            if not isinstance(ref, dict) or ref.get("resolved") or not ref.get("reference"):
+                continue
+            account = ref.get("customer_provider_account_id") or ref.get("provider_account_id")
+            by_invoice.setdefault((item.subject.id, item.period), []).append(
+                Reference(
+                    type=kind,
+                    id=str(ref["reference"]),
+                    name=ref.get("name"),
+                    provider_account_id=account if kind == "subscription" else None,
+                )
+            )
+    return [
+        ReferenceRequest(invoice_id=invoice, period=period, day=day, references=tuple(refs))
+        for (invoice, period), refs in sorted(by_invoice.items())
+    ]
+
+
+def _period_of(unit: Unit, now: datetime) -> str:
+    return getattr(unit, "period", None) or period_under_review(now)
+
+
+async def _check(c: Container, unit: Unit, now: datetime) -> tuple[Report, RecheckDecision | None]:
+    verification = await c.schema.get()
+    if verification.problems:
+        report = schema_mismatch_report(verification, now, _period_of(unit, now), c.schema_source)
+        return report, None
+    snapshot = await load_unit(
+        c.dataverse, c.partner_center, verification.schema, c.thresholds, unit, as_of=now
+    )
+    report = build_report(snapshot, c.thresholds, schema_map=c.schema_source)
+    decision = None
+    if isinstance(unit, InvoiceUnit):
+        invoice, provider, has_usage = invoice_facts(snapshot, unit.invoice_id)
+        decision = decide_recheck(
+            invoice,
+            provider,
+            has_usage,
+            now=now,
+            thresholds=c.thresholds,
+            daily_at=daily_time(c.settings.schedule),
+        )
+    return report, decision
+
+
+async def handle_check(c: Container, body: bytes) -> CheckResult:
+    """Handle one `invoice-checks` message. Raises on failure; the caller classifies the error."""
+    request = decode_check(body)
+    now = c.clock()
+    today = now.date()
+    key = unit_key(request.unit)
+    try:
+        report, decision = await _check(c, request.unit, now)
+    except InvoiceNotFound:
+        if not isinstance(request.unit, InvoiceUnit):
+            raise
+        # Gone (often deleted on purpose, so that Work 365 re-imports it): nothing to re-check.
+        gone = RecheckDecision(None, None, "the invoice is gone")
+        cancelled = await reconcile_recheck(c.bus, c.state, request.unit, gone, today=today)
+        if request.reason == "recheck":
+            return CheckResult(key, 0, recheck=cancelled, note="the invoice is gone")
+        raise
+
+    references = unresolved_references(report, today)
+    if references:
+        await c.bus.send(
+            QUEUE_REFERENCE_RESOLUTION,
+            [OutgoingMessage(r.message_id, encode(r), "references") for r in references],
+        )
+    action: RecheckAction = "none"
+    if decision is not None and isinstance(request.unit, InvoiceUnit):
+        action = await reconcile_recheck(c.bus, c.state, request.unit, decision, today=today)
+    notified = await notify_if_changed(c.notifier, c.state, request.unit, report, at=now)
+    return CheckResult(
+        key,
+        len(report.findings),
+        references_published=len(references),
+        recheck=action,
+        notified=notified,
+        note=decision.why if decision is not None else "",
+    )
