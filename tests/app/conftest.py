@@ -4,6 +4,7 @@ the real clients, and a container whose bus, state store and notifier are the po
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from simulator import Simulator, load_fixture
 from simulator.connect import connection
 from tests.fakes import FakeBus, FakeClock, InMemoryStateStore, RecordingNotifier
 
+BLOCKED = "3a496486-0f7b-56ee-afa0-d8b3fea8006c"  # October's Microsoft invoice, Error, references
+DAY = date(2026, 11, 12)
 SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample-tenant.json"
 
 
@@ -40,6 +43,36 @@ async def container(sim: Simulator) -> AsyncIterator[Container]:
         state=InMemoryStateStore(),
         notifier=RecordingNotifier(),
         clock=FakeClock(sim.now),
+    )
+    yield built
+    await built.aclose()
+
+
+def parts(container: Container) -> tuple[FakeBus, InMemoryStateStore, RecordingNotifier]:
+    assert isinstance(container.bus, FakeBus)
+    assert isinstance(container.state, InMemoryStateStore)
+    assert isinstance(container.notifier, RecordingNotifier)
+    return container.bus, container.state, container.notifier
+
+
+# A simulator of their own for tests that advance the tenant's timeline.
+
+
+@pytest.fixture
+def changing_sim() -> Iterator[Simulator]:
+    with Simulator(load_fixture(SAMPLE)) as running:
+        yield running
+
+
+@pytest.fixture
+async def changing(changing_sim: Simulator) -> AsyncIterator[Container]:
+    built = Container.from_connection(
+        connection(changing_sim, retry=NO_WAIT),
+        settings=load_settings({}),
+        bus=FakeBus(),
+        state=InMemoryStateStore(),
+        notifier=RecordingNotifier(),
+        clock=FakeClock(changing_sim.now),
     )
     yield built
     await built.aclose()

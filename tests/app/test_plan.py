@@ -1,0 +1,127 @@
+"""The planner: its rules as pure decisions, and its cheap read against the simulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from diagnostics.app.container import Container, counting_requests
+from diagnostics.app.plan import PLANNER, WATERMARK, PlanView, plan_units, run_planner
+from diagnostics.messages import decode_check
+from diagnostics.model import PIStatus, ProviderKind
+from diagnostics.settings import Thresholds
+from simulator import Simulator
+from tests.app.builders import MANUAL, contract, invoice, provider
+from tests.fakes import FakeBus, InMemoryStateStore
+
+NOW = datetime(2026, 11, 12, 7, 0, tzinfo=UTC)
+T = Thresholds()
+OLD = datetime(2026, 10, 9, 6, 0, tzinfo=UTC)  # September's invoice, long done
+
+
+def keys(
+    view: PlanView, watermark: datetime | None = NOW - timedelta(days=1), now: datetime = NOW
+) -> list[str]:
+    return [r.message_id.split(":", 1)[1].rsplit(":", 1)[0] for r in plan_units(view, watermark, now, T)]
+
+
+def healthy_history() -> list:  # type: ignore[type-arg]
+    # Invoices for every watched period, Active with usage, created long ago: nothing to plan.
+    return [
+        invoice(f"pi-{p}", period=p, created=OLD - timedelta(days=30 * n))
+        for n, p in enumerate(["2026-10", "2026-09", "2026-08", "2026-07"])
+    ]
+
+
+def test_a_quiet_tenant_plans_only_the_tenant_unit() -> None:
+    view = PlanView((provider(),), tuple(healthy_history()), (), frozenset())
+    assert keys(view) == ["tenant:2026-10"]
+
+
+def test_every_request_is_for_today_with_a_stable_message_id() -> None:
+    view = PlanView((provider(),), tuple(healthy_history()), (), frozenset())
+    [request] = plan_units(view, NOW - timedelta(days=1), NOW, T)
+    assert (request.day, request.reason) == (date(2026, 11, 12), "planned")
+    assert request.message_id == "check:tenant:2026-10:2026-11-12"
+
+
+def test_invoices_created_or_modified_since_the_watermark() -> None:
+    touched = invoice("pi-touched", period="2026-07", created=OLD, modified=NOW - timedelta(hours=3))
+    view = PlanView((provider(),), (*healthy_history(), touched), (), frozenset())
+    assert "pi:pi-touched" in keys(view)
+    # Without a watermark (first run) every invoice of the watched periods is planned once.
+    assert "pi:pi-2026-09" in keys(view, watermark=None)
+    assert "pi:pi-2026-09" not in keys(view)
+
+
+def test_expected_invoices_on_or_after_their_invoice_day_that_are_missing() -> None:
+    history = [i for i in healthy_history() if i.id not in ("pi-2026-10", "pi-2026-08")]
+    view = PlanView((provider(), provider(MANUAL, ProviderKind.MANUAL)), tuple(history), (), frozenset())
+    planned = keys(view)
+    assert "expected:aaaaaaaa-0000-4000-8000-000000000001:2026-10" in planned
+    assert "expected:aaaaaaaa-0000-4000-8000-000000000001:2026-08" in planned  # an open period's gap
+    assert not any(k.startswith(f"expected:{MANUAL}") for k in planned)  # no automatic feed
+    # Before October's invoice day (Nov 8) the missing October invoice is not due yet.
+    before = datetime(2026, 11, 7, 7, 0, tzinfo=UTC)
+    assert "expected:aaaaaaaa-0000-4000-8000-000000000001:2026-10" not in keys(view, now=before)
+
+
+def test_invoices_inside_the_pull_window_or_past_it_without_usage() -> None:
+    fresh = invoice("pi-fresh", period="2026-10", created=NOW - timedelta(days=3))
+    stale = invoice(
+        "pi-stale", period="2026-09", created=NOW - timedelta(days=40), status=PIStatus.ERROR, usage_total="0"
+    )
+    done = invoice("pi-done", period="2026-08", created=NOW - timedelta(days=70))
+    view = PlanView((provider(),), (fresh, stale, done), (), frozenset())
+    planned = keys(view)
+    assert {"pi:pi-fresh", "pi:pi-stale"} <= set(planned)
+    assert "pi:pi-done" not in planned
+
+
+def test_usage_contracts_invoicing_within_the_at_risk_days() -> None:
+    soon = contract("c-soon", date(2026, 11, 14))
+    later = contract("c-later", date(2026, 11, 20))
+    no_usage = contract("c-licences", date(2026, 11, 13))
+    view = PlanView(
+        (provider(),), tuple(healthy_history()), (soon, later, no_usage), frozenset({"c-soon", "c-later"})
+    )
+    planned = keys(view)
+    assert "contract:c-soon:2026-10" in planned
+    assert "contract:c-later:2026-10" not in planned
+    assert "contract:c-licences:2026-10" not in planned
+
+
+def test_a_unit_named_by_several_rules_is_planned_once() -> None:
+    fresh = invoice("pi-fresh", period="2026-10", created=NOW - timedelta(hours=2), status=PIStatus.ERROR)
+    view = PlanView((provider(),), (fresh,), (), frozenset())
+    planned = keys(view)
+    assert planned.count("pi:pi-fresh") == 1
+    assert len(planned) == len(set(planned))
+
+
+async def test_run_planner_publishes_and_moves_the_watermark(container: Container, sim: Simulator) -> None:
+    await container.schema.get()  # the schema read is the container's, cached: not the plan's cost
+    bus = container.bus
+    assert isinstance(bus, FakeBus)
+    sim.reset_counts()
+    with counting_requests() as tally:
+        result = await run_planner(container)
+    assert tally.count <= 2  # one $batch, and the usage contracts' subscriptions
+    assert not any("usagesummar" in path for _, path in sim.requests)
+    requests = [decode_check(body) for body in bus.bodies("invoice-checks")]
+    assert result.published == len(requests)
+    keys_ = {r.message_id for r in requests}
+    assert "check:tenant:2026-10:2026-11-12" in keys_
+    # The blocked October Microsoft invoice (created Nov 9, no usage) is inside its window.
+    assert "check:pi:3a496486-0f7b-56ee-afa0-d8b3fea8006c:2026-11-12" in keys_
+    state = container.state
+    assert isinstance(state, InMemoryStateStore)
+    stored = await state.get(WATERMARK, PLANNER)
+    assert stored is not None
+    assert datetime.fromisoformat(stored.value["at"]) < sim.now
+
+    # The same day again: the same message ids, which the broker drops as duplicates.
+    again = await run_planner(container, past_due=True)
+    assert again.watermark is not None
+    assert 1 <= again.published < result.published  # only what changed since, and what is open
+    assert len(bus.sent) == len(requests)
+    assert bus.dropped_duplicates == again.published
