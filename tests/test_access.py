@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from diagnostics.render import to_text
 from diagnostics.schema import SchemaMap, build_schema_map
 from diagnostics.service import scan
 from simulator import Simulator, load_fixture
+from simulator.access import privilege_name
 from simulator.connect import connection
 from simulator.fixture import FixtureError
 
@@ -258,3 +260,12 @@ def test_a_privileges_answer_that_failed_is_unverified() -> None:
     access = read_access(_meta("RetrieveUserPrivileges failed: 403"), SchemaMap())
     assert access.unverified == "RetrieveUserPrivileges failed: 403"
     assert not access.complete
+
+
+def test_the_readme_names_exactly_the_privileges_the_tool_checks() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(prvRead\w+)` \| Organization", readme))
+    with Simulator(load_fixture(_sample({}))) as sim:
+        expected = {privilege_name(sim.tenant.tables[t]) for t in READS.tables()}
+    assert named == expected
+    assert "`prvReadUser` | any" in readme
