@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from diagnostics.access import read_access
 from diagnostics.adapters.dataverse import DataverseClient
 from diagnostics.adapters.http import RequestCounter, RequestRecord
 from diagnostics.adapters.partner_center import PartnerCenterClient
@@ -28,10 +27,10 @@ from diagnostics.adapters.recording_notifier import RecordingNotifier
 from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.adapters.state_file import FileStateStore
 from diagnostics.errors import ConfigError
-from diagnostics.metadata import fetch_metadata, proposed_overrides, resolve, verify
 from diagnostics.ports import Clock, MessageBus, Notifier, OutgoingMessage, StateStore
 from diagnostics.schema import SchemaMap
 from diagnostics.service import Connection, Verification
+from diagnostics.service import _verify as verify_with  # the one verification scan also runs
 from diagnostics.settings import Settings, Thresholds, load_settings
 
 log = logging.getLogger("diagnostics.app")
@@ -94,14 +93,7 @@ class SchemaCache:
     async def get(self) -> Verification:
         async with self._lock:  # one metadata read when many messages arrive on a cold worker
             if self._value is None or self._monotonic() - self._read_at >= self._ttl:
-                meta = await fetch_metadata(self._dataverse, self.schema_map)
-                problems = tuple(verify(meta, self.schema_map))
-                self._value = Verification(
-                    problems,
-                    proposed_overrides(problems, self.schema_map),
-                    resolve(meta, self.schema_map),
-                    read_access(meta, self.schema_map),
-                )
+                self._value = await verify_with(self._dataverse, self.schema_map)
                 self._read_at = self._monotonic()
             return self._value
 

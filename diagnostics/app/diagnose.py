@@ -8,10 +8,10 @@ from datetime import datetime
 from diagnostics.app.container import Container
 from diagnostics.engine import build_report
 from diagnostics.loading import load_unit
-from diagnostics.messages import InvoiceUnit
+from diagnostics.messages import InvoiceUnit, TenantPeriodUnit, Unit
 from diagnostics.model import Report
 from diagnostics.periods import period_under_review
-from diagnostics.service import schema_mismatch_report
+from diagnostics.service import _tool_findings as tool_findings  # SCHEMA_MISMATCH, READ_ACCESS_LIMITED
 from diagnostics.snapshot_loader import Loader, find_invoice
 
 
@@ -26,18 +26,14 @@ def _is_guid(text: str) -> bool:
 async def diagnose(c: Container, invoice: str, as_of: datetime) -> Report:
     """The report of one provider invoice, by GUID or invoice number (InvoiceNotFound if none)."""
     verification = await c.schema.get()
-    if verification.problems:
-        return schema_mismatch_report(verification, as_of, period_under_review(as_of), c.schema_source)
-    invoice_id = invoice.strip("{}").lower() if _is_guid(invoice) else None
-    if invoice_id is None:
-        focus = await find_invoice(c.dataverse, Loader(verification.schema, c.thresholds), invoice)
-        invoice_id = focus.id
-    snapshot = await load_unit(
-        c.dataverse,
-        c.partner_center,
-        verification.schema,
-        c.thresholds,
-        InvoiceUnit(invoice_id=invoice_id),
-        as_of=as_of,
-    )
-    return build_report(snapshot, c.thresholds, schema_map=c.schema_source)
+    schema = verification.schema
+    unit: Unit = TenantPeriodUnit(period=period_under_review(as_of))
+    # An unreadable invoice table cannot be searched: the report then says why its checks failed.
+    if "provider_invoices" not in schema.unavailable:
+        invoice_id = invoice.strip("{}").lower() if _is_guid(invoice) else None
+        if invoice_id is None:
+            invoice_id = (await find_invoice(c.dataverse, Loader(schema, c.thresholds), invoice)).id
+        unit = InvoiceUnit(invoice_id=invoice_id)
+    snapshot = await load_unit(c.dataverse, c.partner_center, schema, c.thresholds, unit, as_of=as_of)
+    extra = tool_findings(verification, snapshot.period, c.schema_source)
+    return build_report(snapshot, c.thresholds, extra, schema_map=c.schema_source)

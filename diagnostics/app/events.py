@@ -82,7 +82,7 @@ async def publish_for_event(c: Container, event: InvoiceReadyEvent) -> list[Chec
     today = c.clock().date()
     units: list[Unit] = []
     verification = await c.schema.get()
-    if not verification.problems:
+    if "providers" not in verification.schema.unavailable:
         loader = Loader(verification.schema, c.thresholds)
         answer = (await c.dataverse.batch([loader.query("work365_provider")]))[0]
         if isinstance(answer, ServiceError):

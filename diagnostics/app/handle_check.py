@@ -32,6 +32,7 @@ from diagnostics.messages import (
     InvoiceUnit,
     Reference,
     ReferenceRequest,
+    TenantPeriodUnit,
     Unit,
     decode_check,
     encode,
@@ -40,7 +41,7 @@ from diagnostics.messages import (
 from diagnostics.model import Report
 from diagnostics.periods import period_under_review
 from diagnostics.ports import OutgoingMessage
-from diagnostics.service import schema_mismatch_report
+from diagnostics.service import _tool_findings as tool_findings  # SCHEMA_MISMATCH, READ_ACCESS_LIMITED
 
 _REFERENCE_CODES: dict[str, Literal["customer", "subscription", "currency"]] = {
     "US_BLOCKED_UNRESOLVED_CUSTOMER": "customer",
@@ -86,21 +87,18 @@ def unresolved_references(report: Report, day: Any) -> list[ReferenceRequest]:
     ]
 
 
-def _period_of(unit: Unit, now: datetime) -> str:
-    return getattr(unit, "period", None) or period_under_review(now)
-
-
 async def _check(c: Container, unit: Unit, now: datetime) -> tuple[Report, RecheckDecision | None]:
     verification = await c.schema.get()
-    if verification.problems:
-        report = schema_mismatch_report(verification, now, _period_of(unit, now), c.schema_source)
-        return report, None
-    snapshot = await load_unit(
-        c.dataverse, c.partner_center, verification.schema, c.thresholds, unit, as_of=now
-    )
-    report = build_report(snapshot, c.thresholds, schema_map=c.schema_source)
+    schema = verification.schema
+    load: Unit = unit
+    if isinstance(unit, InvoiceUnit) and "provider_invoices" in schema.unavailable:
+        # The invoice table cannot be read: the tenant's checks say why, and what they still can.
+        load = TenantPeriodUnit(period=period_under_review(now))
+    snapshot = await load_unit(c.dataverse, c.partner_center, schema, c.thresholds, load, as_of=now)
+    extra = tool_findings(verification, snapshot.period, c.schema_source)
+    report = build_report(snapshot, c.thresholds, extra, schema_map=c.schema_source)
     decision = None
-    if isinstance(unit, InvoiceUnit):
+    if isinstance(unit, InvoiceUnit) and load is unit:
         invoice, provider, has_usage = invoice_facts(snapshot, unit.invoice_id)
         decision = decide_recheck(
             invoice,

@@ -52,6 +52,8 @@ PLANNER = "planner"  # its key
 # Dataverse's clock and ours may differ a little: the next plan looks back this much further, and
 # the day's message ids make the overlap harmless.
 WATERMARK_OVERLAP = timedelta(minutes=10)
+# The snapshot parts (failure keys) the planner reads.
+PLANNER_READS = frozenset({"providers", "provider_invoices", "contracts", "subscriptions"})
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ class PlanResult:
     published: int
     watermark: datetime | None  # the one the plan started from
     past_due: bool
-    schema_mismatch: bool = False
+    blind: bool = False  # the planner could not read what it needs (schema or access)
 
 
 async def run_planner(c: Container, *, past_due: bool = False) -> PlanResult:
@@ -235,8 +237,10 @@ async def run_planner(c: Container, *, past_due: bool = False) -> PlanResult:
     stored = await c.state.get(WATERMARK, PLANNER)
     watermark = datetime.fromisoformat(str(stored.value["at"])) if stored else None
     verification = await c.schema.get()
-    if verification.problems:
-        # Nothing can be read reliably: the tenant unit reports SCHEMA_MISMATCH (and resolves it).
+    blind = PLANNER_READS & verification.schema.unavailable.keys()
+    if blind:
+        # The plan cannot see what it needs: the tenant unit reports why (SCHEMA_MISMATCH or
+        # READ_ACCESS_LIMITED) and what can still be checked; the watermark stays.
         requests = [CheckRequest(unit=TenantPeriodUnit(period=period_under_review(now)), day=now.date())]
     else:
         view = await read_plan_view(
@@ -244,12 +248,12 @@ async def run_planner(c: Container, *, past_due: bool = False) -> PlanResult:
         )
         requests = plan_units(view, watermark, now, c.thresholds)
     await c.bus.send(QUEUE_INVOICE_CHECKS, [check_message(r) for r in requests])
-    if not verification.problems:
+    if not blind:
         value = {"at": (now - WATERMARK_OVERLAP).isoformat(), "planned_at": now.isoformat()}
         # Another run may have moved it meanwhile (a past-due run racing the next one): it stands.
         with contextlib.suppress(ConflictError):
             await c.state.put(WATERMARK, PLANNER, value, etag=stored.etag if stored else None)
-    return PlanResult(len(requests), watermark, past_due, bool(verification.problems))
+    return PlanResult(len(requests), watermark, past_due, bool(blind))
 
 
 async def plan_today(

@@ -47,6 +47,7 @@ from diagnostics.snapshot_loader import (  # the loader's row builders: one read
     _subscription,
 )
 
+_READS = frozenset({"provider_invoices", "provider_accounts", "subscriptions", "currencies"})
 REFERENCES = "references"  # state kind: fingerprint of what was last notified, per invoice
 _CODES = {
     "customer": "US_BLOCKED_UNRESOLVED_CUSTOMER",
@@ -312,9 +313,9 @@ async def handle_references(c: Container, body: bytes) -> ReferenceResult:
     unit = InvoiceUnit(invoice_id=request.invoice_id)
     key = f"pi:{request.invoice_id}"
     verification = await c.schema.get()
-    if verification.problems:
-        # The check of the tenant reports SCHEMA_MISMATCH; nothing here can be read reliably.
-        return ReferenceResult(key, 0, len(request.references), note="schema mismatch: not looked up")
+    if _READS & verification.schema.unavailable.keys():
+        # The checks report SCHEMA_MISMATCH or READ_ACCESS_LIMITED; these records cannot be read.
+        return ReferenceResult(key, 0, len(request.references), note="records unreadable: not looked up")
     records = await read_reference_records(c.dataverse, verification.schema, c.thresholds, request)
     if records.invoice is None:
         return ReferenceResult(key, 0, len(request.references), note="the invoice is gone")
