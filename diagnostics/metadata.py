@@ -31,6 +31,13 @@ _LISTING = (
 _WHO_AM_I = "WhoAmI"
 
 _OPTION_TYPES = ("StatusAttributeMetadata", "StateAttributeMetadata", "PicklistAttributeMetadata")
+# A choice column may use a global choice, whose options come under GlobalOptionSet; status and
+# state option sets are always the column's own.
+_EXPAND = {
+    "StatusAttributeMetadata": "OptionSet",
+    "StateAttributeMetadata": "OptionSet",
+    "PicklistAttributeMetadata": "OptionSet,GlobalOptionSet",
+}
 
 
 @dataclass(frozen=True)
@@ -127,17 +134,33 @@ def _target_tables(listing: Mapping[str, tuple[str, str | None]], schema_map: Sc
 
 
 def _parse_options(answer: dict[str, Any]) -> dict[str, dict[int, str]]:
+    """Column -> option value -> label, from an attribute cast answer (one attribute or `value`).
+
+    A choice column that uses a global option set (choice) answers `"OptionSet": null` with its
+    options under `GlobalOptionSet`, so both are read: the local one when it has options.
+    """
     out: dict[str, dict[int, str]] = {}
-    for attribute in answer.get("value", [answer]):
+    attributes = answer.get("value", [answer])
+    for attribute in attributes if isinstance(attributes, list) else []:
+        if not isinstance(attribute, dict):
+            continue
         name = attribute.get("LogicalName")
-        options = (attribute.get("OptionSet") or {}).get("Options") or []
         if isinstance(name, str):
             out[name] = {
                 int(o["Value"]): _label(o.get("Label")) or str(o["Value"])
-                for o in options
+                for o in _options_of(attribute)
                 if isinstance(o, dict) and isinstance(o.get("Value"), int)
             }
     return out
+
+
+def _options_of(attribute: dict[str, Any]) -> list[Any]:
+    for key in ("OptionSet", "GlobalOptionSet"):
+        option_set = attribute.get(key)
+        options = option_set.get("Options") if isinstance(option_set, dict) else None
+        if isinstance(options, list) and options:
+            return options
+    return []
 
 
 def _entity_paths(logical: str) -> list[str]:
@@ -146,7 +169,7 @@ def _entity_paths(logical: str) -> list[str]:
         f"{base}?$select=LogicalName,EntitySetName,Privileges"
         "&$expand=Attributes($select=LogicalName,DisplayName,AttributeType)",
         *(
-            f"{base}/Attributes/Microsoft.Dynamics.CRM.{kind}?$select=LogicalName&$expand=OptionSet"
+            f"{base}/Attributes/Microsoft.Dynamics.CRM.{kind}?$select=LogicalName&$expand={_EXPAND[kind]}"
             for kind in _OPTION_TYPES
         ),
     ]

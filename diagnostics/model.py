@@ -177,14 +177,22 @@ class PartnerCenterInvoice(Frozen):
     currency_code: str | None
     invoice_type: str | None
     document_type: str | None
+    # True when Partner Center gave no billing period and it was read from the invoice date
+    # (a one-time invoice bills the calendar month before the month it is dated in).
+    period_inferred: bool = False
 
 
 class PartnerCenterView(Frozen):
-    """What Partner Center said. `state` is never "ok" when it could not be asked."""
+    """What Partner Center said. `state` is never "ok" when it could not be asked.
+
+    An invoice without a period (`period_start` None) is one whose period neither the list nor a
+    read by id gave; `period_error` says why the read by id did not, when it was tried.
+    """
 
     state: Literal["ok", "not_configured", "unreachable"]
     invoices: tuple[PartnerCenterInvoice, ...] = ()
     reason: str | None = None
+    period_error: str | None = None
 
 
 class Snapshot(Frozen):

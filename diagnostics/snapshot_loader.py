@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from diagnostics.adapters.dataverse import Query
 from diagnostics.checks.context import invoice_period
+from diagnostics.checks.pulled import usage_invoices
 from diagnostics.errors import InvoiceNotFound, ServiceError
 from diagnostics.metadata import READ_COLUMNS, ResolvedSchema
 from diagnostics.model import (
@@ -41,13 +42,15 @@ from diagnostics.model import (
     Subscription,
     UsageSummary,
 )
-from diagnostics.periods import add_months, day_in_following_month, period_start
+from diagnostics.periods import add_months, day_in_following_month, period_end, period_of, period_start
 from diagnostics.schema import TABLES, column_key
 from diagnostics.settings import Thresholds
 
 T = TypeVar("T")
 _IN_CHUNK = 200  # ids per Microsoft.Dynamics.CRM.In filter: keeps each request far below URL limits
 _NAME = "@OData.Community.Display.V1.FormattedValue"
+_LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+_MAX_PERIOD_READS = 20  # Partner Center invoices read by id for their billing period, per check
 
 
 class DataverseReader(Protocol):
@@ -58,6 +61,8 @@ class DataverseReader(Protocol):
 
 class InvoiceLister(Protocol):
     async def list_invoices(self) -> list[dict[str, Any]]: ...
+
+    async def read_invoices(self, invoice_ids: Sequence[str]) -> list[dict[str, Any] | ServiceError]: ...
 
 
 class RowError(ValueError):
@@ -325,19 +330,42 @@ def _pc_invoice(raw: dict[str, Any]) -> PartnerCenterInvoice:
         value = raw.get(key)
         if not value:
             return None
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except OverflowError:  # a date at the edge of the calendar, moved past it by its offset
+            raise ValueError(f"{key} {value!r} is out of range") from None
 
     total = raw.get("totalCharges")
+    try:
+        charges = None if total is None or isinstance(total, bool) else Decimal(str(total))
+    except InvalidOperation:
+        raise ValueError(f"totalCharges {total!r} is not a number") from None
+    if charges is not None and not charges.is_finite():
+        raise ValueError(f"totalCharges {total!r} is not a number")
+    invoice_date = moment("invoiceDate")
+    start, end = moment("billingPeriodStartDate"), moment("billingPeriodEndDate")
+    inferred = (
+        start is None
+        and invoice_date is not None
+        and str(raw.get("invoiceType") or "").casefold() == "onetime"
+    )
+    if inferred and invoice_date is not None:
+        # Microsoft's list leaves the billing period out; a one-time (new-commerce) invoice bills
+        # the calendar month before the month it is dated in (platform-apis.md 1.7).
+        billed = add_months(period_of(invoice_date.date()), -1)
+        start = datetime.combine(period_start(billed), dt.time(), UTC)
+        end = datetime.combine(period_end(billed), dt.time(), UTC)
     return PartnerCenterInvoice(
         id=str(raw.get("id", "")),
-        invoice_date=moment("invoiceDate"),
-        period_start=moment("billingPeriodStartDate"),
-        period_end=moment("billingPeriodEndDate"),
-        total_charges=None if total is None else Decimal(str(total)),
+        invoice_date=invoice_date,
+        period_start=start,
+        period_end=end,
+        total_charges=charges,
         currency_code=raw.get("currencyCode"),
         invoice_type=raw.get("invoiceType"),
         document_type=raw.get("documentType"),
+        period_inferred=inferred,
     )
 
 
@@ -384,18 +412,62 @@ def _is_lookup(table: str, column: str) -> bool:
     return TABLES[table].column(column).type == "Lookup"
 
 
-async def _partner_center(client: InvoiceLister | None) -> PartnerCenterView:
+async def _partner_center(client: InvoiceLister | None, period: str) -> PartnerCenterView:
     if client is None:
         return PartnerCenterView(
             state="not_configured", reason="Partner Center is not configured for this tool"
         )
     try:
-        raw = await client.list_invoices()
-        return PartnerCenterView(state="ok", invoices=tuple(_pc_invoice(i) for i in raw))
+        invoices = [_pc_invoice(i) for i in await client.list_invoices()]
+        invoices, period_error = await _read_missing_periods(client, invoices, period)
+        return PartnerCenterView(state="ok", invoices=tuple(invoices), period_error=period_error)
     except ServiceError as exc:
         return PartnerCenterView(state="unreachable", reason=str(exc))
     except (ValueError, TypeError) as exc:
         return PartnerCenterView(state="unreachable", reason=f"Partner Center answered malformed data: {exc}")
+
+
+async def _read_missing_periods(
+    client: InvoiceLister, invoices: list[PartnerCenterInvoice], period: str
+) -> tuple[list[PartnerCenterInvoice], str | None]:
+    """Read by id the invoices that could bill `period` but came without a billing period.
+
+    Only those candidates are read (at most `_MAX_PERIOD_READS`): invoices dated before the period
+    began cannot bill it. What stays unknown is said in the returned message.
+    """
+    begins = period_start(period)
+    candidates = [
+        inv
+        for inv in usage_invoices(invoices)
+        if inv.period_start is None and (inv.invoice_date is None or inv.invoice_date.date() >= begins)
+    ]
+    if not candidates:
+        return invoices, None
+    read = candidates[:_MAX_PERIOD_READS]
+    answers = await client.read_invoices([inv.id for inv in read])
+    found: dict[str, PartnerCenterInvoice] = {}
+    failures: list[str] = []
+    for inv, answer in zip(read, answers, strict=True):
+        if isinstance(answer, ServiceError):
+            failures.append(str(answer))
+            continue
+        full = _pc_invoice(answer)
+        if full.period_start is not None:
+            found[inv.id] = full
+    unknown = [inv.id for inv in candidates if inv.id not in found]
+    if not unknown:
+        return [found.get(inv.id, inv) for inv in invoices], None
+    message = (
+        f"Partner Center's invoice list gave no billing period for {', '.join(unknown[:5])}"
+        f"{f' and {len(unknown) - 5} more' if len(unknown) > 5 else ''}"
+    )
+    if failures:
+        message += f", and reading them by id failed: {failures[0]}"
+    elif len(candidates) > len(read):
+        message += f"; only {len(read)} are read by id per check"
+    else:
+        message += ", nor did reading them by id"
+    return [found.get(inv.id, inv) for inv in invoices], message
 
 
 async def find_invoice(dv: DataverseReader, loader: Loader, key: str) -> ProviderInvoice:
@@ -514,7 +586,7 @@ async def load_snapshot(
     # read at less than organization level): not asked for, and failures from the start.
     failures: dict[str, str] = dict(schema.unavailable)
     oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
-    pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
+    pc_task = asyncio.create_task(_partner_center(pc, period))  # asked while Dataverse answers
 
     first = {p: q for p, q in _independent_queries(loader, oldest).items() if p not in failures}
     answers = dict(zip(first, await dv.batch(list(first.values())), strict=True))
@@ -523,7 +595,7 @@ async def load_snapshot(
     names: dict[str, str] = {}
     for answer in answers.values():
         if not isinstance(answer, ServiceError):
-            names |= _account_names(answer)
+            names |= _account_names(answer, schema.schema_map.table("account"))
 
     invoices: list[ProviderInvoice] = parts["provider_invoices"]
     if focus is not None and all(i.id != focus.id for i in invoices):
@@ -576,15 +648,19 @@ def _usage_type_filter(loader: Loader) -> str | None:
     return " or ".join(f"{column} eq {v}" for v in values)
 
 
-def _account_names(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Customer names from the lookups' formatted values: no extra request for account names."""
+def _account_names(rows: list[dict[str, Any]], account_table: str) -> dict[str, str]:
+    """Customer names from the lookups' formatted values: no extra request for account names.
+
+    Only a lookup annotated as pointing at the account table counts: without the annotation the
+    formatted value may name a provider, a contract or a contact, never to be shown as a customer.
+    """
     names = {}
     for raw in rows:
         for key, value in raw.items():
             if key.endswith(f"_value{_NAME}") and isinstance(value, str):
                 lookup = raw.get(key.removesuffix(_NAME))
-                logical = raw.get(key.removesuffix(_NAME) + "@Microsoft.Dynamics.CRM.lookuplogicalname")
-                if isinstance(lookup, str) and logical in (None, "account"):
+                logical = raw.get(key.removesuffix(_NAME) + _LOOKUP_TABLE)
+                if isinstance(lookup, str) and logical == account_table:
                     names[lookup] = value
     return names
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -33,8 +33,10 @@ from diagnostics.adapters.odata_batch import (
     BatchFormatError,
     BatchRequest,
     BatchResponse,
+    ChangeSet,
     decode_batch,
     encode_batch,
+    is_multipart,
 )
 from diagnostics.errors import ServiceError
 
@@ -111,6 +113,58 @@ def _prefer(page_size: int | None, annotations: bool) -> dict[str, str]:
     return {"Prefer": ",".join(preferences)} if preferences else {}
 
 
+@dataclass(frozen=True)
+class Write:
+    """One write of a change set. `path` is relative to the API root (`annotations`, `annotations(<id>)`)."""
+
+    method: Literal["POST", "PATCH", "DELETE"]
+    path: str
+    body: dict[str, Any] | None = None
+
+
+class _BatchErrorTransport(httpx.AsyncBaseTransport):
+    """Hands on the failed part of a `$batch` that Dataverse stopped, in place of its multipart.
+
+    Without `Prefer: odata.continue-on-error` (and always for a change set that rolled back),
+    Dataverse answers the whole `$batch` with HTTP 400 and a multipart body whose one part is the
+    failed request's own answer, e.g. `HTTP/1.1 400 Bad Request` with `{"error": {...}}` inside
+    (Microsoft's "Execute batch operations using the Web API", "Handling errors"; the documentation
+    is the only source for this shape). The shared error mapping reads JSON error bodies, so the
+    part's status, headers and body are passed on as the answer: its code and message reach the
+    user, and its status picks the hint (a 403 part is a missing privilege, not a malformed batch).
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        content_type = response.headers.get("Content-Type", "")
+        if (
+            response.status_code < 400
+            or not request.url.path.endswith("/$batch")
+            or not is_multipart(content_type)
+        ):
+            return response
+        content = await response.aread()
+        await response.aclose()
+        try:
+            failed = next((a for a in decode_batch(content_type, content) if a.status >= 400), None)
+        except BatchFormatError:
+            failed = None
+        if failed is None:  # unreadable: pass the answer on as it came
+            return httpx.Response(response.status_code, headers=response.headers, content=content)
+        kept = {
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() not in ("content-type", "content-length", "content-encoding")
+        }
+        return httpx.Response(failed.status, headers={**kept, **failed.headers}, content=failed.body.encode())
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class DataverseClient(ClosingClient):
     """Async client for one Dataverse environment (`base_url` such as https://contoso.crm.dynamics.com)."""
 
@@ -141,9 +195,9 @@ class DataverseClient(ClosingClient):
             base_url=self.root,
             auth=BearerTokenAuth(credential, f"{base}/.default"),
             headers=_JSON_HEADERS,
-            verify=verify,
             timeout=timeout,
-            transport=transport,
+            # A transport of our own replaces httpx's default one, so it carries the TLS settings.
+            transport=_BatchErrorTransport(transport or httpx.AsyncHTTPTransport(verify=verify)),
         )
 
     # --- reads ---------------------------------------------------------------------------------
@@ -189,20 +243,54 @@ class DataverseClient(ClosingClient):
         """Create a row; return its id, read from the `OData-EntityId` header."""
         request = self._client.build_request("POST", entity_set, json=body)
         response = await self._send(request, idempotent=False)
-        entity_id: str = response.headers.get("OData-EntityId", "")
-        opened, closed = entity_id.rfind("("), entity_id.rfind(")")
-        if opened < 0 or closed < opened + 2:
+        entity_id = _entity_id(response.headers.get("OData-EntityId", ""))
+        if entity_id is None:
             raise ServiceError(
                 f"Dataverse POST {request.url.path} answered {response.status_code} without the new "
                 "row's id in OData-EntityId",
                 status=response.status_code,
             )
-        return entity_id[opened + 1 : closed]
+        return entity_id
 
     async def upsert(self, entity_set: str, id: str, body: dict[str, Any]) -> None:
         """Create or update the row with this id (PATCH without conditions; safe to repeat)."""
         request = self._client.build_request("PATCH", f"{entity_set}({quote(id, safe=_SAFE)})", json=body)
         await self._send(request)
+
+    async def change_set(self, writes: Sequence[Write]) -> list[str | None]:
+        """Apply the writes in one transaction, in one `$batch` round trip: all of them or none.
+
+        Returns, per write, the row id from its `OData-EntityId` (None when the answer has none).
+        A failed change set raises that write's error; nothing was written then.
+        """
+        if not writes:
+            return []
+        if len(writes) > MAX_BATCH_PARTS:
+            raise ValueError(f"a change set holds at most {MAX_BATCH_PARTS} writes, got {len(writes)}")
+        requests = [
+            BatchRequest(self.root + w.path.lstrip("/"), {}, w.method, w.body, content_id=str(n))
+            for n, w in enumerate(writes, start=1)
+        ]
+        boundary = f"batch_{uuid.uuid4()}"
+        request = self._client.build_request(
+            "POST",
+            "$batch",
+            content=encode_batch(boundary, [ChangeSet(f"changeset_{uuid.uuid4()}", requests)]),
+            headers={"Content-Type": f'multipart/mixed; boundary="{boundary}"'},
+        )
+        answers = {
+            a.content_id: a for a in self._decode(request, await self._send(request, idempotent=False))
+        }
+        ids: list[str | None] = []
+        for write, batch_request in zip(writes, requests, strict=True):
+            answer = answers.get(batch_request.content_id)
+            path = httpx.URL(batch_request.url).path
+            if answer is None:
+                raise ServiceError(f"Dataverse $batch left the change set's {write.method} {path} unanswered")
+            if answer.status >= 400:
+                raise http_error(DATAVERSE, write.method, path, answer.status, answer.body)
+            ids.append(_entity_id(answer.headers.get("odata-entityid", "")))
+        return ids
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -266,13 +354,7 @@ class DataverseClient(ClosingClient):
                 "Prefer": "odata.continue-on-error",
             },
         )
-        response = await self._send(request)
-        try:
-            answers = decode_batch(response.headers.get("Content-Type", ""), response.content)
-        except (BatchFormatError, UnicodeDecodeError) as exc:
-            raise ServiceError(
-                f"Dataverse POST {request.url.path} answered an unreadable batch: {exc}"
-            ) from exc
+        answers = self._decode(request, await self._send(request))
         results: list[dict[str, Any] | ServiceError] = []
         for index, batch_request in enumerate(requests):
             if index >= len(answers):
@@ -285,6 +367,20 @@ class DataverseClient(ClosingClient):
             else:
                 results.append(_part_result(batch_request, answers[index]))
         return results
+
+    @staticmethod
+    def _decode(request: httpx.Request, response: httpx.Response) -> list[BatchResponse]:
+        try:
+            return decode_batch(response.headers.get("Content-Type", ""), response.content)
+        except BatchFormatError as exc:
+            raise ServiceError(
+                f"Dataverse POST {request.url.path} answered an unreadable batch: {exc}"
+            ) from exc
+
+
+def _entity_id(entity_url: str) -> str | None:
+    opened, closed = entity_url.rfind("("), entity_url.rfind(")")
+    return entity_url[opened + 1 : closed] if 0 <= opened < closed - 1 else None
 
 
 def _part_result(request: BatchRequest, answer: BatchResponse) -> dict[str, Any] | ServiceError:

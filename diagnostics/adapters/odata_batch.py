@@ -1,72 +1,137 @@
-"""The OData `$batch` wire format: build a multipart/mixed request of GETs, read the answer.
+"""The OData `$batch` wire format: build a multipart/mixed request, read the answer.
 
-Only what the Dataverse client needs: independent GET parts (no change sets, which cannot hold
-GETs anyway). Answers come back in the order of the parts, so the order is the correlation.
+A batch holds independent parts (GETs here) and change sets: a nested multipart/mixed of writes
+that Dataverse runs atomically, each write named by a `Content-ID`. Dataverse answers a change set
+with its own nested multipart (`changesetresponse_…`), one part per write, or with a single part
+(the failing write's error) when the change set was rolled back. `decode_batch` flattens those
+nested answers into the one ordered list, each answer keeping its `Content-ID`.
+
 Line ends are CRLF on the way out; on the way in both CRLF and a bare LF are accepted.
+Shapes: Microsoft's "Execute batch operations using the Web API" (learn.microsoft.com, examples
+under "Change sets" and "Handling errors") and OData v4.0 part 1, 11.7.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
+from typing import Any
 
 CRLF = "\r\n"
 # A blank line ends a header block; tolerate bare LFs from lenient servers and proxies.
 _BLANK_LINE = re.compile(r"\r?\n\r?\n")
 _LINE = re.compile(r"\r?\n")
+_STATUS = re.compile(r"[1-5][0-9][0-9]", re.ASCII)
+# Change sets cannot nest (OData 11.7.2), so an answer has at most one level below the batch.
+_MAX_DEPTH = 1
 
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """One GET part: the absolute URL and its own headers (e.g. Prefer for page size)."""
+    """One part: the absolute URL, its own headers, and for a write its method and JSON body."""
 
     url: str
     headers: Mapping[str, str]
+    method: str = "GET"
+    body: Any = None  # JSON-serialisable; sent only with a method other than GET
+    content_id: str | None = None  # required inside a change set
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Writes that succeed or fail together. Every request needs a distinct `content_id`."""
+
+    boundary: str
+    requests: Sequence[BatchRequest] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
 class BatchResponse:
-    """One answered part. `headers` has lower-case names."""
+    """One answered part. `headers` has lower-case names; `content_id` is set inside change sets."""
 
     status: int
     headers: Mapping[str, str]
     body: str
+    content_id: str | None = None
 
 
 class BatchFormatError(ValueError):
     """The answer is not a multipart batch response this module can read."""
 
 
-def encode_batch(boundary: str, requests: Sequence[BatchRequest]) -> bytes:
+def encode_batch(boundary: str, items: Sequence[BatchRequest | ChangeSet]) -> bytes:
     """The body of a `$batch` POST; its Content-Type is `multipart/mixed; boundary="<boundary>"`."""
     lines: list[str] = []
-    for request in requests:
-        lines += [
-            f"--{boundary}",
-            "Content-Type: application/http",
-            "Content-Transfer-Encoding: binary",
-            "",
-            f"GET {request.url} HTTP/1.1",
-            *(f"{name}: {value}" for name, value in request.headers.items()),
-            "",  # end of the part's request headers; a GET has no body
-        ]
+    for item in items:
+        lines.append(f"--{boundary}")
+        if isinstance(item, ChangeSet):
+            lines += _encode_change_set(item)
+        else:
+            lines += _encode_request(item)
     lines.append(f"--{boundary}--")
     return (CRLF.join(lines) + CRLF).encode("utf-8")
 
 
+def _encode_change_set(change_set: ChangeSet) -> list[str]:
+    ids = [r.content_id for r in change_set.requests]
+    if not ids or None in ids or len(set(ids)) != len(ids):
+        raise ValueError("every request of a change set needs its own Content-ID")
+    if any(r.method == "GET" for r in change_set.requests):
+        raise ValueError("a change set cannot contain GET requests")
+    lines = [f'Content-Type: multipart/mixed; boundary="{change_set.boundary}"', ""]
+    for request in change_set.requests:
+        lines += [f"--{change_set.boundary}", *_encode_request(request)]
+    return [*lines, f"--{change_set.boundary}--"]
+
+
+def _encode_request(request: BatchRequest) -> list[str]:
+    head = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
+    if request.content_id is not None:
+        head.append(f"Content-ID: {request.content_id}")
+    lines = [*head, "", f"{request.method} {request.url} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in request.headers.items()]
+    if request.method == "GET":
+        return [*lines, ""]  # end of the part's request headers; a GET has no body
+    return [*lines, "Content-Type: application/json; type=entry", "", json.dumps(request.body)]
+
+
 def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
-    """The parts of a `$batch` answer, in order."""
-    boundary = _boundary(content_type)
+    """The answers of a `$batch`, in order, change-set answers flattened in place."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchFormatError(f"the batch answer is not UTF-8 ({exc.reason})") from None
+    return _decode_multipart(_boundary(content_type), text, depth=0)
+
+
+def _decode_multipart(boundary: str, text: str, *, depth: int) -> list[BatchResponse]:
     # A delimiter is `--boundary` at the start of a line; the line break before it belongs to it.
-    chunks = re.split(r"(?:^|\r?\n)--" + re.escape(boundary), body.decode("utf-8"))
+    chunks = re.split(r"(?:^|\r?\n)--" + re.escape(boundary), text)
     responses: list[BatchResponse] = []
     for chunk in chunks[1:]:
         if chunk.startswith("--"):  # the close delimiter: what follows is the epilogue
             return responses
-        responses.append(_decode_part(_LINE.split(chunk, maxsplit=1)[-1]))
+        responses += _decode_part(_LINE.split(chunk, maxsplit=1)[-1], depth)
     raise BatchFormatError("the batch answer has no closing delimiter (was it cut off?)")
+
+
+def _decode_part(part: str, depth: int) -> list[BatchResponse]:
+    part_headers, http_message = _split_head(part)
+    content_type = part_headers.get("content-type", "")
+    if content_type.startswith("multipart/mixed"):
+        if depth >= _MAX_DEPTH:
+            raise BatchFormatError("a change set answer holds another multipart (change sets do not nest)")
+        return _decode_multipart(_boundary(content_type), http_message, depth=depth + 1)
+    if not content_type.startswith("application/http"):
+        raise BatchFormatError(
+            f"a batch part has Content-Type {content_type!r}, not application/http or multipart/mixed"
+        )
+    status_line, _, rest = http_message.partition("\n")
+    headers, body = _split_head(rest)
+    return [BatchResponse(_status(status_line), headers, body, part_headers.get("content-id") or None)]
 
 
 def _boundary(content_type: str) -> str:
@@ -78,14 +143,8 @@ def _boundary(content_type: str) -> str:
     return boundary
 
 
-def _decode_part(part: str) -> BatchResponse:
-    part_headers, http_message = _split_head(part)
-    content_type = part_headers.get("content-type", "")
-    if not content_type.startswith("application/http"):
-        raise BatchFormatError(f"a batch part has Content-Type {content_type!r}, not application/http")
-    status_line, _, rest = http_message.partition("\n")
-    headers, body = _split_head(rest)
-    return BatchResponse(_status(status_line), headers, body)
+def is_multipart(content_type: str) -> bool:
+    return content_type.strip().lower().startswith("multipart/mixed")
 
 
 def _split_head(text: str) -> tuple[dict[str, str], str]:
@@ -104,6 +163,6 @@ def _split_head(text: str) -> tuple[dict[str, str], str]:
 
 def _status(status_line: str) -> int:
     fields = status_line.split()
-    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+    if len(fields) < 2 or not fields[0].startswith("HTTP/") or not _STATUS.fullmatch(fields[1]):
         raise BatchFormatError(f"a batch part starts with {status_line[:60]!r}, not an HTTP status line")
     return int(fields[1])

@@ -1,14 +1,21 @@
-"""Partner Center REST client: the invoice list, which app-only credentials may read.
+"""Partner Center REST client: the invoice list, and invoices by id.
 
-Getting one invoice by id needs App+User credentials (platform-apis.md 1.4), so an unattended
-existence check pages through `GET /v1/invoices` instead; this client only does that paging.
+The list (`GET /v1/invoices`) accepts app-only credentials, so the existence check pages through
+it. Microsoft's documented list answer carries no billing-period dates; only the invoice by id
+(`GET /v1/invoices/{id}`) does, and Microsoft documents that read as App+User only
+(platform-apis.md 1.3-1.5). `read_invoices` reads the few invoices whose period is needed, a
+handful at a time; with an app-only token Partner Center may refuse them, and the caller must
+then treat those periods as unknown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import uuid
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from azure.core.credentials import TokenCredential
@@ -27,6 +34,9 @@ from diagnostics.errors import ServiceError
 DEFAULT_BASE_URL = "https://api.partnercenter.microsoft.com"
 DEFAULT_SCOPE = "https://api.partnercenter.microsoft.com/.default"
 APPLICATION_NAME = "work365-usage-diagnostics"
+# Invoices read by id at the same time: few, because Microsoft advises against high parallelism
+# (platform-apis.md 1.8) and only the candidates of one billing period are ever read.
+MAX_CONCURRENT_READS = 4
 
 
 def _hint(status: int, method: str) -> str:
@@ -106,6 +116,26 @@ class PartnerCenterClient(ClosingClient):
             if uri in seen:
                 raise ServiceError(f"Partner Center repeated the next link {uri[:80]} while listing invoices")
             seen.add(uri)
+
+    async def get_invoice(self, invoice_id: str) -> dict[str, Any]:
+        """One invoice by id, with its billing period (App+User credentials only, per Microsoft)."""
+        return await self._get(f"invoices/{quote(invoice_id, safe='')}", {}, str(uuid.uuid4()))
+
+    async def read_invoices(self, invoice_ids: Sequence[str]) -> list[dict[str, Any] | ServiceError]:
+        """`get_invoice` for each id, at most `MAX_CONCURRENT_READS` at a time; results in order.
+
+        A failed read is returned as its exception, so the caller keeps the other invoices.
+        """
+        gate = asyncio.Semaphore(MAX_CONCURRENT_READS)
+
+        async def read(invoice_id: str) -> dict[str, Any] | ServiceError:
+            async with gate:
+                try:
+                    return await self.get_invoice(invoice_id)
+                except ServiceError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(read(i) for i in invoice_ids)))
 
     async def _get(self, uri: str, extra: dict[str, str], correlation_id: str) -> dict[str, Any]:
         # MS-RequestId is fixed per request, so retries of it are recognisable as the same request.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from diagnostics.catalog import finding
 from diagnostics.checks.context import Context, expected_subject, iso
 from diagnostics.model import Finding, PartnerCenterInvoice, Provider
-from diagnostics.periods import period_of
+from diagnostics.periods import period_of, period_start
 
 _RAISE_TICKET = (
     "Wait until Microsoft publishes the invoice; Microsoft's availability SLA is the 8th of the month.",
@@ -36,29 +37,41 @@ def _is_one_time(inv: PartnerCenterInvoice) -> bool:
     return (inv.invoice_type or "").casefold() == "onetime"
 
 
-def _partner_center_invoice(ctx: Context, period: str) -> PartnerCenterInvoice | None:
-    """Partner Center's invoice that bills `period`'s usage.
+def usage_invoices(invoices: Iterable[PartnerCenterInvoice]) -> list[PartnerCenterInvoice]:
+    """The invoices that may carry a period's Azure usage.
 
     Azure plan usage is billed on the one-time (new-commerce, "G…") invoice. A partner that has
     one-time invoices at all is waiting for that one: a legacy recurring invoice covering the same
     dates does not carry the usage. Only partners with no one-time invoices are matched on any.
+    Credit notes and other documents never carry it.
     """
-    invoices = [
-        inv
-        for inv in ctx.snap.partner_center.invoices
-        if (inv.document_type or "Invoice").casefold() == "invoice"
-    ]
+    documents = [inv for inv in invoices if (inv.document_type or "Invoice").casefold() == "invoice"]
+    if any(_is_one_time(inv) for inv in documents):
+        return [inv for inv in documents if _is_one_time(inv)]
+    return documents
+
+
+def _partner_center_invoice(ctx: Context, period: str) -> PartnerCenterInvoice | None:
+    """Partner Center's invoice that bills `period`'s usage (see `usage_invoices`)."""
     matches = sorted(
         (
             inv
-            for inv in invoices
+            for inv in usage_invoices(ctx.snap.partner_center.invoices)
             if inv.period_start is not None and period_of(inv.period_start.date()) == period
         ),
-        key=lambda inv: (not _is_one_time(inv), inv.id),
+        key=lambda inv: (inv.period_inferred, inv.id),
     )
-    if any(_is_one_time(inv) for inv in invoices):
-        matches = [inv for inv in matches if _is_one_time(inv)]
     return matches[0] if matches else None
+
+
+def _unknown_period(ctx: Context, period: str) -> list[str]:
+    """Invoices that could bill `period` but whose billing period Partner Center did not give."""
+    begins = period_start(period)
+    return [
+        inv.id
+        for inv in usage_invoices(ctx.snap.partner_center.invoices)
+        if inv.period_start is None and (inv.invoice_date is None or inv.invoice_date.date() >= begins)
+    ]
 
 
 def _missing(ctx: Context, provider: Provider, period: str) -> Finding:
@@ -93,6 +106,22 @@ def _missing(ctx: Context, provider: Provider, period: str) -> Finding:
             _CHECK_BY_HAND,
         )
     pc_invoice = _partner_center_invoice(ctx, period)
+    unknown = _unknown_period(ctx, period) if pc_invoice is None else []
+    if unknown:
+        # Any of these may be the period's invoice: "Microsoft is late" cannot be concluded.
+        evidence |= {
+            "partner_center_invoices_without_period": unknown,
+            "partner_center_reason": view.period_error,
+        }
+        return finding(
+            "PI_MISSING_UNVERIFIED",
+            subject,
+            period,
+            f"No {provider.name} invoice for {period} in Work 365, and Partner Center did not say which "
+            "period its latest invoices bill",
+            evidence,
+            _CHECK_BY_HAND[:3],
+        )
     if pc_invoice is None:
         evidence["partner_center_invoices_seen"] = len(view.invoices)
         return finding(
@@ -111,6 +140,10 @@ def _missing(ctx: Context, provider: Provider, period: str) -> Finding:
         else None,
         "currency": pc_invoice.currency_code,
     }
+    if pc_invoice.period_inferred:
+        evidence["partner_center_period"] = (
+            "inferred from the invoice date (the list gives no billing period)"
+        )
     grace = timedelta(hours=ctx.t.not_synced_grace_hours)
     published = pc_invoice.invoice_date
     if published is not None and ctx.now - published <= grace:

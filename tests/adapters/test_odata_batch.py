@@ -7,6 +7,7 @@ import pytest
 from diagnostics.adapters.odata_batch import (
     BatchFormatError,
     BatchRequest,
+    ChangeSet,
     decode_batch,
     encode_batch,
 )
@@ -113,10 +114,79 @@ def test_decode_batch_rejects_an_answer_that_is_not_multipart_with_a_boundary(co
 
 
 def test_decode_batch_rejects_a_part_that_is_not_an_http_message() -> None:
-    changeset = "Content-Type: multipart/mixed; boundary=changesetresponse_1\r\n\r\n--changesetresponse_1--"
+    text = "Content-Type: text/plain\r\n\r\nhello"
     with pytest.raises(BatchFormatError, match="application/http"):
-        decode_batch("multipart/mixed; boundary=b1", _answer("b1", [changeset]))
+        decode_batch("multipart/mixed; boundary=b1", _answer("b1", [text]))
 
     garbage = "Content-Type: application/http\r\n\r\nnot a status line\r\n\r\n{}"
     with pytest.raises(BatchFormatError, match="status line"):
         decode_batch("multipart/mixed; boundary=b1", _answer("b1", [garbage]))
+
+
+def _created(content_id: str, entity: str) -> str:
+    return "\r\n".join(
+        [
+            "Content-Type: application/http",
+            "Content-Transfer-Encoding: binary",
+            f"Content-ID: {content_id}",
+            "",
+            "HTTP/1.1 204 No Content",
+            "OData-Version: 4.0",
+            f"OData-EntityId: https://org/api/data/v9.2/{entity}",
+            "",
+            "",
+        ]
+    )
+
+
+def test_decode_batch_flattens_a_change_set_answer_nested_in_its_own_multipart() -> None:
+    # The shape of Microsoft's change-set example: the change set's close delimiter is followed
+    # directly by the batch's next delimiter, and the GET after it is answered at the top level.
+    inner = "changesetresponse_64cc"
+    change_set = (
+        f"Content-Type: multipart/mixed; boundary={inner}\r\n\r\n"
+        f"--{inner}\r\n{_created('1', 'tasks(e7)')}\r\n"
+        f"--{inner}\r\n{_created('2', 'tasks(e8)')}\r\n"
+        f"--{inner}--"
+    )
+    body = _answer("batchresponse_f27e", [change_set, _part("200 OK", '{"value": []}')])
+
+    answers = decode_batch("multipart/mixed; boundary=batchresponse_f27e", body)
+
+    assert [(a.status, a.content_id) for a in answers] == [(204, "1"), (204, "2"), (200, None)]
+    assert answers[1].headers["odata-entityid"] == "https://org/api/data/v9.2/tasks(e8)"
+    assert json.loads(answers[2].body) == {"value": []}
+
+
+def test_decode_batch_refuses_a_change_set_nested_in_a_change_set() -> None:
+    deeper = "Content-Type: multipart/mixed; boundary=c2\r\n\r\n--c2--"
+    outer = f"Content-Type: multipart/mixed; boundary=c1\r\n\r\n--c1\r\n{deeper}\r\n--c1--"
+    with pytest.raises(BatchFormatError, match="do not nest"):
+        decode_batch("multipart/mixed; boundary=b1", _answer("b1", [outer]))
+
+
+def test_encode_batch_writes_a_change_set_as_a_nested_multipart_with_content_ids() -> None:
+    writes = [
+        BatchRequest("https://org/api/data/v9.2/annotations", {}, "POST", {"subject": "a"}, "1"),
+        BatchRequest("https://org/api/data/v9.2/annotations(x)", {}, "PATCH", {"subject": "b"}, "2"),
+    ]
+    body = encode_batch("batch_x", [ChangeSet("changeset_y", writes)]).decode()
+
+    assert body.startswith('--batch_x\r\nContent-Type: multipart/mixed; boundary="changeset_y"\r\n\r\n')
+    assert body.count("--changeset_y\r\n") == 2
+    assert "Content-ID: 2\r\n\r\nPATCH https://org/api/data/v9.2/annotations(x) HTTP/1.1\r\n" in body
+    assert '{"subject": "a"}\r\n--changeset_y' in body
+    assert body.endswith("--changeset_y--\r\n--batch_x--\r\n")
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        [BatchRequest("https://org/x", {}, "POST", {}, None)],
+        [BatchRequest("https://org/x", {}, "POST", {}, "1"), BatchRequest("https://org/y", {}, "POST", {}, "1")],
+        [BatchRequest("https://org/x", {}, "GET", None, "1")],
+    ],
+)
+def test_a_change_set_needs_distinct_content_ids_and_no_gets(requests: list[BatchRequest]) -> None:
+    with pytest.raises(ValueError, match="Content-ID|GET"):
+        encode_batch("b", [ChangeSet("c", requests)])
