@@ -2,8 +2,11 @@
 
 Each part runs through the same dispatcher as a direct request (so it is counted and answered the
 same way). Change sets are atomic: one failed part undoes the change set's writes and the change set
-answers with that failure alone, as Dataverse does. Without `Prefer: odata.continue-on-error` the
-batch stops at the first failed part.
+answers with that failure alone, as Dataverse does; a change set that succeeds answers in its own
+nested `changesetresponse_` multipart, one part per write with its Content-ID. Without
+`Prefer: odata.continue-on-error` the batch stops at the first failed part and the whole `$batch`
+answers HTTP 400 with a multipart body holding only that failure (Microsoft's "Execute batch
+operations using the Web API", "Handling errors"; the documentation is the only source for it).
 """
 
 from __future__ import annotations
@@ -64,20 +67,23 @@ def handle(request: Request, tenant: Tenant, dispatch: Callable[[Request], Respo
     continue_on_error = "odata.continue-on-error" in parse_prefer(request.headers.get("Prefer"))
     boundary = f"batchresponse_{uuid.uuid4()}"
     chunks: list[bytes] = []
+    status = 200
     for item in items:
         if isinstance(item, _ChangeSet):
             chunk, failed = _run_change_set(item, tenant, dispatch)
         else:
             answer = dispatch(item.request)
             chunk, failed = _http_part(answer, None), answer.status >= 400
-        chunks.append(chunk)
         if failed and not continue_on_error:
+            # The batch's error is the failed request's: its answer alone, under a 400.
+            chunks, status = [chunk], 400
             break
+        chunks.append(chunk)
     body = b"".join(b"--" + boundary.encode() + b"\r\n" + c for c in chunks) + f"--{boundary}--\r\n".encode()
     headers = Headers({"OData-Version": "4.0", "Content-Type": f"multipart/mixed; boundary={boundary}"})
     if continue_on_error:
         headers["Preference-Applied"] = "odata.continue-on-error"
-    return Response(200, body, headers)
+    return Response(status, body, headers)
 
 
 def _run_change_set(

@@ -16,7 +16,16 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from simulator import access, metadata
-from simulator.odata import parse_apply, parse_filter, parse_orderby, parse_select, sort_rows
+from simulator.odata import (
+    paging_cookie,
+    parse_apply,
+    parse_filter,
+    parse_orderby,
+    parse_select,
+    quote_skiptoken,
+    skip_offset,
+    sort_rows,
+)
 from simulator.tenant import AnnotationFilter, Row, ServedColumn, ServedTable, Tenant
 from simulator.values import format_datetime, is_guid, parse_date, parse_datetime
 from simulator.wire import (
@@ -41,7 +50,6 @@ _QUERY_OPTIONS = ("$select", "$filter", "$orderby", "$top", "$count", "$skiptoke
 _UNSUPPORTED_CUSTOM = ("fetchXml", "savedQuery", "userQuery")
 _SEGMENT = re.compile(r"^(?P<set>[A-Za-z_]\w*)(?:\((?P<key>[^)]*)\))?(?:/(?P<rest>.+))?$")
 _BIND = re.compile(r"^(?:.*/api/data/v9\.\d/|/)?(?P<set>[A-Za-z_]\w*)\((?P<key>[^)]*)\)$")
-_SKIPTOKEN = re.compile(r'skip="(\d+)"')
 _USER_PRIVILEGES = re.compile(
     r"^systemusers\((?P<id>[^)]+)\)/Microsoft\.Dynamics\.CRM\.RetrieveUserPrivileges(?:\(\))?$"
 )
@@ -173,7 +181,8 @@ class DataverseApi:
                 raise bad_request(f"Invalid value '{top}' for $top query option found.")
             rows = rows[: int(top)]
         page_size, applied = _page_size(prefer)
-        offset = _offset(options.get("$skiptoken"))
+        keys = [str(r.values[table.primary_key]) for r in rows]
+        offset = skip_offset(options.get("$skiptoken"), keys, page_size)
         page = rows[offset : offset + page_size]
         context = f"{self.service_root}$metadata#{table.entity_set}" + (
             f"({','.join(select)})" if select else ""
@@ -186,7 +195,10 @@ class DataverseApi:
                 body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > MAX_PAGE
         body["value"] = [self.tenant.wire_row(table, row, select, wanted) for row in page]
         if offset + page_size < len(rows):
-            body["@odata.nextLink"] = self._next_link(request, offset + page_size, offset // page_size + 2)
+            cookie = paging_cookie(
+                offset // page_size + 2, table.primary_key, keys[offset], keys[offset + len(page) - 1]
+            )
+            body["@odata.nextLink"] = self._next_link(request, cookie)
         headers = {}
         if wanted or applied:
             parts = [f'odata.include-annotations="{prefer["odata.include-annotations"]}"'] if wanted else []
@@ -195,12 +207,10 @@ class DataverseApi:
             )
         return odata_response(200, body, headers)
 
-    def _next_link(self, request: Request, offset: int, page_number: int) -> str:
+    def _next_link(self, request: Request, cookie: str) -> str:
         kept = [(k, v) for k, v in request.params() if k != "$skiptoken"]
-        cookie = f'<cookie pagenumber="{page_number}" skip="{offset}" istracking="False" />'
-        query = "&".join(
-            f"{quote(k, safe='$')}={quote(v, safe=_LINK_SAFE)}" for k, v in [*kept, ("$skiptoken", cookie)]
-        )
+        query = "&".join(f"{quote(k, safe='$')}={quote(v, safe=_LINK_SAFE)}" for k, v in kept)
+        query += f"{'&' if query else ''}$skiptoken={quote_skiptoken(cookie)}"
         return self._base_url() + quote(request.path) + "?" + query
 
     def _apply(
@@ -474,15 +484,6 @@ def _page_size(prefer: Mapping[str, str]) -> tuple[int, bool]:
     if asked.isdigit() and int(asked) > 0:
         return min(int(asked), MAX_PAGE), True
     return MAX_PAGE, False
-
-
-def _offset(skiptoken: str | None) -> int:
-    if skiptoken is None:
-        return 0
-    match = _SKIPTOKEN.search(skiptoken)
-    if match is None:
-        raise bad_request("The $skiptoken is not valid; request the @odata.nextLink exactly as returned.")
-    return int(match[1])
 
 
 def _missing(table: ServedTable, row_id: str) -> ODataError:

@@ -32,10 +32,10 @@ _TOP_KEYS = (
     "timeline",
     "$comment",
 )
-_DATAVERSE_KEYS = ("rows", "renames", "status_labels", "read_depth", "$comment")
+_DATAVERSE_KEYS = ("rows", "renames", "status_labels", "read_depth", "global_option_sets", "$comment")
 # The depths a security role's editor offers for Read (tenant-fixture.md, dataverse.read_depth).
 READ_DEPTHS = ("None", "User", "BusinessUnit", "ParentChildBusinessUnit", "Organization")
-_PARTNER_CENTER_KEYS = ("enabled", "unreachable", "invoices", "$comment")
+_PARTNER_CENTER_KEYS = ("enabled", "unreachable", "invoices", "invoice_by_id", "$comment")
 _RENAME_KEYS = ("tables", "columns")
 _ENTRY_KEYS = ("at", "description", "upsert", "delete", "partner_center", "$comment")
 _ENTRY_PARTNER_CENTER_KEYS = ("invoices", "$comment")
@@ -57,6 +57,9 @@ class PartnerCenterFixture:
     enabled: bool = False
     unreachable: bool = False
     invoices: tuple[dict[str, Any], ...] = ()
+    # Answer GET /v1/invoices/{id}, as Partner Center does for App+User tokens only; by default the
+    # simulator refuses it as it refuses the app-only tokens it issues.
+    invoice_by_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class Fixture:
     column_renames: Mapping[str, str] = field(default_factory=dict)  # "table.column" -> served
     status_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> {default: new}
     read_depth: Mapping[str, str] = field(default_factory=dict)  # table -> READ_DEPTHS; default Organization
+    # "table.column" (a choice column) -> the global choice it uses: its options are then served
+    # under GlobalOptionSet, with OptionSet null, as Dataverse serves a column on a global choice
+    global_option_sets: Mapping[str, str] = field(default_factory=dict)
     partner_center: PartnerCenterFixture = field(default_factory=PartnerCenterFixture)
     source: str = "<dict>"
     timeline: tuple[TimelineEntry, ...] = ()  # in `at` order (fixture order among equal times)
@@ -152,6 +158,7 @@ class _Loader:
             column_renames=column_renames,
             status_labels=self.status_labels(dataverse.get("status_labels", {})),
             read_depth=self.read_depth(dataverse.get("read_depth", {})),
+            global_option_sets=self.global_option_sets(dataverse.get("global_option_sets", {})),
             partner_center=self.partner_center(top.get("partner_center")),
             source=source,
             timeline=_Timeline(self, now, rows).load(top.get("timeline", [])),
@@ -392,6 +399,24 @@ class _Loader:
                 )
         return dict(value)
 
+    def global_option_sets(self, value: object) -> dict[str, str]:
+        names = self.names(value, "dataverse.global_option_sets")
+        for key in names:
+            table_name, _, column = key.partition(".")
+            definition = self.table(table_name, f"dataverse.global_option_sets ({key!r})")
+            if column not in definition.column_names:
+                known = [c.logical for c in definition.columns if c.type == "Picklist"]
+                raise self.fail(
+                    f"unknown column {column!r} of {table_name} in dataverse.global_option_sets; "
+                    f"{close_matches(column, known)}"
+                )
+            if definition.column(column).type != "Picklist":
+                raise self.fail(
+                    f"dataverse.global_option_sets: {key} is a {definition.column(column).type} column; "
+                    "only choice (Picklist) columns use global choices"
+                )
+        return names
+
     # --- partner_center ---------------------------------------------------------------------------
 
     def partner_center(self, value: object) -> PartnerCenterFixture:
@@ -400,11 +425,12 @@ class _Loader:
         section = self.keys(value, _PARTNER_CENTER_KEYS, "partner_center")
         enabled = section.get("enabled", True)
         unreachable = section.get("unreachable", False)
-        for key, flag in (("enabled", enabled), ("unreachable", unreachable)):
+        by_id = section.get("invoice_by_id", False)
+        for key, flag in (("enabled", enabled), ("unreachable", unreachable), ("invoice_by_id", by_id)):
             if not isinstance(flag, bool):
                 raise self.fail(f"partner_center.{key} must be true or false")
         invoices = self.invoices(section.get("invoices", []), "partner_center.invoices")
-        return PartnerCenterFixture(enabled, unreachable, invoices)
+        return PartnerCenterFixture(enabled, unreachable, invoices, by_id)
 
     def invoices(self, invoices: object, where: str) -> tuple[dict[str, Any], ...]:
         if not isinstance(invoices, list):

@@ -174,10 +174,11 @@ def _option(option: Option, attribute_type: str) -> dict[str, Any]:
 
 def option_set(table: ServedTable, column: ServedColumn) -> dict[str, Any]:
     attribute_type = _ATTRIBUTE_TYPES[column.type][0]
+    glob = column.global_option_set
     out: dict[str, Any] = {
-        "MetadataId": _id(table.definition.logical, column.logical, "options"),
-        "Name": f"{table.logical}_{column.logical}",
-        "IsGlobal": False,
+        "MetadataId": _id(glob) if glob else _id(table.definition.logical, column.logical, "options"),
+        "Name": glob or f"{table.logical}_{column.logical}",
+        "IsGlobal": glob is not None,
         "IsCustomOptionSet": column.type == "Picklist",
         "OptionSetType": attribute_type,
         "DisplayName": label(column.display),
@@ -359,8 +360,10 @@ def _attribute_view(
     for name, nested in _expansions(options.get("$expand", "")).items():
         if name not in ("OptionSet", "GlobalOptionSet") or cast not in _OPTION_SET_CLASSES:
             raise unknown_property(name, f"Microsoft.Dynamics.CRM.{type_name}")
-        if name == "GlobalOptionSet":
-            view[name] = None  # every option set here is local to its column
+        # A column's choice is either its own (under OptionSet) or a global one (under
+        # GlobalOptionSet); the other navigation property expands to null.
+        if (name == "GlobalOptionSet") != (column.global_option_set is not None):
+            view[name] = None
         else:
             view[name] = _project(option_set(table, column), nested.get("$select"), "OptionSetMetadata")
     return view

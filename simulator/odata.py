@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote, unquote
 
 from simulator.values import parse_datetime
 from simulator.wire import ODataError, bad_request
@@ -387,3 +388,51 @@ def parse_apply(text: str, properties: Properties, type_name: str) -> Apply:
         if name not in properties:
             raise unknown_property(name, type_name)
     return Apply(match["filter"], group, match["alias"] or match["galias"])
+
+
+# --- paging cookies -------------------------------------------------------------------------------
+
+_COOKIE_ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+_COOKIE_LAST = re.compile(r'last="\{?([0-9A-Fa-f-]{36})\}?"')
+_LOWER_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+
+
+def paging_cookie(page_number: int, primary_key: str, first: str, last: str) -> str:
+    """The `$skiptoken` of the page `page_number`, as Dataverse writes it (decoded once).
+
+    Dataverse's own paging cookie - the previous page's first and last key, braced and upper case -
+    sits URL-encoded (lower-case escapes) in the `pagingcookie` attribute of an outer `<cookie>`;
+    the whole token is URL-encoded again in `@odata.nextLink`, so the inner cookie reaches the
+    client encoded twice (`%253ccookie%2520page%253d…`), as in Microsoft's paging examples.
+    """
+    inner = (
+        f'<cookie page="{page_number - 1}"><{primary_key} last="{{{last.upper()}}}" '
+        f'first="{{{first.upper()}}}" /></cookie>'
+    )
+    encoded = _LOWER_ESCAPE.sub(lambda m: m[0].lower(), quote(inner, safe=""))
+    return f'<cookie pagenumber="{page_number}" pagingcookie="{encoded}" istracking="False" />'
+
+
+def quote_skiptoken(token: str) -> str:
+    """The token as it stands in `@odata.nextLink`: `=` and `/` stay, everything else is escaped."""
+    return quote(token, safe="=/")
+
+
+def skip_offset(skiptoken: str | None, keys: Sequence[str], page_size: int) -> int:
+    """Where the page a `$skiptoken` asks for begins in `keys` (the ordered rows' primary keys).
+
+    The page follows the row the cookie names as the previous page's last; if that row is gone,
+    the page number says where to go on.
+    """
+    if skiptoken is None:
+        return 0
+    attributes = dict(_COOKIE_ATTRIBUTE.findall(skiptoken))
+    page_number = attributes.get("pagenumber", "")
+    inner = unquote(attributes.get("pagingcookie", ""))
+    last = _COOKIE_LAST.search(inner)
+    if not skiptoken.startswith("<cookie") or not page_number.isdigit() or last is None:
+        raise bad_request("The $skiptoken is not valid; request the @odata.nextLink exactly as returned.")
+    try:
+        return keys.index(last[1].lower()) + 1
+    except ValueError:
+        return (int(page_number) - 1) * page_size

@@ -1,7 +1,10 @@
-"""Partner Center's invoice list, `GET /v1/invoices?size=N&offset=M` (platform-apis.md 1.3).
+"""Partner Center's invoices: the list `GET /v1/invoices?size=N&offset=M` and `GET /v1/invoices/{id}`.
 
-The collection shape is Partner Center's: `totalCount` is the number of items on the page (as in
-Microsoft's own example), and a client pages by following `links.next` until it is absent.
+The shapes are Microsoft's documented ones (platform-apis.md 1.3-1.5; the documentation is the only
+source): `totalCount` is the number of items on the page, a client pages by following `links.next`
+until it is absent, and list items carry no `billingPeriodStartDate`/`billingPeriodEndDate` -
+only the invoice read by id does. That read accepts App+User tokens only, so it is refused (403)
+unless the fixture sets `partner_center.invoice_by_id`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from simulator.fixture import PartnerCenterFixture
 from simulator.wire import Request, Response, json_response
 
 DEFAULT_PAGE = 200
-_INVOICE = re.compile(r"^/v1/invoices/[^/]+(?:/.*)?$")
+_INVOICE = re.compile(r"^/v1/invoices/(?P<id>[^/]+)(?P<rest>/.*)?$")
+_PERIOD_FIELDS = ("billingPeriodStartDate", "billingPeriodEndDate")
 
 
 def _error(status: int, name: str, description: str, request: Request) -> Response:
@@ -42,9 +46,15 @@ def handle(request: Request, fixture: PartnerCenterFixture, authorized: bool) ->
         )
     if request.method != "GET":
         return _error(405, "MethodNotAllowed", f"{request.method} is not supported here.", request)
-    if _INVOICE.match(request.path):
-        # Get-by-id and statements accept App+User tokens only; the simulator issues app-only ones.
-        return _error(403, "Forbidden", "This operation requires App+User authentication.", request)
+    by_id = _INVOICE.match(request.path)
+    if by_id:
+        if not fixture.invoice_by_id or by_id["rest"]:
+            # Get-by-id and statements accept App+User tokens only; the simulator issues app-only ones.
+            return _error(403, "Forbidden", "This operation requires App+User authentication.", request)
+        found = next((i for i in fixture.invoices if i["id"] == by_id["id"]), None)
+        if found is None:
+            return _error(404, "NotFound", f"Invoice {by_id['id']} was not found.", request)
+        return json_response(200, _item(found), _echo(request))
     if request.path != "/v1/invoices":
         return _error(404, "NotFound", f"No resource at {request.path}.", request)
     params = dict(request.params())
@@ -55,7 +65,7 @@ def handle(request: Request, fixture: PartnerCenterFixture, authorized: bool) ->
         return _error(400, "BadRequest", "size and offset must be whole numbers.", request)
     if size < 1 or offset < 0:
         return _error(400, "BadRequest", "size must be positive and offset not negative.", request)
-    items = [_item(i) for i in fixture.invoices[offset : offset + size]]
+    items = [_listed(i) for i in fixture.invoices[offset : offset + size]]
     links: dict[str, Any] = {"self": _link(size, offset)}
     if offset + size < len(fixture.invoices):
         links["next"] = _link(size, offset + size)
@@ -70,6 +80,11 @@ def handle(request: Request, fixture: PartnerCenterFixture, authorized: bool) ->
 
 def _link(size: int, offset: int) -> dict[str, Any]:
     return {"uri": f"/invoices?size={size}&offset={offset}", "method": "GET", "headers": []}
+
+
+def _listed(invoice: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the list shows it: without its billing period."""
+    return {k: v for k, v in _item(invoice).items() if k not in _PERIOD_FIELDS}
 
 
 def _item(invoice: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class ServedColumn:
     default: str | None  # default logical name; None for an extra column a fixture added
     target: str | None = None  # lookup target (default table name)
     options: tuple[Option, ...] = ()
+    global_option_set: str | None = None  # the global choice a choice column uses
 
     @property
     def edm(self) -> str | None:
@@ -190,6 +191,7 @@ class Tenant:
             column.logical,
             column.target,
             self._options(table, column),
+            self.fixture.global_option_sets.get(f"{table.logical}.{column.logical}"),
         )
 
     def _options(self, table: TableDef, column: ColumnDef) -> tuple[Option, ...]:

@@ -183,10 +183,13 @@ def test_encode_batch_writes_a_change_set_as_a_nested_multipart_with_content_ids
     "requests",
     [
         [BatchRequest("https://org/x", {}, "POST", {}, None)],
-        [BatchRequest("https://org/x", {}, "POST", {}, "1"), BatchRequest("https://org/y", {}, "POST", {}, "1")],
+        [
+            BatchRequest("https://org/x", {}, "POST", {}, "1"),
+            BatchRequest("https://org/y", {}, "POST", {}, "1"),
+        ],
         [BatchRequest("https://org/x", {}, "GET", None, "1")],
     ],
 )
 def test_a_change_set_needs_distinct_content_ids_and_no_gets(requests: list[BatchRequest]) -> None:
-    with pytest.raises(ValueError, match="Content-ID|GET"):
+    with pytest.raises(ValueError, match=r"Content-ID|GET"):
         encode_batch("b", [ChangeSet("c", requests)])

@@ -39,9 +39,9 @@ def _send(client: httpx.Client, parts: list[str], prefer: str | None = None) -> 
     return client.post(BATCH, content=body.encode(), headers=headers)
 
 
-def _answers(response: httpx.Response) -> list[tuple[int, Any]]:
+def _answers(response: httpx.Response, status: int = 200) -> list[tuple[int, Any]]:
     """(status, JSON body or None) of every answer, change set answers flattened, in order."""
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
     text = response.text
     assert re.search(r"boundary=batchresponse_[0-9a-f-]+", response.headers["Content-Type"])
     found = []
@@ -113,7 +113,8 @@ def test_a_failing_change_set_is_undone_and_answers_with_its_failure(
                     ]
                 )
             ],
-        )
+        ),
+        status=400,  # a rolled-back change set fails the batch, as any failed part does
     )
     assert len(answers) == 1
     status, body = answers[0]
@@ -129,10 +130,17 @@ def test_a_failing_change_set_is_undone_and_answers_with_its_failure(
 
 
 def test_without_continue_on_error_the_batch_stops_at_the_first_failure(client: httpx.Client) -> None:
-    parts = [_get(API + "nosuchset"), _get(API + "accounts?$select=name")]
-    assert [s for s, _ in _answers(_send(client, parts))] == [404]
+    parts = [
+        _get(API + "accounts?$select=name"),
+        _get(API + "nosuchset"),
+        _get(API + "accounts?$select=name"),
+    ]
+    # As Dataverse: the whole batch answers 400, its body the failed request's answer alone.
+    stopped = _answers(_send(client, parts), status=400)
+    assert [s for s, _ in stopped] == [404]
+    assert "nosuchset" in stopped[0][1]["error"]["message"]
     continued = _send(client, parts, prefer="odata.continue-on-error")
-    assert [s for s, _ in _answers(continued)] == [404, 200]
+    assert [s for s, _ in _answers(continued)] == [200, 404, 200]
     assert continued.headers["Preference-Applied"] == "odata.continue-on-error"
 
 
