@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from diagnostics.adapters.dataverse import Query
 from diagnostics.checks.context import invoice_period
 from diagnostics.checks.pulled import usage_invoices
-from diagnostics.errors import InvoiceNotFound, ServiceError
+from diagnostics.errors import AuthError, InvoiceNotFound, ServiceError
 from diagnostics.metadata import READ_COLUMNS, ResolvedSchema
 from diagnostics.model import (
     BillingContract,
@@ -448,6 +448,12 @@ async def _read_missing_periods(
     found: dict[str, PartnerCenterInvoice] = {}
     failures: list[str] = []
     for inv, answer in zip(read, answers, strict=True):
+        if isinstance(answer, AuthError):
+            failures.append(
+                f"Partner Center refused it ({answer.status}): Microsoft allows reading an invoice by id "
+                "to App+User sign-ins only, and this tool signs in as an app"
+            )
+            continue
         if isinstance(answer, ServiceError):
             failures.append(str(answer))
             continue
