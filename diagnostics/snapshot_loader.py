@@ -654,7 +654,7 @@ def _usage_type_filter(loader: Loader) -> str | None:
     return " or ".join(f"{column} eq {v}" for v in values)
 
 
-def _account_names(rows: list[dict[str, Any]], account_table: str) -> dict[str, str]:
+def _account_names(rows: list[dict[str, Any]], account_table: str = "account") -> dict[str, str]:
     """Customer names from the lookups' formatted values: no extra request for account names.
 
     Only a lookup annotated as pointing at the account table counts: without the annotation the
