@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -165,6 +166,16 @@ class _BatchErrorTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def _default_transport(base_url: str, verify: ssl.SSLContext | bool) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport with the TLS settings and the proxy the environment names for this
+    host (HTTPS_PROXY, NO_PROXY): httpx applies those only to a client without a transport of its
+    own, and this client always has one (`_BatchErrorTransport`)."""
+    url = httpx.URL(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = None if urllib.request.proxy_bypass(url.host) else proxies.get(url.scheme) or proxies.get("all")
+    return httpx.AsyncHTTPTransport(verify=verify, proxy=proxy)
+
+
 class DataverseClient(ClosingClient):
     """Async client for one Dataverse environment (`base_url` such as https://contoso.crm.dynamics.com)."""
 
@@ -196,8 +207,7 @@ class DataverseClient(ClosingClient):
             auth=BearerTokenAuth(credential, f"{base}/.default"),
             headers=_JSON_HEADERS,
             timeout=timeout,
-            # A transport of our own replaces httpx's default one, so it carries the TLS settings.
-            transport=_BatchErrorTransport(transport or httpx.AsyncHTTPTransport(verify=verify)),
+            transport=_BatchErrorTransport(transport or _default_transport(base, verify)),
         )
 
     # --- reads ---------------------------------------------------------------------------------

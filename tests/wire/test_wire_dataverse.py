@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.core.credentials import AccessToken
 
 from diagnostics.adapters.dataverse import DataverseClient, Query, Write
 from diagnostics.adapters.http import RetryPolicy
-from diagnostics.errors import AuthError, ServiceError
+from diagnostics.errors import AuthError, ServiceError, ServiceUnreachable
 from diagnostics.metadata import fetch_metadata, resolve
 from diagnostics.schema import TABLES, SchemaMap
 from diagnostics.service import scan
@@ -59,7 +61,8 @@ def _codes(fixture: dict[str, Any]) -> set[str]:
 
 def _dataverse(sim: Simulator, **kwargs: Any) -> DataverseClient:
     credential = sim_credential(sim, connection_verify=sim.ca_file)
-    return DataverseClient(sim.base_url, credential, verify=sim.ssl_context(), retry=RETRY, **kwargs)
+    kwargs.setdefault("retry", RETRY)
+    return DataverseClient(sim.base_url, credential, verify=sim.ssl_context(), **kwargs)
 
 
 # --- 1. a choice column on a global option set ---------------------------------------------------
@@ -271,3 +274,35 @@ async def test_paging_follows_dataverses_double_encoded_cookie(many_accounts: Si
         in links[1]
     )
     assert "pagenumber=%223%22" in links[2]
+
+
+# --- the environment's proxy still applies ---------------------------------------------------------
+
+
+async def test_the_environments_proxy_and_its_exceptions_still_apply(
+    many_accounts: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client brings its own transport (for the stopped-batch answers); httpx then ignores
+    # HTTPS_PROXY unless the client applies it. A proxy that refuses connections shows it is used.
+    sim = many_accounts
+    token = sim.issue_token(f"{sim.base_url}/.default")  # signed in before the proxy is set
+
+    class Issued:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            return AccessToken(token, int(time.time()) + 3600)
+
+    def client() -> DataverseClient:
+        once = RetryPolicy(max_attempts=1, sleep=_no_sleep)
+        return DataverseClient(sim.base_url, Issued(), verify=sim.ssl_context(), retry=once)
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    async with client() as dv:
+        with pytest.raises(
+            ServiceUnreachable, match=r"Dataverse GET /api/data/v9\.2/accounts could not be reached"
+        ):
+            await dv.query(Query("accounts", ("name",)))
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with client() as dv:
+        assert len(await dv.query(Query("accounts", ("name",)))) == 7
