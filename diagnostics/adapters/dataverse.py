@@ -155,12 +155,12 @@ class _BatchErrorTransport(httpx.AsyncBaseTransport):
             failed = None
         if failed is None:  # unreadable: pass the answer on as it came
             return httpx.Response(response.status_code, headers=response.headers, content=content)
-        kept = {
+        headers = {
             name: value
-            for name, value in response.headers.items()
-            if name.lower() not in ("content-type", "content-length", "content-encoding")
+            for name, value in [*response.headers.items(), *failed.headers.items()]
+            if name.lower() not in ("content-length", "content-encoding", "transfer-encoding")
         }
-        return httpx.Response(failed.status, headers={**kept, **failed.headers}, content=failed.body.encode())
+        return httpx.Response(failed.status, headers=headers, content=failed.body.encode())
 
     async def aclose(self) -> None:
         await self._inner.aclose()
