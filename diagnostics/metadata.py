@@ -137,7 +137,9 @@ def _parse_options(answer: dict[str, Any]) -> dict[str, dict[int, str]]:
     """Column -> option value -> label, from an attribute cast answer (one attribute or `value`).
 
     A choice column that uses a global option set (choice) answers `"OptionSet": null` with its
-    options under `GlobalOptionSet`, so both are read: the local one when it has options.
+    options under `GlobalOptionSet`, so both are read: the local one when it has options, else the
+    global one (the shape public clients of recorded answers handle; Microsoft's metadata
+    documentation shows only the `$expand=OptionSet,GlobalOptionSet` query).
     """
     out: dict[str, dict[int, str]] = {}
     attributes = answer.get("value", [answer])

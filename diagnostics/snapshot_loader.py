@@ -351,8 +351,9 @@ def _pc_invoice(raw: dict[str, Any]) -> PartnerCenterInvoice:
         and str(raw.get("invoiceType") or "").casefold() == "onetime"
     )
     if inferred and invoice_date is not None:
-        # Microsoft's list leaves the billing period out; a one-time (new-commerce) invoice bills
-        # the calendar month before the month it is dated in (platform-apis.md 1.7).
+        # Microsoft's documented list leaves the billing period out; a one-time (new-commerce)
+        # invoice bills the calendar month before the month it is dated in (platform-apis.md 1.7;
+        # Microsoft's billing documentation is the only source for that rule).
         billed = add_months(period_of(invoice_date.date()), -1)
         start = datetime.combine(period_start(billed), dt.time(), UTC)
         end = datetime.combine(period_end(billed), dt.time(), UTC)
