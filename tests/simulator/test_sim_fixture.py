@@ -244,6 +244,27 @@ BAD_FIXTURES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         _set("partner_center/enabled", "yes"),
         "partner_center.enabled must be true or false",
     ),
+    (
+        "pc invoice_by_id not a bool",
+        _set("partner_center/invoice_by_id", 1),
+        "partner_center.invoice_by_id must be true or false",
+    ),
+    (
+        "global choice on an unknown column",
+        _set("dataverse/global_option_sets", {"work365_subscription.work365_subscription_type": "w365_type"}),
+        "unknown column 'work365_subscription_type' of work365_subscription in dataverse.global_option_sets; "
+        "did you mean work365_subscription_subscriptiontype",
+    ),
+    (
+        "global choice on a status column",
+        _set("dataverse/global_option_sets", {"work365_providerinvoice.statuscode": "w365_status"}),
+        "work365_providerinvoice.statuscode is a Status column; only choice (Picklist) columns",
+    ),
+    (
+        "global choice name not a logical name",
+        _set("dataverse/global_option_sets", {"work365_provider.work365_provider_type": "Provider Type"}),
+        "is not a logical name",
+    ),
 ]
 
 

@@ -84,6 +84,37 @@ def test_small_pages_with_filter_and_count(big: tuple[Simulator, httpx.Client]) 
 def test_a_forged_skiptoken_is_a_400(big: tuple[Simulator, httpx.Client]) -> None:
     _, client = big
     assert client.get(ACCOUNTS, params={"$skiptoken": "page2"}).status_code == 400
+    no_key = '<cookie pagenumber="2" pagingcookie="%3ccookie%20page%3d%221%22%3e%3c%2fcookie%3e" />'
+    assert client.get(ACCOUNTS, params={"$skiptoken": no_key}).status_code == 400
+
+
+def test_the_next_link_carries_dataverses_double_encoded_paging_cookie() -> None:
+    raw = tenant_dict()
+    raw["dataverse"]["rows"]["account"] = [{"name": f"n{i}"} for i in range(5)]
+    with (
+        Simulator(raw, tls=False) as sim,
+        httpx.Client(
+            base_url=sim.base_url, headers={"Authorization": f"Bearer {sim.issue_token()}"}
+        ) as client,
+    ):
+        prefer = {"Prefer": "odata.maxpagesize=2"}
+        first = client.get(ACCOUNTS, params={"$select": "name", "$orderby": "name"}, headers=prefer).json()
+        ids = [r["accountid"].upper() for r in first["value"]]
+        link = first["@odata.nextLink"]
+        # As in Microsoft's paging examples: the outer cookie encoded once, the inner one twice,
+        # naming the previous page's last and first keys in braces.
+        assert (
+            "$skiptoken=%3Ccookie%20pagenumber=%222%22%20pagingcookie=%22%253ccookie%2520page%253d%25221%2522"
+            in link
+        )
+        assert f"last%253d%2522%257b{ids[1]}%257d%2522%2520first%253d%2522%257b{ids[0]}%257d" in link
+        assert link.endswith("%22%20istracking=%22False%22%20/%3E")
+        second = client.get(link, headers=prefer).json()
+        assert [r["name"] for r in second["value"]] == ["n2", "n3"]
+        # The page follows the last row seen, even when rows before it went away meanwhile.
+        assert client.delete(API + f"accounts({first['value'][0]['accountid']})").status_code == 204
+        again = client.get(link, headers=prefer).json()
+        assert [r["name"] for r in again["value"]] == ["n2", "n3"]
 
 
 def test_aggregate_over_more_than_50000_rows_fails_like_dataverse() -> None:

@@ -131,3 +131,23 @@ def test_unknown_paths_and_simulator_state(sim: Simulator) -> None:
     stopped = Simulator(tenant_dict())
     with pytest.raises(RuntimeError, match="not running"):
         _ = stopped.base_url
+
+
+def test_partner_center_by_id_when_the_fixture_allows_it() -> None:
+    raw = tenant_dict()
+    raw["partner_center"]["invoice_by_id"] = True
+    raw["partner_center"]["invoices"][1]["billingPeriodStartDate"] = "2026-10-01T00:00:00Z"
+    with Simulator(raw, tls=False) as sim:
+        headers = {"Authorization": f"Bearer {sim.issue_token(PC_SCOPE)}", "MS-RequestId": "r-9"}
+        one = httpx.get(sim.base_url + "/v1/invoices/G000000001", headers=headers)
+        missing = httpx.get(sim.base_url + "/v1/invoices/G999", headers=headers)
+        statement = httpx.get(sim.base_url + "/v1/invoices/G000000001/documents/statement", headers=headers)
+        listed = httpx.get(sim.base_url + "/v1/invoices", headers=headers).json()["items"]
+
+    assert one.status_code == 200
+    assert one.json()["billingPeriodStartDate"] == "2026-10-01T00:00:00Z"
+    assert one.json()["attributes"] == {"objectType": "Invoice"}
+    assert one.headers["MS-RequestId"] == "r-9"
+    assert missing.status_code == 404
+    assert statement.status_code == 403  # statements stay App+User only
+    assert "billingPeriodStartDate" not in listed[1]
