@@ -1,4 +1,4 @@
-"""The command line: `python -m diagnostics scan | diagnose INVOICE | demo | schema verify`.
+"""The command line: `python -m diagnostics scan | diagnose INVOICE | monitor | demo | schema verify`.
 
 Exit status: 0 no finding of warning or above (muted ones aside); 1 at least one; 2 bad usage,
 configuration or input; 3 the run could not complete. Errors are one line on standard error,
@@ -50,6 +50,45 @@ def _common(parser: argparse.ArgumentParser, *, formats: Sequence[str] = ("text"
     parser.add_argument("--schema-map", metavar="FILE", type=Path, help="schema-map override file (JSON)")
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1 (e.g. 0.2)")
+    return value
+
+
+def _days(text: str) -> int:
+    from diagnostics.replay import MAX_DAYS  # noqa: PLC0415
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to {MAX_DAYS}")
+    return int(text)
+
+
+def _monitor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--simulate", metavar="FIXTURE", type=Path, required=True, help="the tenant fixture to replay"
+    )
+    parser.add_argument(
+        "--days", type=_days, help="simulated days to run (default: until nothing is pending, at most 45)"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--fault-rate", type=_share, default=0.0, metavar="P", help="share of simulator requests that fail"
+    )
+    parser.add_argument(
+        "--duplicate-rate",
+        type=_share,
+        default=0.0,
+        metavar="P",
+        help="share of messages the broker delivers twice",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault and duplicate choices")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m diagnostics", description="Diagnose missing Work 365 usage invoices.")
     parser.add_argument(
@@ -60,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose = sub.add_parser("diagnose", help="one provider invoice, by id or invoice number")
     diagnose.add_argument("invoice", metavar="INVOICE")
     _common(diagnose)
-    demo = sub.add_parser("demo", help="the main job on the bundled sample tenant (simulated)")
-    demo.add_argument("--format", choices=("text", "json", "html"), default="text")
+    _monitor(sub.add_parser("monitor", help="replay the daily monitor over simulated days (local)"))
+    demo = sub.add_parser("demo", help="the monitor's month on the bundled sample tenant (simulated)")
+    demo.add_argument("--format", choices=("text", "json"), default="text")
     schema = sub.add_parser("schema", help="the schema map")
     schema_sub = schema.add_subparsers(dest="schema_command", required=True, parser_class=_Parser)
     verify = schema_sub.add_parser("verify", help="check the schema map against the environment's metadata")
@@ -123,21 +163,28 @@ def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FINDINGS if needs_attention(report) else EXIT_OK
 
 
+def _cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from diagnostics.replay import ReplayOptions, run_replay, to_json, to_text  # noqa: PLC0415
+
+    options = ReplayOptions(args.simulate, args.days, args.fault_rate, args.duplicate_rate, args.seed)
+    replay = run_replay(options, settings)
+    _print(to_json(replay) if args.format == "json" else to_text(replay))
+    report = replay.final_report
+    return EXIT_FINDINGS if report is not None and needs_attention(report) else EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if not SAMPLE_TENANT.is_file():
         raise ConfigError(f"the sample tenant {SAMPLE_TENANT} is missing; run the demo from the repository")
     namespace = argparse.Namespace(
-        simulate=SAMPLE_TENANT,
-        dataverse_url=None,
-        as_of=None,
-        format=args.format,
-        schema_map=None,
-        verbose=args.verbose,
-        invoice=None,
+        simulate=SAMPLE_TENANT, days=None, format=args.format, fault_rate=0.0, duplicate_rate=0.0, seed=0
     )
     if args.format == "text":
-        print(f"Demo: simulated Work 365 tenant from {SAMPLE_TENANT.name}, checked end to end over HTTPS\n")
-    code = _cmd_scan(namespace, settings)
+        print(
+            f"Demo: the daily monitor over a month of a simulated Work 365 tenant ({SAMPLE_TENANT.name}),\n"
+            "run by the Function app's own functions against a local Dataverse and Service Bus\n"
+        )
+    code = _cmd_monitor(namespace, settings)
     # The demo shows findings on purpose: its exit status says it ran, not that the tenant is healthy.
     return EXIT_OK if code in (EXIT_OK, EXIT_FINDINGS) else code
 
@@ -189,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_scan(args, settings)
         if args.command == "diagnose":
             return _cmd_scan(args, settings)
+        if args.command == "monitor":
+            return _cmd_monitor(args, settings)
         if args.command == "demo":
             return _cmd_demo(args, settings)
         return _cmd_schema_verify(args, settings)

@@ -1,0 +1,481 @@
+"""The local replay (monitor.md, "The local replay"): the Function app's own functions, run as the
+Functions host would run them, against the simulator and the local Service Bus broker, on a
+simulated clock that starts at the fixture's `now` and advances day by day.
+
+Each simulated day, in this order: the timeline changes due by the timer's time are applied; the
+timer fires; every due message is delivered to its handler until the queues are idle; then the
+clock moves through the rest of the day (each timeline entry and each scheduled message at its own
+time, delivering what becomes due) to midnight.
+
+What the replay reports is read back from what the broker and the simulator recorded (queue
+statistics, dead letters, notes, Teams posts) and from a full scan at each day's check, never from
+the app's own bookkeeping: the replay is a witness, not a participant.
+
+The simulator and the broker are development tools (not deployed), imported when a replay runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from diagnostics.adapters.http import RetryPolicy
+from diagnostics.adapters.recording_notifier import RecordingNotifier
+from diagnostics.adapters.servicebus import ServiceBusMessageBus
+from diagnostics.adapters.state_file import FileStateStore
+from diagnostics.app.container import Container, use_container
+from diagnostics.errors import ConfigError, InputError, ServiceUnreachable
+from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
+from diagnostics.replay.story import (
+    Day,
+    DeadLetterRecord,
+    NoteRecord,
+    OpenFinding,
+    Replay,
+    TeamsPostRecord,
+    TenantChange,
+    open_findings,
+)
+from diagnostics.service import Connection, scan
+from diagnostics.settings import Settings
+
+if TYPE_CHECKING:
+    from simulator import Simulator
+    from simulator.tenant import AppliedEntry
+
+log = logging.getLogger("diagnostics.replay")
+
+MAX_DAYS = 45
+QUEUES = (QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION)
+MAX_DELIVERY_COUNT = 10
+_DEFAULT_TIME = time(7, 0)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    fixture: Path
+    days: int | None = None  # None: until nothing is pending, at most MAX_DAYS
+    fault_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.days is not None and not 1 <= self.days <= MAX_DAYS:
+            raise InputError(f"--days {self.days}: give a number of days from 1 to {MAX_DAYS}")
+        for name, rate in (("--fault-rate", self.fault_rate), ("--duplicate-rate", self.duplicate_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise InputError(f"{name} {rate}: give a share between 0 and 1, e.g. 0.2")
+
+
+def daily_time(schedule: str) -> time:
+    """The time of day of a daily NCRONTAB (`s m h * * *`); 07:00 when it is not that simple."""
+    fields = schedule.split()
+    if len(fields) == 6 and all(f.isdigit() for f in fields[:3]) and fields[3:] == ["*", "*", "*"]:
+        second, minute, hour = (int(f) for f in fields[:3])
+        if second < 60 and minute < 60 and hour < 24:
+            return time(hour, minute, second)
+    return _DEFAULT_TIME
+
+
+# --- what the replay needs of the broker and the local Functions host ------------------------------
+
+
+class _Broker(Protocol):
+    @property
+    def connection_string(self) -> str: ...
+
+    def stats(self, queue: str) -> Any: ...
+
+    def dead_letters(self, queue: str) -> list[Any]: ...
+
+    def scheduled(self, queue: str) -> list[tuple[int, str | None, datetime]]: ...
+
+    def idle(self, queue: str | None = None) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+class _Host(Protocol):
+    @property
+    def timer_schedules(self) -> dict[str, str]: ...
+
+    async def fire_timer(self, function_name: str, *, past_due: bool = False) -> Any: ...
+
+    async def drain(self, *, give_up_after: float = 120.0) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _dev_tool(module: str) -> Any:
+    """A module of the repository's development tools (the broker, the local Functions host) or the
+    Function app itself; imported by name, so the product does not depend on them."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the replay needs {module!r} ({exc}); it is a development tool, not deployed: run from the repository"
+        ) from None
+
+
+# --- counting what the broker saw --------------------------------------------------------------
+
+
+@dataclass
+class _QueueTally:
+    """Cumulative counters of one queue, read from the broker, to take differences per day."""
+
+    completed: int = 0
+    dead_lettered: int = 0
+    cancelled: int = 0
+    abandoned: int = 0
+    duplicates: int = 0
+    expired: int = 0
+    present: int = 0  # active + scheduled + locked
+    pending: frozenset[int] = frozenset()  # sequence numbers of scheduled messages
+
+    @classmethod
+    def read(cls, broker: _Broker, queue: str) -> _QueueTally:
+        s = broker.stats(queue)
+        pending = frozenset(number for number, _, _ in broker.scheduled(queue))
+        return cls(
+            s.completed,
+            s.dead_lettered,
+            s.scheduled_cancelled,
+            s.abandoned,
+            s.duplicates_injected,
+            s.expired,
+            s.active + s.scheduled + s.locked,
+            pending,
+        )
+
+
+@dataclass
+class _Counts:
+    published: int = 0
+    handled: int = 0
+    scheduled: int = 0
+    cancelled: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    abandoned: int = 0
+
+    def add(self, before: _QueueTally, after: _QueueTally, *, rechecks: bool) -> None:
+        handled = (after.completed - before.completed) - (after.duplicates - before.duplicates)
+        left = (
+            handled
+            + (after.dead_lettered - before.dead_lettered)
+            + (after.cancelled - before.cancelled)
+            + (after.expired - before.expired)
+        )
+        entered = left + (after.present - before.present)
+        # Scheduled in this step: numbers pending now that were not before (a re-check is due the
+        # next day, so it is still pending at the end of the step that scheduled it).
+        scheduled = len(after.pending - before.pending)
+        self.handled += handled
+        self.dead_lettered += after.dead_lettered - before.dead_lettered
+        self.duplicates += after.duplicates - before.duplicates
+        self.abandoned += after.abandoned - before.abandoned
+        self.published += max(0, entered - scheduled)
+        if rechecks:
+            self.scheduled += scheduled
+            self.cancelled += after.cancelled - before.cancelled
+
+
+class _Witness:
+    """Reads the broker's counters before and after each step of a day."""
+
+    def __init__(self, broker: _Broker) -> None:
+        self.broker = broker
+        self.last = {queue: _QueueTally.read(broker, queue) for queue in QUEUES}
+
+    def step(self, counts: _Counts) -> None:
+        for queue in QUEUES:
+            now = _QueueTally.read(self.broker, queue)
+            counts.add(self.last[queue], now, rechecks=queue == QUEUE_INVOICE_CHECKS)
+            self.last[queue] = now
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+async def _no_sleep(seconds: float) -> None:
+    """The retry policy's testing switch: retry at once, so a replay with faults stays fast."""
+    await asyncio.sleep(0)
+
+
+@dataclass
+class _Run:
+    options: ReplayOptions
+    settings: Settings
+    sim: Simulator
+    broker: _Broker
+    host: _Host
+    timer: str
+    daily_at: time
+    connection: Connection
+    replay: Replay
+    notes_seen: int = 0
+    posts_seen: int = 0
+    faults_seen: int = 0
+    previous_open: list[OpenFinding] = field(default_factory=list)
+
+    async def day(self, day: date, first: bool) -> Day:
+        daily = datetime.combine(day, self.daily_at, tzinfo=UTC)
+        timer_at = max(daily, self.sim.now) if first else daily
+        record = Day(day, timer_at)
+        witness = _Witness(self.broker)
+        counts = _Counts()
+        self._advance(timer_at, record)
+        await self.host.fire_timer(self.timer, past_due=False)
+        await self.host.drain()
+        witness.step(counts)
+        await self._open(record)
+        midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+        # The rest of the day, one moment at a time: what a person changes, what becomes due.
+        while moments := self._events(self.sim.now, midnight):
+            self._advance(moments[0], record)
+            await self.host.drain()
+            witness.step(counts)
+        self._advance(midnight, record)
+        await self.host.drain()
+        witness.step(counts)
+        self._fill(record, counts)
+        return record
+
+    def _events(self, after: datetime, before: datetime) -> list[datetime]:
+        """Times inside the day when something happens: timeline entries, scheduled messages."""
+        moments = {e.at for e in self.sim.tenant.pending_timeline() if after < e.at < before}
+        for queue in QUEUES:
+            moments |= {due for _, _, due in self.broker.scheduled(queue) if after < due < before}
+        return sorted(moments)
+
+    def _advance(self, moment: datetime, record: Day) -> None:
+        if moment > self.sim.now:
+            applied: list[AppliedEntry] = self.sim.advance_to(moment)
+            record.changes += [TenantChange(a.at, a.description, len(a.changes)) for a in applied]
+
+    async def _open(self, record: Day) -> None:
+        """What a full scan finds at the day's check: the independent view of what is open."""
+        report = await scan(self.connection, record.timer_at)
+        record.open = open_findings(report)
+        before = {f.dedup_key for f in self.previous_open}
+        now = {f.dedup_key for f in record.open}
+        record.opened = [f for f in record.open if f.dedup_key not in before]
+        record.closed = [f for f in self.previous_open if f.dedup_key not in now]
+        self.previous_open = record.open
+
+    def _fill(self, record: Day, counts: _Counts) -> None:
+        record.published = counts.published
+        record.handled = counts.handled
+        record.rechecks_scheduled = counts.scheduled
+        record.rechecks_cancelled = counts.cancelled
+        record.dead_lettered = counts.dead_lettered
+        record.duplicates_delivered = counts.duplicates
+        record.deliveries_failed = counts.abandoned
+        notes, posts = len(self.sim.notes), len(self.sim.teams_received)
+        faults = sum(self.sim.faults.injected.values())
+        record.notes_written, record.teams_posts = notes - self.notes_seen, posts - self.posts_seen
+        record.faults_injected = faults - self.faults_seen
+        self.notes_seen, self.posts_seen, self.faults_seen = notes, posts, faults
+
+    def pending(self) -> bool:
+        """Anything still to come: a scheduled re-check, or a change in the tenant's timeline."""
+        return bool(self.sim.pending_timeline()) or any(self.broker.scheduled(q) for q in QUEUES)
+
+    async def finish(self) -> None:
+        replay = self.replay
+        replay.end = self.sim.now
+        report = await scan(self.connection, self.sim.now)
+        replay.final_report = report
+        replay.findings = open_findings(report)
+        replay.notes = _notes(self.sim)
+        replay.teams_posts = [_post(p.at, p.body) for p in self.sim.teams_received]
+        replay.dead_letters = [
+            DeadLetterRecord(queue, str(d.reason), str(d.description), d.message_id)
+            for queue in QUEUES
+            for d in self.broker.dead_letters(queue)
+        ]
+
+
+def _notes(sim: Simulator) -> list[NoteRecord]:
+    names = _subject_names(sim)
+    by_subject: dict[tuple[str, str], list[Any]] = {}
+    for note in sim.recorded_notes():
+        key = (str(note.object_type or ""), str(note.object_id or ""))
+        by_subject.setdefault(key, []).append(note)
+    records = []
+    for (kind, object_id), notes in by_subject.items():
+        last = max(notes, key=lambda n: str(n.last_written or ""))
+        records.append(
+            NoteRecord(
+                _SUBJECT_TYPES.get(kind, kind),
+                object_id,
+                names.get(object_id, ""),
+                tuple(n.annotation_id for n in notes),
+                sum(n.writes for n in notes),
+                str(last.subject or ""),
+                str(last.text or ""),
+            )
+        )
+    return records
+
+
+# Dataverse table of a note's record → the subject type of the report.
+_SUBJECT_TYPES = {
+    "work365_providerinvoice": "provider_invoice",
+    "work365_provider": "expected_provider_invoice",
+    "work365_billingcontract": "billing_contract",
+    "work365_subscription": "subscription",
+}
+
+
+def _subject_names(sim: Simulator) -> dict[str, str]:
+    names: dict[str, str] = {}
+    with sim.tenant.lock:
+        for table in sim.tenant.tables.values():
+            for key, row in table.rows.items():
+                value = row.values.get(table.primary_name)
+                if isinstance(value, str):
+                    names[key] = value
+    return names
+
+
+def _post(at: datetime, body: bytes) -> TeamsPostRecord:
+    """A Teams post as received; what it announces is read from the card when it says so."""
+    changes: dict[str, tuple[str, ...]] = {}
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        payload = json.loads(body)
+        for attachment in payload.get("attachments", []):
+            meta = attachment.get("content", {}).get("metadata", {}) or {}
+            for kind in ("new", "escalated", "reminded", "resolved"):
+                keys = meta.get(kind)
+                if isinstance(keys, list):
+                    changes[kind] = changes.get(kind, ()) + tuple(str(k) for k in keys)
+    return TeamsPostRecord(at, len(body), **changes)
+
+
+@contextlib.contextmanager
+def _services(options: ReplayOptions) -> Iterator[tuple[Simulator, _Broker]]:
+    try:
+        from simulator import Simulator, load_fixture  # noqa: PLC0415  (a dev tool, not deployed)
+    except ImportError:
+        raise ConfigError(
+            "the replay needs the simulator, which is not deployed; run from the repository"
+        ) from None
+    broker_module = _dev_tool("broker")
+    fixture = load_fixture(options.fixture)  # FixtureError is an InputError: exit 2
+    queue = broker_module.QueueOptions(max_delivery_count=MAX_DELIVERY_COUNT)
+    with Simulator(fixture) as sim:
+        if options.fault_rate:
+            sim.set_fault_rate(options.fault_rate, options.seed)
+        broker = broker_module.Broker(
+            dict.fromkeys(QUEUES, queue),
+            clock=lambda: sim.now,
+            duplicate_rate=options.duplicate_rate,
+            seed=options.seed,
+        )
+        try:
+            broker.start()
+        except OSError as exc:
+            raise ServiceUnreachable(f"the local Service Bus broker could not start: {exc}") from None
+        try:
+            yield sim, broker
+        finally:
+            broker.stop()
+
+
+def _timer(host: _Host) -> tuple[str, time]:
+    """The Function app's timer function (the planner) and the time of day it fires."""
+    schedules = host.timer_schedules
+    if len(schedules) != 1:
+        raise ConfigError(
+            f"function_app.app has {len(schedules)} timer functions; the replay fires exactly one"
+        )
+    [(name, schedule)] = schedules.items()
+    return name, daily_time(schedule)
+
+
+def run_replay(
+    options: ReplayOptions, settings: Settings, *, progress: Callable[[Day], None] | None = None
+) -> Replay:
+    """Replay the fixture's days; returns what was seen. Raises InputError (bad fixture or
+    options), ConfigError, ServiceError (the run could not complete)."""
+    with (
+        _services(options) as (sim, broker),
+        tempfile.TemporaryDirectory(prefix="work365-replay-") as tmp,
+    ):
+        return asyncio.run(_replay(options, settings, sim, broker, Path(tmp), progress))
+
+
+async def _replay(
+    options: ReplayOptions,
+    settings: Settings,
+    sim: Simulator,
+    broker: _Broker,
+    tmp: Path,
+    progress: Callable[[Day], None] | None,
+) -> Replay:
+    from simulator.connect import connection  # noqa: PLC0415  (a dev tool, not deployed)
+
+    function_app = _dev_tool("function_app")
+    host_module = _dev_tool("broker.functions_host")
+    # The retry policy's testing switch: no pause between attempts, so faults cost no time.
+    retry = RetryPolicy(max_attempts=max(settings.http_max_attempts, 5), sleep=_no_sleep)
+    conn = connection(sim, thresholds=settings.thresholds, retry=retry)
+    state = tmp / "state.json"
+
+    def clock() -> datetime:  # one clock for the simulator, the broker and the app
+        return sim.now
+
+    container = Container.from_connection(
+        conn,
+        settings=settings.model_copy(update={"state_file": state}),
+        bus=ServiceBusMessageBus.from_connection_string(broker.connection_string),
+        state=FileStateStore(state),
+        notifier=RecordingNotifier(),
+        clock=clock,
+    )
+    env = {SERVICEBUS_CONNECTION: broker.connection_string, "DIAG_SCHEDULE": settings.schedule}
+    previous = use_container(container)
+    host: _Host | None = None
+    try:
+        host = host_module.LocalFunctionsHost(function_app.app, env, clock=clock, idle=broker.idle)
+        timer, daily_at = _timer(host)
+        start = sim.now
+        replay = Replay(
+            str(options.fixture),
+            sim.fixture.description,
+            start,
+            start,
+            options.fault_rate,
+            options.duplicate_rate,
+            options.seed,
+        )
+        run = _Run(options, settings, sim, broker, host, timer, daily_at, conn, replay)
+        day = start.date()
+        for index in range(options.days or MAX_DAYS):
+            record = await run.day(day, first=index == 0)
+            replay.days.append(record)
+            if progress is not None:
+                progress(record)
+            day += timedelta(days=1)
+            if options.days is None and not run.pending():
+                break
+        await run.finish()
+        return replay
+    finally:
+        if host is not None:
+            with contextlib.suppress(Exception):
+                await host.aclose()
+        use_container(previous)
+        with contextlib.suppress(Exception):
+            await container.aclose()
