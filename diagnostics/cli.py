@@ -167,6 +167,10 @@ def _cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     from diagnostics.replay import ReplayOptions, run_replay, to_json, to_text  # noqa: PLC0415
 
     options = ReplayOptions(args.simulate, args.days, args.fault_rate, args.duplicate_rate, args.seed)
+    if not getattr(args, "verbose", False):
+        # The story says what happened; the SDKs' and handlers' own warnings (a retried delivery,
+        # a link closed on exit) would only bury it, with tracebacks. -v shows them.
+        logging.getLogger().setLevel(logging.CRITICAL)
     replay = run_replay(options, settings)
     _print(to_json(replay) if args.format == "json" else to_text(replay))
     report = replay.final_report
@@ -177,7 +181,13 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if not SAMPLE_TENANT.is_file():
         raise ConfigError(f"the sample tenant {SAMPLE_TENANT} is missing; run the demo from the repository")
     namespace = argparse.Namespace(
-        simulate=SAMPLE_TENANT, days=None, format=args.format, fault_rate=0.0, duplicate_rate=0.0, seed=0
+        simulate=SAMPLE_TENANT,
+        days=None,
+        format=args.format,
+        fault_rate=0.0,
+        duplicate_rate=0.0,
+        seed=0,
+        verbose=args.verbose,
     )
     if args.format == "text":
         print(

@@ -57,6 +57,8 @@ log = logging.getLogger("diagnostics.replay")
 MAX_DAYS = 45
 QUEUES = (QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION)
 MAX_DELIVERY_COUNT = 10
+# How long one receive waits for more messages; the broker's idle probe ends a drain, so short is fine.
+RECEIVE_WAIT = 0.05
 _DEFAULT_TIME = time(7, 0)
 
 
@@ -226,6 +228,7 @@ class _Run:
     notes_seen: int = 0
     posts_seen: int = 0
     faults_seen: int = 0
+    unseen_change: bool = False  # the tenant changed after the last timer run
     previous_open: list[OpenFinding] = field(default_factory=list)
 
     async def day(self, day: date, first: bool) -> Day:
@@ -235,6 +238,7 @@ class _Run:
         witness = _Witness(self.broker)
         counts = _Counts()
         self._advance(timer_at, record)
+        self.unseen_change = False
         await self.host.fire_timer(self.timer, past_due=False)
         await self.host.drain()
         witness.step(counts)
@@ -262,6 +266,7 @@ class _Run:
         if moment > self.sim.now:
             applied: list[AppliedEntry] = self.sim.advance_to(moment)
             record.changes += [TenantChange(a.at, a.description, len(a.changes)) for a in applied]
+            self.unseen_change = self.unseen_change or bool(applied)
 
     async def _open(self, record: Day) -> None:
         """What a full scan finds at the day's check: the independent view of what is open."""
@@ -288,8 +293,13 @@ class _Run:
         self.notes_seen, self.posts_seen, self.faults_seen = notes, posts, faults
 
     def pending(self) -> bool:
-        """Anything still to come: a scheduled re-check, or a change in the tenant's timeline."""
-        return bool(self.sim.pending_timeline()) or any(self.broker.scheduled(q) for q in QUEUES)
+        """Anything still to come: a scheduled re-check, a change in the tenant's timeline, or a
+        change made after the day's check that no check has seen yet."""
+        return (
+            self.unseen_change
+            or bool(self.sim.pending_timeline())
+            or any(self.broker.scheduled(q) for q in QUEUES)
+        )
 
     async def finish(self) -> None:
         replay = self.replay
@@ -405,14 +415,23 @@ def _timer(host: _Host) -> tuple[str, time]:
 
 
 def run_replay(
-    options: ReplayOptions, settings: Settings, *, progress: Callable[[Day], None] | None = None
+    options: ReplayOptions,
+    settings: Settings,
+    *,
+    progress: Callable[[Day], None] | None = None,
+    prepare: Callable[[str], None] | None = None,
 ) -> Replay:
     """Replay the fixture's days; returns what was seen. Raises InputError (bad fixture or
-    options), ConfigError, ServiceError (the run could not complete)."""
+    options), ConfigError, ServiceError (the run could not complete).
+
+    `progress` sees each day as it ends; `prepare` gets the broker's connection string before the
+    first day (a test sends what no planner would, e.g. a malformed message)."""
     with (
         _services(options) as (sim, broker),
         tempfile.TemporaryDirectory(prefix="work365-replay-") as tmp,
     ):
+        if prepare is not None:
+            prepare(broker.connection_string)
         return asyncio.run(_replay(options, settings, sim, broker, Path(tmp), progress))
 
 
@@ -448,7 +467,9 @@ async def _replay(
     previous = use_container(container)
     host: _Host | None = None
     try:
-        host = host_module.LocalFunctionsHost(function_app.app, env, clock=clock, idle=broker.idle)
+        host = host_module.LocalFunctionsHost(
+            function_app.app, env, clock=clock, idle=broker.idle, receive_wait=RECEIVE_WAIT
+        )
         timer, daily_at = _timer(host)
         start = sim.now
         replay = Replay(
@@ -473,9 +494,7 @@ async def _replay(
         await run.finish()
         return replay
     finally:
-        if host is not None:
-            with contextlib.suppress(Exception):
-                await host.aclose()
         use_container(previous)
-        with contextlib.suppress(Exception):
-            await container.aclose()
+        # Closing an AMQP link waits for the broker's answer: close them all at once.
+        closing = [container.aclose()] + ([host.aclose()] if host is not None else [])
+        await asyncio.gather(*closing, return_exceptions=True)

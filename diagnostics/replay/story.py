@@ -17,13 +17,6 @@ from diagnostics.render import cut, plain
 
 MONITOR_VERSION = 1
 OPEN_SEVERITIES = ("critical", "error", "warning")
-_NOUN = {
-    "provider_invoice": "provider invoice",
-    "expected_provider_invoice": "expected provider invoice",
-    "billing_contract": "billing contract",
-    "subscription": "subscription",
-    "tenant": "environment",
-}
 
 
 def iso(moment: datetime) -> str:
@@ -63,8 +56,7 @@ class OpenFinding:
         )
 
     def sentence(self) -> str:
-        noun = _NOUN.get(self.subject_type, self.subject_type)
-        return f"{self.severity}: {self.title} — {noun} {plain(self.subject_name)} ({self.code})"
+        return f"{self.severity}: {plain(self.title)} [{plain(self.subject_name)}]"
 
 
 def open_findings(report: Report) -> list[OpenFinding]:
@@ -109,6 +101,8 @@ class Day:
             "open": self.open_by_severity(),
             "timer_at": iso(self.timer_at),
             "tenant_changes": [{"at": iso(c.at), "description": c.description} for c in self.changes],
+            "opened": [f.dedup_key for f in self.opened],
+            "resolved": [f.dedup_key for f in self.closed],
             "duplicates_delivered": self.duplicates_delivered,
             "deliveries_failed": self.deliveries_failed,
             "faults_injected": self.faults_injected,
@@ -264,8 +258,8 @@ def _day_lines(day: Day) -> list[str]:
     robustness = _robustness_line(day)
     if robustness:
         lines.append(f"  Under stress: {robustness}")
-    lines += [f"    new      {cut(f.sentence(), 150)}" for f in day.opened]
-    lines += [f"    resolved {cut(f.sentence(), 150)}" for f in day.closed]
+    lines += [f"    new      {cut(f.sentence(), 140)}" for f in day.opened]
+    lines += [f"    resolved {cut(f.sentence(), 140)}" for f in day.closed]
     lines.append(f"  Open: {_open_line(day)}")
     return lines
 
@@ -300,5 +294,5 @@ def to_text(replay: Replay) -> str:
         lines.append(f"Teams: {_count(len(replay.teams_posts), 'post')} ({size:,} bytes)")
         lines.append("")
     lines.append(f"Open at the end ({len(replay.findings)}):")
-    lines += [f"  {cut(f.sentence(), 160)}" for f in replay.findings] or ["  nothing"]
+    lines += [f"  {cut(f.sentence(), 150)}" for f in replay.findings] or ["  nothing"]
     return "\n".join(lines) + "\n"
