@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from diagnostics.model import SEVERITY_RANK, Finding, Report
@@ -266,7 +267,7 @@ def _day_lines(day: Day) -> list[str]:
 
 def to_text(replay: Replay) -> str:
     first = (
-        f"Monitor replay of {replay.fixture}"
+        f"Monitor replay of {Path(replay.fixture).name}"
         + (f": {plain(replay.description)}" if replay.description else "")
         + "\n"
         + f"Simulated {replay.start:%Y-%m-%d %H:%M} → {replay.end:%Y-%m-%d %H:%M} UTC"
