@@ -147,10 +147,10 @@ def window_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def replay_env() -> Iterator[None]:
-    """The replays' settings, as app settings in the environment (session-wide: the runs that the
-    tests share are made once)."""
+    """The replays' settings, as app settings in the environment, for the module's tests (the runs
+    they share are made once); undone after, so no other test sees them."""
     patch = pytest.MonkeyPatch()
     for name, value in ENV.items():
         patch.setenv(name, value)
@@ -158,6 +158,6 @@ def replay_env() -> Iterator[None]:
     patch.undo()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def window_run(replay_env: None, window_fixture: Path) -> tuple[int, dict[str, Any]]:
     return run_monitor("--simulate", str(window_fixture))
