@@ -62,11 +62,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-__all__ = ["ParsedRefs", "RefFileError", "RefKind", "Reference", "parse_reference_file"]
+__all__ = [
+    "ParsedRefs",
+    "RefFileError",
+    "RefKind",
+    "Reference",
+    "parse_reference_file",
+    "references_in_message",
+]
 
 
 class RefKind(StrEnum):
@@ -86,7 +93,7 @@ class Reference:
     name: str | None
     message: str | None
     raw_type: str | None  # the type cell as written; None when empty or the file has no type column
-    line: int  # 1-based physical line where the (first) row starts
+    line: int  # 1-based physical line where the (first) row starts; 0 when named in a message
     occurrences: int = 1  # rows that named this reference
 
 
@@ -97,6 +104,7 @@ class ParsedRefs:
     encoding: str  # "utf-8", "utf-8-sig", "cp1252", "utf-16" or "str"
     delimiter: str  # ",", ";" or "\t"
     warnings: tuple[str, ...]  # one line each; what was tolerated
+    rows: int = 0  # data rows after the header (blank lines and repeated headers not counted)
 
 
 class RefFileError(ValueError):
@@ -131,10 +139,20 @@ _KINDS: dict[str, RefKind] = {
 }
 
 _DELIMITERS = (",", ";", "\t")  # order breaks ties
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_BREAK = re.compile(r"\r\n|\r|\n")
+_CONTENT = re.compile(r"[^ \t,;\r\n]")  # a character that makes a line non-blank
 _SEP_DIRECTIVE = re.compile(r"^\s*sep=(.)\s*$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_QUOTED = re.compile(r'"[^"]*(?:"|$)')  # a quoted stretch of a line (to its end when unclosed)
+_NOT_ALNUM = re.compile(r"[\W_]+")
 _MAX_LINES_LISTED = 10
+_MAX_TYPES_LISTED = 10
+# A references file has a handful of columns; thousands mean something else (and would make the
+# header mapping the slow part of the parse).
+_MAX_COLUMNS = 1000
+# Appended after the text: the reader yields it as a row of its own unless a quoted field that is
+# never closed swallows it. NUL never occurs in the text (decoding rejects it).
+_END = "\x00end-of-file\x00"
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?), not CSV"),
@@ -146,18 +164,39 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 def _key(header: str) -> str:
     """Compare header names on their letters and digits only, case-insensitively."""
-    return "".join(ch for ch in header.casefold() if ch.isalnum())
+    return _NOT_ALNUM.sub("", header.casefold())
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
     """A short, single-line rendering of a piece of the file for an error message."""
+    text = text[: limit * 4]  # never more work than the excerpt needs
     flat = _CONTROL.sub("?", text.replace("\t", " ").replace("\r", " ").replace("\n", " ")).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _lines_text(lines: Sequence[int]) -> str:
-    shown = ", ".join(str(n) for n in lines[:_MAX_LINES_LISTED])
-    return shown + (", …" if len(lines) > _MAX_LINES_LISTED else "")
+@dataclass
+class _Lines:
+    """How many rows showed something, and the first few of their lines (memory stays bounded)."""
+
+    count: int = 0
+    first: list[int] = field(default_factory=list)
+
+    def add(self, line: int) -> None:
+        self.count += 1
+        if len(self.first) < _MAX_LINES_LISTED:
+            self.first.append(line)
+
+    def text(self) -> str:
+        shown = ", ".join(str(n) for n in self.first)
+        return shown + (", …" if self.count > len(self.first) else "")
+
+
+def _breaks(cells: Sequence[str]) -> int:
+    """Line breaks inside a row's cells (quoted fields that span lines)."""
+    joined = "".join(cells)
+    if "\n" not in joined and "\r" not in joined:
+        return 0
+    return joined.count("\n") + joined.count("\r") - joined.count("\r\n")
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -175,11 +214,14 @@ def _decode(content: bytes | str) -> tuple[str, str, list[str]]:
             raise RefFileError(what)
     if content.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return content.decode("utf-16"), "utf-16", []
+            text = content.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise RefFileError(
                 f"not text: a UTF-16 byte-order mark but invalid UTF-16 ({exc.reason})"
             ) from None
+        if "\x00" in text:
+            raise RefFileError("binary data (NUL characters), not a CSV text file")
+        return text, "utf-16", []
     if b"\x00" in content:
         raise RefFileError("binary data (NUL bytes), not a CSV text file")
     if content.startswith(b"\xef\xbb\xbf"):
@@ -211,8 +253,9 @@ def _reject_non_csv(first_line: str, text: str) -> None:
         raise RefFileError(f"{what}, not CSV (starts with '{_excerpt(head, 40)}')")
     if head.startswith(("{", "[")):
         raise RefFileError(f"JSON, not CSV (starts with '{_excerpt(head, 40)}')")
-    controls = len(_CONTROL.findall(text))
-    if _CONTROL.search(first_line) or controls * 10 > len(text):
+    if _CONTROL.search(first_line):
+        raise RefFileError("binary data (control characters), not a CSV text file")
+    if _CONTROL.search(text) and _CONTROL.subn("", text)[1] * 10 > len(text):
         raise RefFileError("binary data (control characters), not a CSV text file")
 
 
@@ -233,37 +276,40 @@ class _Columns:
         return self.id is not None or bool(self.typed)
 
 
-def _first(keys: Sequence[str], synonyms: Sequence[str]) -> tuple[int | None, list[int]]:
+def _positions(keys: Sequence[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        out.setdefault(key, []).append(index)
+    return out
+
+
+def _first(positions: dict[str, list[int]], synonyms: Sequence[str]) -> tuple[int | None, list[int]]:
     """The column of the most preferred synonym (then the leftmost), and the other matches."""
-    matches = [
-        (rank, index)
-        for rank, synonym in enumerate(synonyms)
-        for index, key in enumerate(keys)
-        if key == _key(synonym)
-    ]
+    matches = [index for synonym in synonyms for index in positions.get(_key(synonym), ())]
     if not matches:
         return None, []
-    matches.sort()
-    return matches[0][1], [index for _, index in matches[1:]]
+    return matches[0], matches[1:]
 
 
 def _map_header(cells: Sequence[str]) -> _Columns:
     keys = [_key(cell) for cell in cells]
+    positions = _positions(keys)
     columns = _Columns()
-    columns.type, _ = _first(keys, _TYPE_HEADERS)
-    columns.id, other_ids = _first(keys, _ID_HEADERS)
+    columns.type, _ = _first(positions, _TYPE_HEADERS)
+    columns.id, other_ids = _first(positions, _ID_HEADERS)
     if other_ids and columns.id is not None:
-        ignored = ", ".join(cells[index] for index in sorted(other_ids))
-        columns.warnings.append(f"several id columns: using '{cells[columns.id]}', ignoring {ignored}")
-    typed_keys = {_key(name): kind for name, kind in _TYPED_ID_HEADERS.items()}
-    seen_kinds: set[RefKind] = set()
-    for index, key in enumerate(keys):
-        kind = typed_keys.get(key)
-        if kind is not None and kind not in seen_kinds:
-            seen_kinds.add(kind)
-            columns.typed.append((index, kind))
-    columns.name, _ = _first(keys, _NAME_HEADERS)
-    columns.message, _ = _first(keys, _MESSAGE_HEADERS)
+        ignored = ", ".join(cells[index] for index in sorted(other_ids)[:_MAX_LINES_LISTED])
+        more = ", …" if len(other_ids) > _MAX_LINES_LISTED else ""
+        columns.warnings.append(
+            f"several id columns: using '{_excerpt(cells[columns.id])}', ignoring {_excerpt(ignored)}{more}"
+        )
+    for name, kind in _TYPED_ID_HEADERS.items():
+        found = positions.get(_key(name))
+        if found:
+            columns.typed.append((found[0], kind))
+    columns.typed.sort()
+    columns.name, _ = _first(positions, _NAME_HEADERS)
+    columns.message, _ = _first(positions, _MESSAGE_HEADERS)
     return columns
 
 
@@ -272,24 +318,21 @@ def _split_line(line: str, delimiter: str) -> list[str]:
     return [cell.strip() for cell in rows[0]] if rows else []
 
 
-def _count_outside_quotes(line: str, delimiter: str) -> int:
-    count, quoted = 0, False
-    for ch in line:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == delimiter and not quoted:
-            count += 1
-    return count
-
-
 def _sniff_delimiter(header_line: str) -> str:
     """The delimiter under which the header names an id column; most occurrences first."""
-    counts = {delimiter: _count_outside_quotes(header_line, delimiter) for delimiter in _DELIMITERS}
+    unquoted = _QUOTED.sub("", header_line)
+    counts = {delimiter: unquoted.count(delimiter) for delimiter in _DELIMITERS}
+    if max(counts.values()) >= _MAX_COLUMNS:
+        raise RefFileError(_too_wide(max(counts.values()) + 1))
     ranked = sorted(_DELIMITERS, key=lambda delimiter: -counts[delimiter])  # stable: ties keep order
     for delimiter in ranked:
         if counts[delimiter] and _map_header(_split_line(header_line, delimiter)).has_id:
             return delimiter
     return ranked[0] if counts[ranked[0]] else ","
+
+
+def _too_wide(columns: int) -> str:
+    return f"the header has {columns} columns (at most {_MAX_COLUMNS}): not a references file"
 
 
 def _no_id_column_reason(header_line: str, cells: Sequence[str]) -> str:
@@ -301,137 +344,140 @@ def _no_id_column_reason(header_line: str, cells: Sequence[str]) -> str:
     return f"no id column: the header '{_excerpt(header_line)}' has none of {_ALL_ID_HEADERS}"
 
 
-# --- quoting -----------------------------------------------------------------------------------
-
-
-def _check_quotes(text: str, delimiter: str) -> None:
-    """Raise RefFileError when a quoted field is never closed (csv would swallow the rest)."""
-    line, quoted, at_field_start, opened_on = 1, False, True, 0
-    index, length = 0, len(text)
-    while index < length:
-        ch = text[index]
-        if quoted:
-            if ch == '"':
-                if index + 1 < length and text[index + 1] == '"':
-                    index += 1
-                else:
-                    quoted = False
-        elif ch == '"' and at_field_start:
-            quoted, at_field_start, opened_on = True, False, line
-        elif ch in (delimiter, "\r", "\n"):
-            at_field_start = True
-        elif not (ch == " " and at_field_start):
-            at_field_start = False
-        if ch == "\n" or (ch == "\r" and text[index + 1 : index + 2] != "\n"):
-            line += 1
-        index += 1
-    if quoted:
-        raise RefFileError(f"unclosed quote: the quoted field that starts on line {opened_on} never ends")
-
-
 # --- rows --------------------------------------------------------------------------------------
-
-
-def _kind_of(raw_type: str | None) -> RefKind:
-    if raw_type is None:
-        return RefKind.OTHER
-    return _KINDS.get(_key(raw_type), RefKind.OTHER)
 
 
 @dataclass
 class _RowReader:
-    """Reads the rows after the header and keeps what was found and what was tolerated."""
+    """Reads the rows after the header and keeps what was found and what was tolerated.
+
+    Work per row is a constant number of C-level string operations on its cells, and what is kept
+    for warnings is bounded, so the whole parse is linear in the size of the file.
+    """
 
     columns: _Columns
     header_keys: list[str]
     delimiter: str
     rows: int = 0
     references: dict[tuple[RefKind, str, str], Reference] = field(default_factory=dict)
-    skipped: list[int] = field(default_factory=list)
-    unknown_types: dict[str, list[int]] = field(default_factory=dict)
-    empty_types: list[int] = field(default_factory=list)
-    extra_cells: list[int] = field(default_factory=list)
-    repeated_headers: list[int] = field(default_factory=list)
+    occurrences: dict[tuple[RefKind, str, str], int] = field(default_factory=dict)
+    kinds: dict[str, RefKind] = field(default_factory=dict)
+    skipped: _Lines = field(default_factory=_Lines)
+    unknown_types: dict[str, _Lines] = field(default_factory=dict)
+    more_unknown_types: _Lines = field(default_factory=_Lines)
+    more_unknown_names: set[str] = field(default_factory=set)
+    empty_types: _Lines = field(default_factory=_Lines)
+    extra_cells: _Lines = field(default_factory=_Lines)
+    repeated_headers: _Lines = field(default_factory=_Lines)
     duplicates: int = 0
 
-    def read(self, raw_row: list[str], line: int) -> None:
-        cells = [value.strip() for value in raw_row]
-        if [_key(value) for value in cells] == self.header_keys:
-            self.repeated_headers.append(line)
+    def _kind_of(self, raw_type: str | None) -> RefKind:
+        if raw_type is None:
+            return RefKind.OTHER
+        kind = self.kinds.get(raw_type)
+        if kind is None:
+            kind = self.kinds[raw_type] = _KINDS.get(_key(raw_type), RefKind.OTHER)
+        return kind
+
+    def _unknown_type(self, raw_type: str, line: int) -> None:
+        lines = self.unknown_types.get(raw_type)
+        if lines is None and len(self.unknown_types) >= _MAX_TYPES_LISTED:
+            self.more_unknown_names.add(raw_type.casefold()[:100])
+            lines = self.more_unknown_types
+        elif lines is None:
+            lines = self.unknown_types[raw_type] = _Lines()
+        lines.add(line)
+
+    def read(self, cells: list[str], end: int) -> None:
+        """One row; `end` is the physical line on which it ends."""
+        width = len(self.header_keys)
+        if (
+            len(cells) == width
+            and _key(cells[0]) == self.header_keys[0]  # cheap test first: most rows stop here
+            and [_key(value) for value in cells] == self.header_keys
+        ):
+            self.repeated_headers.add(end - _breaks(cells))
             return
         self.rows += 1
-        width = len(self.header_keys)
+        columns = self.columns
         if len(cells) > width:
             last = width - 1
-            if last in (self.columns.message, self.columns.name):
+            if last in (columns.message, columns.name):
                 # an unquoted message (or name) that contains the delimiter: join it back
-                cells = [*cells[:last], self.delimiter.join(raw_row[last:]).strip()]
+                cells = [*cells[:last], self.delimiter.join(cells[last:])]
             else:
-                self.extra_cells.append(line)
-
-        def cell(index: int | None) -> str | None:
-            if index is None or index >= len(cells):
-                return None
-            return cells[index] or None
-
-        raw_type = cell(self.columns.type)
-        found: list[tuple[RefKind, str]] = []
-        generic = cell(self.columns.id)
+                self.extra_cells.add(end - _breaks(cells))
+        elif len(cells) < width:
+            cells = cells + [""] * (width - len(cells))  # missing trailing cells are missing values
+        raw_type = None if columns.type is None else cells[columns.type].strip() or None
+        found: list[tuple[RefKind, str]]
+        generic = None if columns.id is None else cells[columns.id].strip() or None
         if generic is not None:
-            found.append((_kind_of(raw_type), generic))
-            if self.columns.type is not None and raw_type is None:
-                self.empty_types.append(line)
-            elif raw_type is not None and found[0][0] is RefKind.OTHER:
-                self.unknown_types.setdefault(raw_type, []).append(line)
+            kind = self._kind_of(raw_type)
+            found = [(kind, generic)]
+            if columns.type is not None and raw_type is None:
+                self.empty_types.add(end - _breaks(cells))
+            elif raw_type is not None and kind is RefKind.OTHER:
+                self._unknown_type(raw_type, end - _breaks(cells))
         else:
             # typed id columns: the column name gives the kind; a row type naming one of them
             # picks that id as the reference, otherwise every filled typed id is one
-            typed = [
-                (kind, value) for index, kind in self.columns.typed if (value := cell(index)) is not None
-            ]
-            row_kind = _kind_of(raw_type) if raw_type is not None else None
+            typed = [(kind, value) for index, kind in columns.typed if (value := cells[index].strip())]
+            row_kind = self._kind_of(raw_type) if raw_type is not None else None
             found = [pair for pair in typed if pair[0] is row_kind] or typed
         if not found:
-            self.skipped.append(line)
+            self.skipped.add(end - _breaks(cells))
             return
-        name, message = cell(self.columns.name), cell(self.columns.message)
         for kind, ref_id in found:
-            self._add(
-                Reference(kind=kind, id=ref_id, name=name, message=message, raw_type=raw_type, line=line)
+            key = (kind, (raw_type or "").casefold() if kind is RefKind.OTHER else "", ref_id.casefold())
+            if key in self.references:
+                self.duplicates += 1
+                self.occurrences[key] += 1
+                continue
+            self.occurrences[key] = 1
+            self.references[key] = Reference(
+                kind=kind,
+                id=ref_id,
+                name=None if columns.name is None else cells[columns.name].strip() or None,
+                message=None if columns.message is None else cells[columns.message].strip() or None,
+                raw_type=raw_type,
+                line=end - _breaks(cells),
             )
 
-    def _add(self, reference: Reference) -> None:
-        raw = (reference.raw_type or "").casefold() if reference.kind is RefKind.OTHER else ""
-        key = (reference.kind, raw, reference.id.casefold())
-        first = self.references.get(key)
-        if first is None:
-            self.references[key] = reference
-            return
-        self.duplicates += 1
-        self.references[key] = replace(first, occurrences=first.occurrences + 1)
+    def result(self) -> tuple[Reference, ...]:
+        return tuple(
+            ref if (count := self.occurrences[key]) == 1 else replace(ref, occurrences=count)
+            for key, ref in self.references.items()
+        )
 
     def warnings(self) -> list[str]:
         out = list(self.columns.warnings)
         if self.rows == 0:
             out.append("header only: no reference rows")
-        if self.skipped:
-            out.append(f"{len(self.skipped)} row(s) without an id skipped (line {_lines_text(self.skipped)})")
+        if self.skipped.count:
+            out.append(f"{self.skipped.count} row(s) without an id skipped (line {self.skipped.text()})")
         for raw, lines in self.unknown_types.items():
             out.append(
-                f"unknown reference type '{raw}' on {len(lines)} row(s)"
-                f" (line {_lines_text(lines)}): kept as other"
+                f"unknown reference type '{_excerpt(raw)}' on {lines.count} row(s)"
+                f" (line {lines.text()}): kept as other"
             )
-        if self.empty_types:
+        if self.more_unknown_types.count:
+            lines = self.more_unknown_types
+            out.append(
+                f"{len(self.more_unknown_names)} more unknown reference type(s) on {lines.count} row(s)"
+                f" (line {lines.text()}): kept as other"
+            )
+        if self.empty_types.count:
             lines = self.empty_types
-            out.append(f"{len(lines)} row(s) with an empty type (line {_lines_text(lines)}): kept as other")
-        if self.extra_cells:
+            out.append(f"{lines.count} row(s) with an empty type (line {lines.text()}): kept as other")
+        if self.extra_cells.count:
             lines = self.extra_cells
             out.append(
-                f"{len(lines)} row(s) with more cells than the header"
-                f" (line {_lines_text(lines)}): extra cells ignored"
+                f"{lines.count} row(s) with more cells than the header"
+                f" (line {lines.text()}): extra cells ignored"
             )
-        if self.repeated_headers:
-            out.append(f"repeated header row ignored (line {_lines_text(self.repeated_headers)})")
+        if self.repeated_headers.count:
+            out.append(f"repeated header row ignored (line {self.repeated_headers.text()})")
         if self.duplicates:
             out.append(f"{self.duplicates} duplicate row(s) merged into their first occurrence")
         if self.columns.type is None and self.columns.id is not None:
@@ -442,19 +488,60 @@ class _RowReader:
 # --- entry point -------------------------------------------------------------------------------
 
 
+def _line_number(text: str, start: int) -> int:
+    """The 1-based physical line of the line that starts at offset `start`."""
+    return text.count("\n", 0, start) + text.count("\r", 0, start) - text.count("\r\n", 0, start) + 1
+
+
 def _locate_header(text: str) -> tuple[str | None, int | None, str | None]:
-    """(first non-blank line, line of an Excel `sep=` directive, the delimiter it sets)."""
+    """(first non-blank line, line of an Excel `sep=` directive, the delimiter it sets).
+
+    Searches with regular expressions rather than line by line, so that millions of blank lines
+    before the header cost no Python-level work.
+    """
     sep_line: int | None = None
     delimiter: str | None = None
-    for number, raw_line in enumerate(_LINE_BREAK.split(text), start=1):
-        if not raw_line.strip(" \t,;"):
-            continue
-        directive = _SEP_DIRECTIVE.match(raw_line)
-        if directive and sep_line is None:
-            sep_line, delimiter = number, directive.group(1)
-            continue
-        return raw_line, sep_line, delimiter
+    position = 0
+    while (found := _CONTENT.search(text, position)) is not None:
+        start = max(text.rfind("\n", 0, found.start()), text.rfind("\r", 0, found.start())) + 1
+        line_end = _BREAK.search(text, found.start())
+        end = line_end.start() if line_end else len(text)
+        line = text[start:end]
+        directive = _SEP_DIRECTIVE.match(line) if sep_line is None and end - start < 40 else None
+        if directive is None:
+            return line, sep_line, delimiter
+        sep_line, delimiter = _line_number(text, start), directive.group(1)
+        position = end
     return None, sep_line, delimiter
+
+
+def _is_blank(cells: list[str]) -> bool:
+    return not cells[0].strip() and not any(value.strip() for value in cells)
+
+
+def _rows(text: str, delimiter: str) -> Iterable[tuple[list[str], int]]:
+    """The non-blank rows and the physical line each ends on; RefFileError for an unclosed quote."""
+    reader = csv.reader(
+        io.StringIO(text + "\n" + _END, newline=""), delimiter=delimiter, skipinitialspace=True
+    )
+    try:
+        # filter(any, …) drops empty and delimiter-only rows without Python-level work per row
+        for cells in filter(any, reader):
+            if cells[-1].endswith(_END):
+                if len(cells) == 1 and cells[0] == _END:
+                    return
+                start = reader.line_num - _breaks(cells)
+                raise RefFileError(
+                    f"unclosed quote: a quoted field in the row that starts on line {start} never ends"
+                )
+            yield cells, reader.line_num
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise RefFileError(
+                f"a field longer than {csv.field_size_limit()} characters near line {reader.line_num}"
+                " (an unclosed quote?)"
+            ) from None
+        raise RefFileError(f"CSV error on line {reader.line_num}: {exc}") from None
 
 
 def parse_reference_file(content: bytes | str) -> ParsedRefs:
@@ -463,7 +550,7 @@ def parse_reference_file(content: bytes | str) -> ParsedRefs:
     Returns the de-duplicated references in file order, how many rows were skipped, the encoding
     and delimiter used and what was tolerated. Raises RefFileError (a ValueError with a one-line
     reason) when the content cannot be parsed at all. An empty file or a header without rows is a
-    valid result with no references.
+    valid result with no references. Time and memory are linear in the size of the content.
     """
     text, encoding, warnings = _decode(content)
     header_line, sep_line, delimiter = _locate_header(text)
@@ -473,33 +560,84 @@ def parse_reference_file(content: bytes | str) -> ParsedRefs:
     _reject_non_csv(header_line, text)
     if delimiter is None:
         delimiter = _sniff_delimiter(header_line)
-    _check_quotes(text, delimiter)
 
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
     rows: _RowReader | None = None
-    previous_end = 0
-    try:
-        for raw_row in reader:
-            line, previous_end = previous_end + 1, reader.line_num
-            if line == sep_line or not any(value.strip() for value in raw_row):
-                continue  # blank lines, delimiter-only lines and the sep= directive
-            if rows is None:
-                cells = [value.strip() for value in raw_row]
-                columns = _map_header(cells)
-                if not columns.has_id:
-                    raise RefFileError(_no_id_column_reason(header_line, cells))
-                rows = _RowReader(columns, [_key(value) for value in cells], delimiter)
-            else:
-                rows.read(raw_row, line)
-    except csv.Error as exc:
-        raise RefFileError(f"CSV error on line {reader.line_num}: {exc}") from None
+    for cells, end in _rows(text, delimiter):
+        if _is_blank(cells):
+            continue  # whitespace-only lines (empty and delimiter-only ones never get here)
+        if rows is not None:
+            rows.read(cells, end)
+            continue
+        if end - _breaks(cells) == sep_line:
+            continue  # the sep= directive
+        if len(cells) > _MAX_COLUMNS:
+            raise RefFileError(_too_wide(len(cells)))
+        header = [value.strip() for value in cells]
+        columns = _map_header(header)
+        if not columns.has_id:
+            raise RefFileError(_no_id_column_reason(header_line, header))
+        rows = _RowReader(columns, [_key(value) for value in header], delimiter)
     if rows is None:  # e.g. a first line of empty quoted cells
         raise RefFileError("no header row: the first lines hold only empty cells")
     warnings.extend(rows.warnings())
     return ParsedRefs(
-        references=tuple(rows.references.values()),
-        skipped_rows=len(rows.skipped),
+        references=rows.result(),
+        skipped_rows=rows.skipped.count,
         encoding=encoding,
         delimiter=delimiter,
         warnings=tuple(warnings),
+        rows=rows.rows,
     )
+
+
+# --- references named in a provider invoice's message --------------------------------------------
+
+_GUID = r"\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?"
+_ISO_CODE = r"(?-i:[A-Z]{3})(?![A-Za-z])"
+_LIST_OF = r"(?P<ids>['\"]?{id}['\"]?(?:\s*(?:,|;|\band\b)\s*['\"]?{id}['\"]?)*)"
+_LEAD = r"(?:\s+(?:id|ids|reference|references|code|codes|with\s+id|number))?\s*[:=#]?\s*"
+_MESSAGE_PATTERNS: tuple[tuple[re.Pattern[str], RefKind], ...] = (
+    (
+        re.compile(r"\b(?:customer|tenant|account)s?" + _LEAD + _LIST_OF.format(id=_GUID), re.IGNORECASE),
+        RefKind.CUSTOMER,
+    ),
+    (
+        re.compile(r"\bsubscriptions?" + _LEAD + _LIST_OF.format(id=_GUID), re.IGNORECASE),
+        RefKind.SUBSCRIPTION,
+    ),
+    (
+        re.compile(r"\bcurrenc(?:y|ies)" + _LEAD + _LIST_OF.format(id=_ISO_CODE), re.IGNORECASE),
+        RefKind.CURRENCY,
+    ),
+)
+_ID_IN_LIST = {
+    RefKind.CUSTOMER: re.compile(_GUID),
+    RefKind.SUBSCRIPTION: re.compile(_GUID),
+    RefKind.CURRENCY: re.compile(_ISO_CODE),
+}
+
+
+def references_in_message(message: str | None) -> tuple[Reference, ...]:
+    """The customer, subscription and currency references a provider invoice's message names.
+
+    Work 365 does not publish its messages either, so only what cannot be mistaken is taken: a kind
+    word (customer, tenant, account, subscription, currency, optionally followed by "id", "code" …)
+    directly followed by one or more GUIDs (customers, subscriptions) or upper-case ISO codes
+    (currencies). "1 unresolved reference (1 customer)" names none. The references carry line 0
+    and the message; duplicates are merged. Linear in the length of the message.
+    """
+    if not message:
+        return ()
+    found: dict[tuple[RefKind, str], Reference] = {}
+    for pattern, kind in _MESSAGE_PATTERNS:
+        for match in pattern.finditer(message):
+            for id_match in _ID_IN_LIST[kind].finditer(match.group("ids")):
+                ref_id = id_match.group(0).strip("{}")
+                key = (kind, ref_id.casefold())
+                if key in found:
+                    found[key] = replace(found[key], occurrences=found[key].occurrences + 1)
+                else:
+                    found[key] = Reference(
+                        kind=kind, id=ref_id, name=None, message=message, raw_type=None, line=0
+                    )
+    return tuple(sorted(found.values(), key=lambda ref: message.find(ref.id)))

@@ -8,12 +8,21 @@ references; arbitrary input raises RefFileError or parses, never anything else.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
+import time
 
 import pytest
 
-from diagnostics.refcsv import ParsedRefs, Reference, RefFileError, RefKind, parse_reference_file
+from diagnostics.refcsv import (
+    ParsedRefs,
+    Reference,
+    RefFileError,
+    RefKind,
+    parse_reference_file,
+    references_in_message,
+)
 
 CUSTOMER_ID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 SUBSCRIPTION_ID = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
@@ -639,3 +648,110 @@ def test_arbitrary_input_parses_or_raises_ref_file_error(seed: int) -> None:
         else:
             assert all(r.id and r.id == r.id.strip() for r in parsed.references)
             assert all(r.occurrences >= 1 and r.line >= 1 for r in parsed.references)
+
+
+# --- size: linear with a small constant --------------------------------------------------------------
+
+
+def _cpu_seconds(content: bytes) -> float:
+    started = time.process_time()
+    with contextlib.suppress(RefFileError):
+        parse_reference_file(content)
+    return time.process_time() - started
+
+
+def test_a_10_mb_note_parses_in_well_under_a_second() -> None:
+    row = f"Customer,{CUSTOMER_ID},Contoso Ltd,Customer with id {CUSTOMER_ID} could not be resolved\r\n"
+    content = ("Type,Id,Name,Message\r\n" + row * (10_000_000 // len(row))).encode()
+    assert len(content) > 9_900_000
+    # about 0.4 s of CPU time here; the bound leaves room for a slow machine
+    assert _cpu_seconds(content) < 1.5
+
+
+MEGABYTE = 1_000_000
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"Id," + b"x," * (MEGABYTE // 2), id="a header of half a million columns"),
+        pytest.param(b"\n" * MEGABYTE + b"Type,Id\nCustomer,C1\n", id="a million blank lines first"),
+        pytest.param(b"Type,Id\n" + b"\r\n" * MEGABYTE, id="a million blank lines after the header"),
+        pytest.param(b"Type,Id\n" + b'"a""b",' * (MEGABYTE // 8), id="quotes everywhere"),
+        pytest.param(b"Type,Id,Message\n" + b"a," * (MEGABYTE // 2), id="one very long row"),
+        pytest.param(
+            b"Type,Id\n" + b"Customer,\n" * (MEGABYTE // 10), id="a hundred thousand rows without id"
+        ),
+        pytest.param(
+            b"Type,Id\n" + b"".join(b"T%d,%d\n" % (i, i) for i in range(MEGABYTE // 14)),
+            id="seventy thousand unknown types",
+        ),
+        pytest.param(b'Type,Id,Message\nCustomer,C1,"' + b"x" * MEGABYTE, id="an unclosed quote"),
+    ],
+)
+def test_pathological_files_parse_in_linear_time_with_bounded_warnings(content: bytes) -> None:
+    # each took seconds to minutes with the character-by-character scans this parser used to make
+    assert _cpu_seconds(content) < 1.5
+    try:
+        parsed = parse_reference_file(content)
+    except RefFileError as exc:
+        reason = str(exc)
+    else:
+        assert len(parsed.warnings) <= 20
+        reason = max(parsed.warnings, key=len, default="")
+    assert len(reason) < 300
+
+
+def test_a_header_of_thousands_of_columns_is_not_a_references_file() -> None:
+    assert_unparseable(b"Id" + b",x" * 1500 + b"\n", "1501 columns", "not a references file")
+
+
+def test_unknown_types_beyond_ten_are_summed_up() -> None:
+    content = "Type,Id\n" + "".join(f"T{i},{i}\n" for i in range(25))
+    parsed = parse_reference_file(content)
+    listed = [w for w in parsed.warnings if w.startswith("unknown reference type")]
+    assert len(listed) == 10
+    assert "15 more unknown reference type(s) on 15 row(s) (line 12, 13," in " ".join(parsed.warnings)
+    assert len(parsed.references) == 25
+
+
+def test_rows_counts_data_rows_only() -> None:
+    parsed = parse_reference_file("Type,Id\n\nCustomer,C1\nType,Id\nCustomer,\n,,\n")
+    assert parsed.rows == 2
+    assert parsed.skipped_rows == 1
+
+
+# --- references named in a provider invoice's message ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "Provider invoice could not be imported: unresolved currency GBP. See errors.csv.",
+            [(RefKind.CURRENCY, "GBP")],
+        ),
+        (
+            f"Unresolved references: customer {CUSTOMER_ID}; subscription id: {SUBSCRIPTION_ID}.",
+            [(RefKind.CUSTOMER, CUSTOMER_ID), (RefKind.SUBSCRIPTION, SUBSCRIPTION_ID)],
+        ),
+        (
+            f"Customer with id {CUSTOMER_ID} could not be resolved",
+            [(RefKind.CUSTOMER, CUSTOMER_ID)],
+        ),
+        (
+            f"Unresolved subscriptions {SUBSCRIPTION_ID}, {CUSTOMER_ID} and {{{SUBSCRIPTION_ID.upper()}}}",
+            [(RefKind.SUBSCRIPTION, SUBSCRIPTION_ID), (RefKind.SUBSCRIPTION, CUSTOMER_ID)],
+        ),
+        ("Provider invoice could not be imported: 1 unresolved reference (1 customer). See errors.csv.", []),
+        ("3 unresolved references (2 customer, 1 subscription). See errors.csv in Notes.", []),
+        ("unresolved currency and customer", []),
+        (f"Correlation id {CUSTOMER_ID}", []),
+        ("", []),
+        (None, []),
+    ],
+)
+def test_references_in_message(message: str | None, expected: list[tuple[RefKind, str]]) -> None:
+    found = references_in_message(message)
+    assert [(r.kind, r.id) for r in found] == expected
+    assert all(r.line == 0 and r.message == message for r in found)
