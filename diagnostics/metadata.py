@@ -381,6 +381,8 @@ class ResolvedSchema:
     # label, a table the identity reads at less than organization level. The loader does not ask
     # for those parts and records them as failures, so exactly the checks that need them fail.
     unavailable: Mapping[str, str] = field(default_factory=dict)
+    # the columns `$select` asks for, per table (default names): what the checks declare
+    select: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: READ_COLUMNS)
 
     def entity_set(self, table: str) -> str:
         # A table the environment lacks is never queried (its parts are failures before loading);

@@ -23,7 +23,7 @@ from diagnostics.adapters.dataverse import Query
 from diagnostics.checks.context import invoice_period
 from diagnostics.checks.pulled import usage_invoices
 from diagnostics.errors import AuthError, InvoiceNotFound, ServiceError
-from diagnostics.metadata import READ_COLUMNS, ResolvedSchema
+from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import (
     BillingContract,
     BillingSchedule,
@@ -381,7 +381,9 @@ class Loader:
         # What the checks read (their declarations), less what the environment lacks: a missing
         # column stops the checks that read it (SCHEMA_MISMATCH), not the whole query.
         select = tuple(
-            self.c(table, c) for c in READ_COLUMNS[table] if column_key(table, c) not in self.schema.missing
+            self.c(table, c)
+            for c in self.schema.select[table]
+            if column_key(table, c) not in self.schema.missing
         )
         return Query(self.schema.entity_set(table), select, filter_, annotations=annotations)
 

@@ -4,8 +4,10 @@ RetrieveUserPrivileges; a table it cannot read in full stops exactly the checks 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +15,23 @@ import httpx
 import pytest
 
 from diagnostics.access import granted, read_access
-from diagnostics.checks import CHECKS, READS
-from diagnostics.metadata import EntityMeta, EnvironmentMetadata
-from diagnostics.model import Report
+from diagnostics.checks import CHECKS, READS, Check
+from diagnostics.checks.context import Context
+from diagnostics.metadata import READ_COLUMNS, EntityMeta, EnvironmentMetadata
+from diagnostics.model import Report, Snapshot
+from diagnostics.periods import period_under_review
 from diagnostics.render import to_text
-from diagnostics.schema import SchemaMap, build_schema_map
-from diagnostics.service import scan
+from diagnostics.schema import TABLES, SchemaMap, build_schema_map, column_key
+from diagnostics.service import _clients, _verify, scan
+from diagnostics.settings import Thresholds
+from diagnostics.snapshot_loader import load_snapshot
 from simulator import Simulator, load_fixture
 from simulator.access import privilege_name
 from simulator.connect import connection
 from simulator.fixture import FixtureError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "simulator" / "samples" / "sample-tenant.json"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 API = "/api/data/v9.2/"
 PI = "work365_providerinvoice"
 
@@ -269,3 +276,70 @@ def test_the_readme_names_exactly_the_privileges_the_tool_checks() -> None:
         expected = {privilege_name(sim.tenant.tables[t]) for t in READS.tables()}
     assert named == expected
     assert "`prvReadUser` | any" in readme
+
+
+# --- the read registry: a check reads only what it declares ---------------------------------------
+
+# Tenants whose findings exercise every check (the sample tenant, and codes it does not show).
+_DECLARATION_TENANTS = (
+    SAMPLE,
+    SCENARIOS / "pi_zero_placeholder.json",
+    SCENARIOS / "usage_archived.json",
+    SCENARIOS / "contract_expired_with_usage.json",
+    SCENARIOS / "sub_markup_changed_after_import.json",
+    SCENARIOS / "pi_checksum_after_usage_file_day.json",
+    SCENARIOS / "us_blocked_currency_inactive.json",
+)
+
+
+def _findings(snapshot: Snapshot, check: Check) -> list[dict[str, Any]]:
+    return [f.model_dump(mode="json") for f in check.run(Context(snapshot, Thresholds()))]
+
+
+async def _undeclared_reads(sim: Simulator) -> list[str]:
+    """Each check against every column of its tables, and against only what it declares: the same
+    findings, or its verdict silently depends on a column that is neither read nor verified."""
+    conn = connection(sim)
+    period = period_under_review(sim.now)
+    every = {t: tuple(c.logical for c in TABLES[t].columns) for t in READS.tables()}
+    wrong = []
+    async with _clients(conn) as (dv, pc):
+        schema = dataclasses.replace((await _verify(dv, conn.schema_map)).schema, select=every)
+
+        async def load(without: frozenset[str]) -> Snapshot:
+            reduced = dataclasses.replace(schema, missing=schema.missing | without)
+            return await load_snapshot(dv, pc, reduced, conn.thresholds, as_of=sim.now, period=period)
+
+        full = await load(frozenset())
+        for check in CHECKS:
+            tables = {READS.parts[p].table for p in check.needs if p in READS.parts}
+            undeclared = {column_key(t, c) for t in tables for c in every[t]} - check.needs
+            if _findings(await load(frozenset(undeclared)), check) != _findings(full, check):
+                reads = await _which(check, full, load, undeclared)
+                wrong.append(f"{check.name} depends on undeclared {sorted(reads)}")
+    return wrong
+
+
+async def _which(
+    check: Check, full: Snapshot, load: Callable[[frozenset[str]], Awaitable[Snapshot]], undeclared: set[str]
+) -> set[str]:
+    """The undeclared columns whose absence alone changes the check's findings (for the message)."""
+    return {
+        key for key in undeclared if _findings(await load(frozenset({key})), check) != _findings(full, check)
+    }
+
+
+@pytest.mark.parametrize("tenant", _DECLARATION_TENANTS, ids=lambda p: p.stem)
+def test_every_column_a_check_depends_on_is_declared(tenant: Path) -> None:
+    with Simulator(load_fixture(tenant)) as sim:
+        assert asyncio.run(_undeclared_reads(sim)) == []
+
+
+def test_only_declared_columns_are_read_and_verified() -> None:
+    declared = {t: set(READS.columns(t)) for t in READS.tables()}
+    assert "work365_billingschedule_runtype" not in declared["work365_billingschedule"]
+    assert {c for p in READS.parts.values() for c in p.columns if p.table == "annotation"} <= declared[
+        "annotation"
+    ]
+    for table, columns in READ_COLUMNS.items():
+        assert set(columns) == declared[table]
