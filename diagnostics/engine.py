@@ -10,7 +10,9 @@ from typing import Any
 from diagnostics.catalog import finding
 from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
+from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics, Subject
+from diagnostics.periods import add_months
 from diagnostics.settings import Thresholds
 
 log = logging.getLogger(__name__)
@@ -191,14 +193,24 @@ def run_checks(ctx: Context, checks: Sequence[Check] = CHECKS) -> tuple[list[Fin
 
 
 def _focus_subjects(ctx: Context) -> set[str] | None:
-    """For `diagnose`: the invoice and the subscriptions and contracts its usage touches; None
-    when the whole tenant is diagnosed."""
-    focus = ctx.snap.focus_invoice_id
-    if focus is None:
+    """The subjects a unit of work's report is about (diagnostics/loading/units.py says which checks
+    run for it); None for the whole tenant (`scan`)."""
+    unit, snap = ctx.snap.unit, ctx.snap
+    if unit is None:
         return None
-    subs = {u.subscription_id for u in ctx.usage_by_invoice.get(focus, []) if u.subscription_id}
-    contracts = {ctx.subscriptions[s].contract_id for s in subs if s in ctx.subscriptions}
-    return {focus, *subs, *(c for c in contracts if c)}
+    if isinstance(unit, InvoiceUnit):
+        # The invoice, and the subscriptions and contracts its usage touches.
+        subs = {u.subscription_id for u in ctx.usage_by_invoice.get(unit.invoice_id, []) if u.subscription_id}
+        contracts = {ctx.subscriptions[s].contract_id for s in subs if s in ctx.subscriptions}
+        return {unit.invoice_id, *subs, *(c for c in contracts if c)}
+    if isinstance(unit, ExpectedInvoiceUnit):
+        # The expected invoice, and the gaps in the provider's invoices before it.
+        back = range(ctx.t.gap_lookback_months + 1)
+        return {f"{unit.provider_id}:{add_months(unit.period, -n)}" for n in back}
+    if isinstance(unit, ContractUnit):
+        return {unit.contract_id, *(s.id for s in snap.subscriptions if s.contract_id == unit.contract_id)}
+    # The tenant-wide checks are about subscriptions and contracts.
+    return {*(s.id for s in snap.subscriptions), *(c.id for c in snap.contracts)}
 
 
 def sort_key(item: Finding) -> tuple[int, bool, bool, str, str, str]:

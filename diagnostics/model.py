@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from diagnostics.messages import InvoiceUnit, Unit
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -217,8 +219,18 @@ class Snapshot(Frozen):
     account_names: dict[str, str] = Field(default_factory=dict)
     partner_center: PartnerCenterView = PartnerCenterView(state="not_configured")
     failures: dict[str, str] = Field(default_factory=dict)
-    # when set, the diagnosis is about this one provider invoice only (`diagnose`)
-    focus_invoice_id: str | None = None
+    # The unit of work this snapshot is the slice of; None: the whole tenant (`scan`).
+    unit: Unit | None = None
+    # Earlier periods still open (findings.md, "Open periods"), reviewed along with `period`.
+    open_periods: tuple[str, ...] = ()
+    # Provider invoices known to have usage summaries whose rows were not read (a scoped load asks
+    # only whether there are any).
+    invoices_with_usage: frozenset[str] = frozenset()
+
+    @property
+    def focus_invoice_id(self) -> str | None:
+        """The one provider invoice diagnosed (`diagnose`, an invoice unit); None otherwise."""
+        return self.unit.invoice_id if isinstance(self.unit, InvoiceUnit) else None
 
 
 Severity = Literal["critical", "error", "warning", "info"]

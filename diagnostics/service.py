@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,8 +24,8 @@ from diagnostics.adapters.http import RequestCounter, RetryPolicy
 from diagnostics.adapters.partner_center import PartnerCenterClient
 from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import CHECKS
-from diagnostics.checks.context import invoice_period
-from diagnostics.engine import build_report
+from diagnostics.loading import load_period, load_unit, review
+from diagnostics.messages import InvoiceUnit, Unit, unit_key
 from diagnostics.metadata import (
     Problem,
     ResolvedSchema,
@@ -38,7 +39,7 @@ from diagnostics.model import Finding, Report
 from diagnostics.periods import period_under_review
 from diagnostics.schema import SchemaMap
 from diagnostics.settings import Thresholds
-from diagnostics.snapshot_loader import Loader, find_invoice, load_snapshot
+from diagnostics.snapshot_loader import Loader, find_invoice
 
 log = logging.getLogger("diagnostics")
 
@@ -159,26 +160,15 @@ async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) ->
     async with _clients(conn) as (dv, pc):
         verification = await _verify(dv, conn.schema_map)
         period = period_under_review(as_of)
-        focus = None
+        tool = _tool_findings(verification, period, conn.schema_map.source)
         # An unreadable invoice table cannot be searched: the report then says why its checks failed.
-        if invoice is not None and "provider_invoices" not in verification.schema.unavailable:
-            focus = await find_invoice(dv, Loader(verification.schema, conn.thresholds), invoice)
-            period = invoice_period(focus) or period
-        snapshot = await load_snapshot(
-            dv,
-            pc,
-            verification.schema,
-            conn.thresholds,
-            as_of=as_of,
-            period=period,
-            focus=focus,
-        )
-        report = build_report(
-            snapshot,
-            conn.thresholds,
-            _tool_findings(verification, period, conn.schema_map.source),
-            schema_map=conn.schema_map.source,
-        )
+        if invoice is None or "provider_invoices" in verification.schema.unavailable:
+            # The period under review and every earlier period still open (findings.md).
+            snapshot = await load_period(dv, pc, verification.schema, conn.thresholds, as_of=as_of, period=period)
+        else:
+            unit = InvoiceUnit(invoice_id=await _invoice_id(dv, verification.schema, conn.thresholds, invoice))
+            snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
+        report = review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
     # One canonical log line per unit of work (architecture.md, "structlog" habit).
     log.info(
         "diagnosis done",
@@ -187,6 +177,36 @@ async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) ->
             "invoice": invoice,
             "findings": report.statistics.findings,
             "requests": conn.requests.count,
+            "duration_s": round(time.perf_counter() - started, 3),
+        },
+    )
+    return report
+
+
+async def _invoice_id(dv: DataverseClient, schema: ResolvedSchema, thresholds: Thresholds, key: str) -> str:
+    """The invoice's GUID: as given, or looked up by invoice number (one more round trip)."""
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return (await find_invoice(dv, Loader(schema, thresholds), key)).id
+
+
+async def check_unit(conn: Connection, unit: Unit, as_of: datetime) -> Report:
+    """One unit of work's report: the schema verified, only the unit's slice loaded, its checks run
+    (diagnostics/loading/units.py). Raises InvoiceNotFound for an unknown invoice."""
+    started = time.perf_counter()
+    async with _clients(conn) as (dv, pc):
+        verification = await _verify(dv, conn.schema_map)
+        verified = conn.requests.count
+        snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
+        tool = _tool_findings(verification, snapshot.period, conn.schema_map.source)
+        report = review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
+    log.info(
+        "unit checked",
+        extra={
+            "unit": unit_key(unit),
+            "findings": report.statistics.findings,
+            "requests": conn.requests.count - verified,
             "duration_s": round(time.perf_counter() - started, 3),
         },
     )

@@ -23,6 +23,7 @@ from diagnostics.adapters.dataverse import Query
 from diagnostics.checks.context import invoice_period
 from diagnostics.checks.pulled import usage_invoices
 from diagnostics.errors import AuthError, InvoiceNotFound, ServiceError
+from diagnostics.messages import InvoiceUnit
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import (
     BillingContract,
@@ -643,7 +644,7 @@ async def load_snapshot(
         account_names=names,
         partner_center=await pc_task,
         failures=failures,
-        focus_invoice_id=focus.id if focus else None,
+        unit=InvoiceUnit(invoice_id=focus.id) if focus else None,
     )
 
 

@@ -11,6 +11,8 @@ tests/scenarios/expected.json says what contracts/findings.md expects of it:
 - ``evidence``: ``{code, key, value}`` — some finding of ``code`` has ``key`` (anywhere in its
   evidence) equal to ``value``; ``evidence_not`` the opposite;
 - ``evidence_contains``: the value appears somewhere in the evidence of a finding of ``code``;
+- ``periods``: ``{code: period}`` — every finding of ``code`` is about that period (an earlier
+  period still open stays in the report with its own period);
 - ``env``: settings for the run (e.g. one HTTP attempt where Partner Center is down);
 - ``exit``: the exit status (0: no unmuted finding of warning or above, else 1).
 
@@ -306,6 +308,9 @@ def check_expectations(name: str, spec: dict[str, Any], code: int, report: dict[
     for c, text in spec.get("title_contains", {}).items():
         titles = [f["title"] for f in _of(report, c)]
         assert any(text in t for t in titles), f"{name}: {text!r} not in the titles of {c}: {titles!r}"
+    for c, period in spec.get("periods", {}).items():
+        got = {f["period"] for f in _of(report, c)}
+        assert got == {period}, f"{name}: {c} is about {sorted(got)}, expected {period}"
     for item in spec.get("evidence", ()):
         values = [v for f in _of(report, item["code"]) for v in _values(f["evidence"], item["key"])]
         assert any(_same(v, item["value"]) for v in values), (

@@ -86,15 +86,18 @@ class Query:
     top: int | None = None
     expand: str | None = None
     annotations: bool = False  # ask for formatted values and lookup names (`include-annotations`)
+    # An aggregation such as `groupby((col),aggregate($count as n))`: its columns replace `select`.
+    apply: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.select:
+        if not self.select and not self.apply:
             raise ValueError(f"Query on {self.entity_set!r} needs at least one column in select")
 
     def url(self) -> str:
         """The query relative to the API root, percent-encoded."""
         options = [
-            ("$select", ",".join(self.select)),
+            ("$select", None if self.apply else ",".join(self.select)),
+            ("$apply", self.apply),
             ("$filter", self.filter),
             ("$orderby", self.orderby),
             ("$top", None if self.top is None else str(self.top)),

@@ -227,7 +227,7 @@ class Context:
         return [p for p in self.snap.providers if p.kind is ProviderKind.AUTOMATIC_USAGE]
 
     def has_usage(self, pi: ProviderInvoice) -> bool:
-        return bool(self.usage_of(pi))
+        return bool(self.usage_of(pi)) or pi.id in self.snap.invoices_with_usage
 
     def is_active_with_usage(self, pi: ProviderInvoice) -> bool:
         return pi.status in (PIStatus.ACTIVE, PIStatus.ACTIVE_USAGE) and self.has_usage(pi)

@@ -1,23 +1,27 @@
 """Loading by unit of work: the slice of the tenant one check handler needs.
 
-Seam between the monitor's handlers and the loader: `load_unit` is what handlers call. This first
-version reuses the period snapshot (a provider invoice is loaded as `diagnose` loads it); reading
-only the unit's slice, in at most three round trips with the schema cached, replaces it.
+Seam between the monitor's handlers and the loader: `load_unit` is what handlers call; `review`
+(diagnostics/loading/units.py) turns the snapshot into the unit's report. Each unit reads only its
+slice (plans.py): one provider invoice in at most three Dataverse round trips with the schema
+verified, whatever the tenant's size; the tenant-wide unit reads its period and the earlier periods
+still open (period.py).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from diagnostics.checks.context import invoice_period
-from diagnostics.messages import InvoiceUnit, Unit
+from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, Unit
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import Snapshot
-from diagnostics.periods import period_under_review
 from diagnostics.settings import Thresholds
-from diagnostics.snapshot_loader import DataverseReader, InvoiceLister, Loader, find_invoice, load_snapshot
+from diagnostics.snapshot_loader import DataverseReader, InvoiceLister
 
-__all__ = ["load_unit"]
+from .period import load_period
+from .plans import load_contract_unit, load_expected_unit, load_invoice_unit
+from .units import review
+
+__all__ = ["load_period", "load_unit", "review"]
 
 
 async def load_unit(
@@ -29,9 +33,14 @@ async def load_unit(
     *,
     as_of: datetime,
 ) -> Snapshot:
-    """The snapshot one unit's checks need. Raises InvoiceNotFound for an unknown invoice."""
+    """The snapshot one unit's checks need. Raises InvoiceNotFound for an unknown invoice.
+
+    Partner Center is asked only for an expected invoice (is it published?).
+    """
     if isinstance(unit, InvoiceUnit):
-        focus = await find_invoice(dv, Loader(schema, thresholds), unit.invoice_id)
-        period = invoice_period(focus) or period_under_review(as_of)
-        return await load_snapshot(dv, pc, schema, thresholds, as_of=as_of, period=period, focus=focus)
-    return await load_snapshot(dv, pc, schema, thresholds, as_of=as_of, period=unit.period)
+        return await load_invoice_unit(dv, schema, thresholds, unit, as_of=as_of)
+    if isinstance(unit, ExpectedInvoiceUnit):
+        return await load_expected_unit(dv, pc, schema, thresholds, unit, as_of=as_of)
+    if isinstance(unit, ContractUnit):
+        return await load_contract_unit(dv, schema, thresholds, unit, as_of=as_of)
+    return await load_period(dv, None, schema, thresholds, as_of=as_of, period=unit.period, unit=unit)

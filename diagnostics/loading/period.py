@@ -1,0 +1,151 @@
+"""The whole tenant for one period and the earlier periods still open (`scan`, the tenant unit).
+
+Round one reads what needs no ids (providers, provider invoices of the look-back, accounts,
+subscriptions, contracts, currencies); round two the usage and notes of the period's invoices, the
+schedules and invoices of usage contracts, and asks of each earlier invoice whether it still has a
+problem (findings.md, "Open periods"); round three, only when an earlier period is open, reads that
+period's usage and notes. Partner Center is asked while Dataverse answers, when given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from diagnostics.checks.context import invoice_period
+from diagnostics.messages import Unit
+from diagnostics.metadata import ResolvedSchema
+from diagnostics.model import PIStatus, Provider, ProviderInvoice, ProviderKind, Snapshot
+from diagnostics.periods import add_months, day_in_following_month, period_start
+from diagnostics.settings import Thresholds
+from diagnostics.snapshot_loader import (
+    DataverseReader,
+    InvoiceLister,
+    Loader,
+    _dependent_queries,
+    _independent_queries,
+    _partner_center,
+)
+
+from .rounds import Answers, Round, run
+
+_US, _PI_COLUMN = "work365_usagesummary", "work365_usagesummary_providerinvoice"
+_FILES = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
+# Providers whose invoices carry usage: an invoice of theirs without usage is a problem.
+_USAGE_PROVIDERS = frozenset({ProviderKind.AUTOMATIC_USAGE, ProviderKind.MANUAL})
+
+
+def earlier_periods(period: str, thresholds: Thresholds) -> list[str]:
+    """The periods before `period` within DIAG_GAP_LOOKBACK_MONTHS, oldest first."""
+    return [add_months(period, -back) for back in range(thresholds.gap_lookback_months, 0, -1)]
+
+
+def usage_invoices(
+    invoices: Iterable[ProviderInvoice], providers: Sequence[Provider]
+) -> list[ProviderInvoice]:
+    kinds = {p.id: p.kind for p in providers}
+    return [pi for pi in invoices if kinds.get(pi.provider_id or "") in _USAGE_PROVIDERS]
+
+
+def probe_open(round_: Round, invoices: Iterable[ProviderInvoice]) -> None:
+    """Ask of each invoice whether it has usage, and whether any of it is on no invoice."""
+    loader = round_.loader
+    column, billed = loader.c(_US, _PI_COLUMN), loader.c(_US, "work365_usagesummary_invoice")
+    for pi in invoices:
+        if pi.status is not PIStatus.ERROR:  # in Error it is open whatever its usage
+            round_.probe(f"any:{pi.id}", _US, f"{column} eq {pi.id}")
+            round_.probe(f"unbilled:{pi.id}", _US, f"{column} eq {pi.id} and {billed} eq null")
+
+
+def open_periods(invoices: Iterable[ProviderInvoice], answers: Answers) -> list[str]:
+    """Periods with an invoice in Error, without usage, or with usage on no invoice."""
+    found = set()
+    for pi in invoices:
+        period = invoice_period(pi)
+        if period is None:
+            continue
+        without_usage = not answers.probes.get(f"any:{pi.id}", False)
+        unbilled = answers.probes.get(f"unbilled:{pi.id}", False)
+        if pi.status is PIStatus.ERROR or without_usage or unbilled:
+            found.add(period)
+    return sorted(found)
+
+
+def read_invoices_usage(round_: Round, invoice_ids: Iterable[str]) -> None:
+    """The usage summaries and errors.csv / warnings.csv notes of these invoices."""
+    ids = sorted(set(invoice_ids))
+    round_.add_in("usage_summaries", _US, _PI_COLUMN, ids)
+    round_.add_in("notes", "annotation", "objectid", ids, _FILES)
+
+
+async def load_period(
+    dv: DataverseReader,
+    pc: InvoiceLister | None,
+    schema: ResolvedSchema,
+    thresholds: Thresholds,
+    *,
+    as_of: datetime,
+    period: str,
+    unit: Unit | None = None,
+) -> Snapshot:
+    loader = Loader(schema, thresholds)
+    answers = Answers()
+    oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
+    pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
+
+    first = Round(loader, list(_independent_queries(loader, oldest).items()))
+    await run(dv, first, answers)
+
+    invoices: list[ProviderInvoice] = answers.get("provider_invoices")
+    earlier = set(earlier_periods(period, thresholds))
+    candidates = [
+        pi for pi in usage_invoices(invoices, answers.get("providers")) if invoice_period(pi) in earlier
+    ]
+    usage_contracts = (
+        s.contract_id for s in answers.get("subscriptions") if s.is_usage and s.active and s.contract_id
+    )
+    second = Round(
+        loader,
+        _dependent_queries(
+            loader,
+            [pi.id for pi in invoices if invoice_period(pi) == period],
+            usage_contracts,
+            oldest=oldest,
+            since=day_in_following_month(period, 1),
+            until=(as_of + timedelta(days=62)).date(),
+        ),
+    )
+    probe_open(second, candidates)
+    await run(dv, second, answers)
+
+    still_open = open_periods(candidates, answers)
+    if still_open:
+        third = Round(loader)
+        read_invoices_usage(third, (pi.id for pi in invoices if invoice_period(pi) in still_open))
+        await run(dv, third, answers)
+
+    return Snapshot(
+        as_of=as_of,
+        period=period,
+        providers=tuple(answers.get("providers")),
+        provider_invoices=tuple(invoices),
+        usage_summaries=tuple(answers.get("usage_summaries")),
+        notes=tuple(answers.get("notes")),
+        provider_accounts=tuple(answers.get("provider_accounts")),
+        subscriptions=tuple(answers.get("subscriptions")),
+        contracts=tuple(answers.get("contracts")),
+        schedules=tuple(answers.get("schedules")),
+        invoices=tuple(answers.get("invoices")),
+        currencies=tuple(answers.get("currencies")),
+        account_names=answers.names,
+        partner_center=await pc_task,
+        failures=answers.failures,
+        unit=unit,
+        open_periods=tuple(still_open),
+        invoices_with_usage=frozenset(
+            key.removeprefix("any:")
+            for key, found in answers.probes.items()
+            if key.startswith("any:") and found
+        ),
+    )

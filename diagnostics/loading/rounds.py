@@ -1,0 +1,138 @@
+"""One Dataverse round trip: named queries sent as one `$batch`, answers joined back per part and
+decoded into the domain model.
+
+A *part* is a snapshot field (`subscriptions`, `usage_summaries`, …) or a probe (`probe:…`) that
+only asks whether rows exist. A part may be split into several queries (id chunks, or the same table
+read by two different keys); its answers are joined, and one failed query fails the whole part, so
+the checks that need it report CHECK_FAILED instead of passing on half the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from diagnostics.adapters.dataverse import Query
+from diagnostics.errors import ServiceError
+from diagnostics.schema import TABLES
+from diagnostics.snapshot_loader import DataverseReader, Loader, _account_names, _read
+
+Answer = list[dict[str, Any]] | ServiceError
+PROBE = "probe:"
+COUNT = "count:"
+
+
+@dataclass
+class Round:
+    """The queries of one round trip, by part, in the order they are sent."""
+
+    loader: Loader
+    queries: list[tuple[str, Query]] = field(default_factory=list)
+
+    def add(self, part: str, table: str, filter_: str | None = None, *, annotations: bool = False) -> None:
+        self.queries.append((part, self.loader.query(table, filter_, annotations=annotations)))
+
+    def add_in(
+        self,
+        part: str,
+        table: str,
+        column: str,
+        ids: Iterable[str],
+        also: str | None = None,
+        *,
+        annotations: bool = False,
+    ) -> None:
+        """Rows whose `column` is one of `ids` (in chunks), optionally `and also`; none when no ids."""
+        for clause in self.loader.in_filter(table, column, ids):
+            self.add(part, table, f"{clause} and ({also})" if also else clause, annotations=annotations)
+
+    def count_by(self, key: str, table: str, column: str, filter_: str) -> None:
+        """How many rows match, per value of `column` (one row per value, whatever the row count)."""
+        group = self.loader.c(table, column)
+        apply = f"filter({filter_})/groupby(({group}),aggregate($count as rows))"
+        self.queries.append((COUNT + key, Query(self.loader.schema.entity_set(table), (), apply=apply)))
+
+    def probe(self, key: str, table: str, filter_: str) -> None:
+        """Whether any row matches: one row of one column."""
+        column = self.loader.c(table, TABLES[table].primary_key)
+        self.queries.append(
+            (PROBE + key, Query(self.loader.schema.entity_set(table), (column,), filter_, top=1))
+        )
+
+
+@dataclass
+class Answers:
+    """What one or more rounds returned: decoded records per part, probes, names, failures."""
+
+    records: dict[str, list[Any]] = field(default_factory=dict)
+    probes: dict[str, bool] = field(default_factory=dict)
+    # count_by key -> {value: rows}, or the error that stopped the count (e.g. Dataverse's
+    # AggregateQueryRecordLimit): the caller then reads the rows without knowing how many.
+    counts: dict[str, dict[str | None, int] | ServiceError] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def get(self, part: str) -> list[Any]:
+        return self.records.get(part, [])
+
+
+def _joined(parts: Sequence[str], answers: Sequence[Answer]) -> dict[str, Answer]:
+    joined: dict[str, Answer] = {}
+    for part, answer in zip(parts, answers, strict=True):
+        current = joined.get(part)
+        if current is None:
+            joined[part] = answer
+        elif isinstance(current, ServiceError):
+            continue  # the part has failed already
+        elif isinstance(answer, ServiceError):
+            joined[part] = answer
+        else:
+            joined[part] = [*current, *answer]
+    return joined
+
+
+def _unique(records: list[Any]) -> list[Any]:
+    """One record per id: a part read by two keys (id and provider id, say) may return a row twice."""
+    seen: dict[str, Any] = {}
+    for record in records:
+        seen.setdefault(record.id, record)
+    return list(seen.values())
+
+
+async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
+    """Send the round as one `$batch` (nothing is sent for an empty round) and add its answers."""
+    if not round_.queries:
+        return
+    parts = [part for part, _ in round_.queries]
+    answers = await dv.batch([query for _, query in round_.queries])
+    for part, answer in _joined(parts, answers).items():
+        if part.startswith(COUNT):
+            into.counts[part.removeprefix(COUNT)] = _counts(answer)
+            continue
+        if part.startswith(PROBE):
+            # A probe that could not be answered counts as "there are rows": the period is then
+            # reviewed in full rather than passed over as healthy.
+            into.probes[part.removeprefix(PROBE)] = isinstance(answer, ServiceError) or bool(answer)
+            continue
+        if not isinstance(answer, ServiceError):
+            into.names |= _account_names(answer)
+        part_failures: dict[str, str] = {}
+        records = _read(round_.loader, part, answer, part_failures)
+        if part_failures:
+            into.failures |= part_failures
+        into.records[part] = _unique([*into.records.get(part, []), *records])
+
+
+def _counts(answer: Answer) -> dict[str | None, int] | ServiceError:
+    if isinstance(answer, ServiceError):
+        return answer
+    out: dict[str | None, int] = {}
+    for row in answer:
+        rows = row.get("rows")
+        values = [v for k, v in row.items() if k != "rows" and "@" not in k]
+        if not isinstance(rows, int) or len(values) > 1:
+            return ServiceError(f"Dataverse answered an aggregate without a count: {str(row)[:80]}")
+        value = values[0] if values else None  # the group of rows where the column is empty
+        out[None if value is None else str(value)] = rows
+    return out

@@ -1,0 +1,157 @@
+"""Which checks run for which unit of work, for which periods, and what they report (one place).
+
+A unit's report holds the findings of its checks about its subjects (engine._focus_subjects) plus
+the tool's own findings. `review` runs a snapshot's checks for its period and, for the checks that
+are about a period's invoices and usage, for every earlier period still open (findings.md, "Open
+periods"), so that a problem does not drop out of the report because the month turned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from diagnostics.checks import CHECKS, Check
+from diagnostics.checks.context import Context
+from diagnostics.engine import build_report, run_checks
+from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit, Unit
+from diagnostics.model import Finding, Report, Snapshot
+from diagnostics.settings import Thresholds
+
+# check -> the codes it reports (findings.md sections 1-5). CHECK_FAILED comes from any of them.
+CHECK_CODES: dict[str, frozenset[str]] = {
+    "invoice_pulled": frozenset(
+        {"PI_NOT_YET_DUE", "PI_MISSING_MICROSOFT_DELAY", "PI_MISSING_NOT_SYNCED", "PI_MISSING_UNVERIFIED"}
+    ),
+    "unresolved_references": frozenset(
+        {
+            "US_BLOCKED_UNRESOLVED_CUSTOMER",
+            "US_BLOCKED_UNRESOLVED_SUBSCRIPTION",
+            "US_BLOCKED_UNRESOLVED_CURRENCY",
+            "REFERENCES_RESOLVED_REIMPORT_NEEDED",
+            "US_NOT_SYNCED_AFTER_RESOLUTION",
+            "ERRORS_FILE_UNREADABLE",
+        }
+    ),
+    "write_in_products": frozenset({"SUB_WRITE_IN_PRODUCT"}),
+    "contract_timing": frozenset(
+        {
+            "USAGE_SYNCED_AFTER_CONTRACT_INVOICE",
+            "CONTRACT_INVOICE_DATE_TOO_EARLY",
+            "USAGE_AT_RISK_NEXT_INVOICE",
+        }
+    ),
+    "invoice_state": frozenset(
+        {
+            "USAGE_PULL_PENDING",
+            "USAGE_PULL_WINDOW_CLOSING",
+            "USAGE_PULL_WINDOW_EXPIRED",
+            "PI_STUCK_POPULATING",
+            "PI_MANUAL_NOT_ACTIVATED",
+            "PI_CHECKSUM_MISMATCH",
+            "PI_IMPORT_ERROR",
+        }
+    ),
+    "zero_placeholder": frozenset({"PI_ZERO_PLACEHOLDER"}),
+    "period_gap": frozenset({"PI_PERIOD_GAP"}),
+    "markup": frozenset({"SUB_MARKUP_MISSING", "SUB_MARKUP_CHANGED_AFTER_IMPORT"}),
+    "archived_usage": frozenset({"USAGE_ARCHIVED"}),
+    "billing_schedules": frozenset({"BILLING_SCHEDULE_ERROR", "BILLING_SCHEDULE_MISSED"}),
+    "contract_expired": frozenset({"CONTRACT_EXPIRED_WITH_USAGE"}),
+    "subscription_contracts": frozenset({"SUB_NOT_ON_ACTIVE_CONTRACT"}),
+}
+
+_ALL = tuple(c.name for c in CHECKS)
+_TENANT_WIDE = ("markup", "archived_usage", "billing_schedules", "contract_expired", "subscription_contracts")
+
+# unit kind -> the checks its handler runs ("tenant" is `scan`: every check over the tenant).
+UNIT_CHECKS: dict[str, tuple[str, ...]] = {
+    "tenant": _ALL,
+    # Everything about the invoice and the subscriptions and contracts its usage touches; nothing
+    # is missing when the invoice exists, and gaps are the expected invoice's business.
+    "provider_invoice": tuple(c for c in _ALL if c not in ("invoice_pulled", "period_gap")),
+    "expected_invoice": ("invoice_pulled", "period_gap"),
+    # Section 3 and the contract and subscription checks of section 5, for one contract.
+    "billing_contract": ("contract_timing", *_TENANT_WIDE),
+    # A subscription without a product is found on its record too, with no invoice to name it.
+    "tenant_period": (*_TENANT_WIDE, "write_in_products"),
+}
+
+# Checks that look at one period's invoices and usage: run again for each earlier open period.
+# The others (missing invoices and gaps, schedules, contracts) read state that has no period, or
+# look back over the periods themselves.
+PER_OPEN_PERIOD = frozenset(
+    {
+        "unresolved_references",
+        "write_in_products",
+        "contract_timing",
+        "invoice_state",
+        "zero_placeholder",
+        "markup",
+        "archived_usage",
+        "contract_expired",
+    }
+)
+# Codes about what comes next, or about a record rather than a period: reported for the period
+# under review only, never again for an earlier one.
+_NOT_FOR_EARLIER = frozenset({"CONTRACT_INVOICE_DATE_TOO_EARLY", "USAGE_AT_RISK_NEXT_INVOICE"})
+
+_BY_NAME = {c.name: c for c in CHECKS}
+
+
+def unit_kind(unit: Unit | None) -> str:
+    return "tenant" if unit is None else unit.kind
+
+
+def checks_for(unit: Unit | None) -> tuple[Check, ...]:
+    return tuple(_BY_NAME[name] for name in UNIT_CHECKS[unit_kind(unit)])
+
+
+def codes_for(unit: Unit | None) -> frozenset[str]:
+    """Every code the unit's report may hold (besides the tool's own)."""
+    return frozenset(code for name in UNIT_CHECKS[unit_kind(unit)] for code in CHECK_CODES[name])
+
+
+def _earlier_findings(ctx: Context, checks: Sequence[Check]) -> list[Finding]:
+    """The per-period checks for each earlier open period, without what the period under review
+    reports anyway: a subscription without a product is found directly, and a check that could not
+    run for want of data fails the same way for every period."""
+    directly = {s.id for s in ctx.usage_subscriptions if s.product_id is None}
+    repeated = [c for c in checks if c.name in PER_OPEN_PERIOD and not c.needs & ctx.snap.failures.keys()]
+    out: list[Finding] = []
+    for period in ctx.snap.open_periods:
+        earlier = ctx.snap.model_copy(update={"period": period})
+        found, _ = run_checks(Context(earlier, ctx.t), repeated)
+        out.extend(
+            f
+            for f in found
+            if f.code not in _NOT_FOR_EARLIER
+            and not (f.code == "SUB_WRITE_IN_PRODUCT" and f.subject.id in directly)
+        )
+    return out
+
+
+def review(
+    snapshot: Snapshot,
+    thresholds: Thresholds,
+    extra: Sequence[Finding] = (),
+    *,
+    schema_map: str = "defaults",
+) -> Report:
+    """The report of the snapshot's unit: its checks for its period and the earlier open periods."""
+    checks = checks_for(snapshot.unit)
+    earlier = _earlier_findings(Context(snapshot, thresholds), checks) if snapshot.open_periods else []
+    return build_report(snapshot, thresholds, [*extra, *earlier], schema_map=schema_map, checks=checks)
+
+
+__all__ = [
+    "CHECK_CODES",
+    "PER_OPEN_PERIOD",
+    "UNIT_CHECKS",
+    "ContractUnit",
+    "ExpectedInvoiceUnit",
+    "InvoiceUnit",
+    "TenantPeriodUnit",
+    "checks_for",
+    "codes_for",
+    "review",
+]
