@@ -15,8 +15,8 @@ import time
 import uuid
 from typing import Any
 
-from diagnostics.render import to_text
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit, Unit
+from diagnostics.render import to_text
 from diagnostics.service import Connection, check_unit, scan, verify_schema
 from simulator import Simulator, load_fixture
 from simulator.connect import connection
