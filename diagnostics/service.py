@@ -164,9 +164,13 @@ async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) ->
         # An unreadable invoice table cannot be searched: the report then says why its checks failed.
         if invoice is None or "provider_invoices" in verification.schema.unavailable:
             # The period under review and every earlier period still open (findings.md).
-            snapshot = await load_period(dv, pc, verification.schema, conn.thresholds, as_of=as_of, period=period)
+            snapshot = await load_period(
+                dv, pc, verification.schema, conn.thresholds, as_of=as_of, period=period
+            )
         else:
-            unit = InvoiceUnit(invoice_id=await _invoice_id(dv, verification.schema, conn.thresholds, invoice))
+            unit = InvoiceUnit(
+                invoice_id=await _invoice_id(dv, verification.schema, conn.thresholds, invoice)
+            )
             snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
         report = review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
     # One canonical log line per unit of work (architecture.md, "structlog" habit).

@@ -54,8 +54,10 @@ def probe_open(round_: Round, invoices: Iterable[ProviderInvoice]) -> None:
     column, billed = loader.c(_US, _PI_COLUMN), loader.c(_US, "work365_usagesummary_invoice")
     for pi in invoices:
         if pi.status is not PIStatus.ERROR:  # in Error it is open whatever its usage
-            round_.probe(f"any:{pi.id}", _US, f"{column} eq {pi.id}")
-            round_.probe(f"unbilled:{pi.id}", _US, f"{column} eq {pi.id} and {billed} eq null")
+            round_.probe(f"any:{pi.id}", _US, f"{column} eq {pi.id}", part="usage_summaries")
+            round_.probe(
+                f"unbilled:{pi.id}", _US, f"{column} eq {pi.id} and {billed} eq null", part="usage_summaries"
+            )
 
 
 def open_periods(invoices: Iterable[ProviderInvoice], answers: Answers) -> list[str]:
@@ -90,7 +92,7 @@ async def load_period(
     unit: Unit | None = None,
 ) -> Snapshot:
     loader = Loader(schema, thresholds)
-    answers = Answers()
+    answers = Answers.of(schema)
     oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
     pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
 

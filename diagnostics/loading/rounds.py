@@ -15,6 +15,7 @@ from typing import Any
 
 from diagnostics.adapters.dataverse import Query
 from diagnostics.errors import ServiceError
+from diagnostics.metadata import ResolvedSchema
 from diagnostics.schema import TABLES
 from diagnostics.snapshot_loader import DataverseReader, Loader, _account_names, _read
 
@@ -30,8 +31,14 @@ class Round:
     loader: Loader
     queries: list[tuple[str, Query]] = field(default_factory=list)
 
+    def readable(self, part: str) -> bool:
+        """Whether the part can be read in full: a missing table or a table read at less than
+        organization level is not asked for (its failure is known from the start, see `Answers`)."""
+        return part not in self.loader.schema.unavailable
+
     def add(self, part: str, table: str, filter_: str | None = None, *, annotations: bool = False) -> None:
-        self.queries.append((part, self.loader.query(table, filter_, annotations=annotations)))
+        if self.readable(part):
+            self.queries.append((part, self.loader.query(table, filter_, annotations=annotations)))
 
     def add_in(
         self,
@@ -47,14 +54,18 @@ class Round:
         for clause in self.loader.in_filter(table, column, ids):
             self.add(part, table, f"{clause} and ({also})" if also else clause, annotations=annotations)
 
-    def count_by(self, key: str, table: str, column: str, filter_: str) -> None:
+    def count_by(self, key: str, table: str, column: str, filter_: str, *, part: str) -> None:
         """How many rows match, per value of `column` (one row per value, whatever the row count)."""
+        if not self.readable(part):
+            return
         group = self.loader.c(table, column)
         apply = f"filter({filter_})/groupby(({group}),aggregate($count as rows))"
         self.queries.append((COUNT + key, Query(self.loader.schema.entity_set(table), (), apply=apply)))
 
-    def probe(self, key: str, table: str, filter_: str) -> None:
+    def probe(self, key: str, table: str, filter_: str, *, part: str) -> None:
         """Whether any row matches: one row of one column."""
+        if not self.readable(part):
+            return
         column = self.loader.c(table, TABLES[table].primary_key)
         self.queries.append(
             (PROBE + key, Query(self.loader.schema.entity_set(table), (column,), filter_, top=1))
@@ -63,7 +74,10 @@ class Round:
 
 @dataclass
 class Answers:
-    """What one or more rounds returned: decoded records per part, probes, names, failures."""
+    """What one or more rounds returned: decoded records per part, probes, names, failures.
+
+    Start it with `Answers.of(schema)`: what cannot be read in full fails its part from the start.
+    """
 
     records: dict[str, list[Any]] = field(default_factory=dict)
     probes: dict[str, bool] = field(default_factory=dict)
@@ -72,6 +86,10 @@ class Answers:
     counts: dict[str, dict[str | None, int] | ServiceError] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, schema: ResolvedSchema) -> Answers:
+        return cls(failures=dict(schema.unavailable))
 
     def get(self, part: str) -> list[Any]:
         return self.records.get(part, [])
