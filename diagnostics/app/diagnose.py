@@ -6,8 +6,7 @@ import uuid
 from datetime import datetime
 
 from diagnostics.app.container import Container
-from diagnostics.engine import build_report
-from diagnostics.loading import load_unit
+from diagnostics.loading import load_unit, review
 from diagnostics.messages import InvoiceUnit, TenantPeriodUnit, Unit
 from diagnostics.model import Report
 from diagnostics.periods import period_under_review
@@ -36,4 +35,4 @@ async def diagnose(c: Container, invoice: str, as_of: datetime) -> Report:
         unit = InvoiceUnit(invoice_id=invoice_id)
     snapshot = await load_unit(c.dataverse, c.partner_center, schema, c.thresholds, unit, as_of=as_of)
     extra = tool_findings(verification, snapshot.period, c.schema_source)
-    return build_report(snapshot, c.thresholds, extra, schema_map=c.schema_source)
+    return review(snapshot, c.thresholds, extra, schema_map=c.schema_source)

@@ -24,9 +24,8 @@ from diagnostics.app.recheck import (
     invoice_facts,
     reconcile_recheck,
 )
-from diagnostics.engine import build_report
 from diagnostics.errors import InvoiceNotFound
-from diagnostics.loading import load_unit
+from diagnostics.loading import load_unit, review
 from diagnostics.messages import (
     QUEUE_REFERENCE_RESOLUTION,
     InvoiceUnit,
@@ -96,7 +95,7 @@ async def _check(c: Container, unit: Unit, now: datetime) -> tuple[Report, Reche
         load = TenantPeriodUnit(period=period_under_review(now))
     snapshot = await load_unit(c.dataverse, c.partner_center, schema, c.thresholds, load, as_of=now)
     extra = tool_findings(verification, snapshot.period, c.schema_source)
-    report = build_report(snapshot, c.thresholds, extra, schema_map=c.schema_source)
+    report = review(snapshot, c.thresholds, extra, schema_map=c.schema_source)
     decision = None
     if isinstance(unit, InvoiceUnit) and load is unit:
         invoice, provider, has_usage = invoice_facts(snapshot, unit.invoice_id)

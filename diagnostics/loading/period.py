@@ -94,7 +94,7 @@ async def load_period(
     loader = Loader(schema, thresholds)
     answers = Answers.of(schema)
     oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
-    pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
+    pc_task = asyncio.create_task(_partner_center(pc, period))  # asked while Dataverse answers
 
     first = Round(loader, list(_independent_queries(loader, oldest).items()))
     await run(dv, first, answers)

@@ -266,7 +266,7 @@ async def load_expected_unit(
     as_of: datetime,
 ) -> Snapshot:
     loader, answers = Loader(schema, t), Answers.of(schema)
-    pc_task = asyncio.create_task(_partner_center(pc))  # asked while Dataverse answers
+    pc_task = asyncio.create_task(_partner_center(pc, unit.period))  # asked while Dataverse answers
     oldest = add_months(unit.period, -t.gap_lookback_months - 1)
     provider = unit.provider_id
     first = Round(loader)

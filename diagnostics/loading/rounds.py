@@ -134,7 +134,7 @@ async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
             into.probes[part.removeprefix(PROBE)] = isinstance(answer, ServiceError) or bool(answer)
             continue
         if not isinstance(answer, ServiceError):
-            into.names |= _account_names(answer)
+            into.names |= _account_names(answer, round_.loader.schema.schema_map.table("account"))
         part_failures: dict[str, str] = {}
         records = _read(round_.loader, part, answer, part_failures)
         if part_failures:
