@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from diagnostics.model import (
     BillingContract,
@@ -24,7 +24,7 @@ from diagnostics.model import (
     UsageSummary,
 )
 from diagnostics.periods import add_months, day_in_following_month, period_of
-from diagnostics.refcsv import Reference, RefFileError, parse_reference_file
+from diagnostics.refcsv import ParsedRefs, Reference, RefFileError, parse_reference_file
 from diagnostics.settings import Thresholds
 
 K = TypeVar("K")
@@ -81,32 +81,64 @@ def _group(items: Iterable[V], key: Callable[[V], K | None]) -> dict[K, list[V]]
 
 @dataclass
 class ParsedNotes:
-    """The references of an invoice's errors.csv and warnings.csv notes."""
+    """The references of an invoice's errors.csv and warnings.csv notes.
+
+    `files` says, per note that could be read, what the parser made of it (its warnings above all):
+    every finding built from these references carries it as evidence.
+    """
 
     errors: list[Reference] = field(default_factory=list)
     warnings: list[Reference] = field(default_factory=list)
-    unreadable: list[dict[str, str]] = field(default_factory=list)
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
     has_errors_file: bool = False
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _file_summary(note: Note, parsed: ParsedRefs) -> dict[str, Any]:
+    return {
+        "note_id": note.id,
+        "filename": note.filename,
+        "rows": parsed.rows,
+        "references": len(parsed.references),
+        "skipped_rows": parsed.skipped_rows,
+        "encoding": parsed.encoding,
+        "parser_warnings": list(parsed.warnings),
+    }
 
 
 def parse_notes(notes: Iterable[Note]) -> ParsedNotes:
-    parsed = ParsedNotes()
+    out = ParsedNotes()
     for note in notes:
         name = note.filename.casefold()
         if name not in ("errors.csv", "warnings.csv"):
             continue
-        parsed.has_errors_file |= name == "errors.csv"
+        out.has_errors_file |= name == "errors.csv"
+        problem = {"note_id": note.id, "filename": note.filename}
         if note.content is None:
             reason = note.decode_error or "the note has no file content"
-            parsed.unreadable.append({"note_id": note.id, "filename": note.filename, "reason": reason})
+            out.unreadable.append(problem | {"reason": reason})
             continue
         try:
-            refs = parse_reference_file(note.content).references
+            parsed = parse_reference_file(note.content)
         except RefFileError as exc:
-            parsed.unreadable.append({"note_id": note.id, "filename": note.filename, "reason": str(exc)})
+            out.unreadable.append(problem | {"reason": str(exc)})
             continue
-        (parsed.errors if name == "errors.csv" else parsed.warnings).extend(refs)
-    return parsed
+        if parsed.rows and not parsed.references:
+            # Rows, and not one reference the tool could read (every id empty, or the ids under a
+            # header it does not know): never a pass.
+            reason = f"{parsed.rows} row(s) but no usable reference"
+            detail = next((w for w in parsed.warnings if "skipped" in w), None)
+            out.unreadable.append(
+                problem
+                | {
+                    "reason": f"{reason} ({detail})" if detail else reason,
+                    "parser_warnings": list(parsed.warnings),
+                }
+            )
+            continue
+        out.files.append(_file_summary(note, parsed))
+        (out.errors if name == "errors.csv" else out.warnings).extend(parsed.references)
+    return out
 
 
 @dataclass(frozen=True)

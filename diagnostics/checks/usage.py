@@ -2,21 +2,23 @@
 (customer, subscription, currency) are unresolved?
 
 Work 365 imports no usage at all while any usage line has an unresolved reference; the references
-come from the invoice's errors.csv note. Each reference is looked up again *now*: a reference that
-resolves today was fixed after the import, and the invoice must be re-imported.
+come from the invoice's errors.csv note and from its message (a reference only the message names is
+reported like any other, `found_in: message`). Each reference is looked up again *now*: a reference
+that resolves today was fixed after the import, and the invoice must be re-imported. Every finding
+built from a note carries what the parser made of it (`notes`, with its warnings).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from diagnostics.catalog import finding
-from diagnostics.checks.context import Context, iso, pi_subject, subscription_subject
-from diagnostics.model import Finding, ProviderAccount, ProviderInvoice, Subscription
-from diagnostics.refcsv import Reference, RefKind
+from diagnostics.checks.context import Context, ParsedNotes, iso, pi_subject, subscription_subject
+from diagnostics.model import Currency, Finding, ProviderAccount, ProviderInvoice, Subscription
+from diagnostics.refcsv import Reference, RefKind, references_in_message
 
 
 @dataclass
@@ -25,10 +27,37 @@ class Resolution:
     resolved: bool
     evidence: dict[str, Any]
     fixed_at: datetime | None = None  # when the record that now resolves it was last changed
+    found_in: str = "errors.csv"  # or "message": only the invoice's message names it
 
 
-def _same(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+def _fold(value: str | None) -> str | None:
+    return None if value is None else value.strip().casefold() or None
+
+
+def _index(items: Iterable[Any], key: Callable[[Any], str | None]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        folded = _fold(key(item))
+        if folded is not None:
+            out.setdefault(folded, []).append(item)
+    return out
+
+
+@dataclass
+class _Lookups:
+    """The records references are looked up in, indexed once per check (no scan per reference)."""
+
+    accounts: dict[str, list[ProviderAccount]] = field(default_factory=dict)
+    subscriptions: dict[str, list[Subscription]] = field(default_factory=dict)
+    currencies: dict[str, list[Currency]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, ctx: Context) -> _Lookups:
+        return cls(
+            accounts=_index(ctx.snap.provider_accounts, lambda pa: pa.provider_specific_id),
+            subscriptions=_index(ctx.snap.subscriptions, lambda s: s.provider_subscription_id),
+            currencies=_index(ctx.snap.currencies, lambda c: c.iso_code),
+        )
 
 
 def _latest(*moments: datetime | None) -> datetime | None:
@@ -36,8 +65,8 @@ def _latest(*moments: datetime | None) -> datetime | None:
     return max(present) if present else None
 
 
-def _resolve_customer(ctx: Context, ref: Reference) -> Resolution:
-    accounts = [pa for pa in ctx.snap.provider_accounts if _same(pa.provider_specific_id, ref.id)]
+def _resolve_customer(ctx: Context, look: _Lookups, ref: Reference) -> Resolution:
+    accounts = look.accounts.get(_fold(ref.id) or "", [])
     evidence: dict[str, Any] = {
         "reference": ref.id,
         "name": ref.name,
@@ -73,8 +102,8 @@ def _owner_account(ctx: Context, ref: Reference) -> ProviderAccount | None:
     return None
 
 
-def _resolve_subscription(ctx: Context, ref: Reference) -> Resolution:
-    subs = [s for s in ctx.snap.subscriptions if _same(s.provider_subscription_id, ref.id)]
+def _resolve_subscription(ctx: Context, look: _Lookups, ref: Reference) -> Resolution:
+    subs = look.subscriptions.get(_fold(ref.id) or "", [])
     evidence: dict[str, Any] = {"reference": ref.id, "name": ref.name, "subscription_exists": bool(subs)}
     if subs:
         sub = subs[0]
@@ -103,8 +132,8 @@ def _resolve_subscription(ctx: Context, ref: Reference) -> Resolution:
     return Resolution(ref, False, evidence)
 
 
-def _resolve_currency(ctx: Context, ref: Reference) -> Resolution:
-    found = [c for c in ctx.snap.currencies if _same(c.iso_code, ref.id)]
+def _resolve_currency(ctx: Context, look: _Lookups, ref: Reference) -> Resolution:
+    found = look.currencies.get(_fold(ref.id) or "", [])
     active = [c for c in found if c.active]
     evidence: dict[str, Any] = {
         "reference": ref.id,
@@ -116,7 +145,7 @@ def _resolve_currency(ctx: Context, ref: Reference) -> Resolution:
     return Resolution(ref, False, evidence)
 
 
-_RESOLVERS: dict[RefKind, Callable[[Context, Reference], Resolution]] = {
+_RESOLVERS: dict[RefKind, Callable[[Context, _Lookups, Reference], Resolution]] = {
     RefKind.CUSTOMER: _resolve_customer,
     RefKind.SUBSCRIPTION: _resolve_subscription,
     RefKind.CURRENCY: _resolve_currency,
@@ -132,6 +161,10 @@ _OPEN_NOTES = (
     "Work 365 → Provider Invoices → view 'Inactive Provider Invoices' → open this invoice → Notes → "
     "open errors.csv to see every unresolved reference."
 )
+_READ_MESSAGE = (
+    "Work 365 → Provider Invoices → open this invoice and read its message: it names the unresolved "
+    "references listed in the evidence (found_in: message); no errors.csv lists them."
+)
 _DELETE_AND_REIMPORT = (
     "When every reference is fixed, delete this provider invoice in Work 365 (local only; Partner Center is "
     "not touched); the next daily sync re-imports it, or run Provider Invoices → Sync Provider Invoice."
@@ -142,9 +175,14 @@ _REGENERATE = (
 )
 
 
+def _where(res: Sequence[Resolution]) -> str:
+    """Where to read the references: errors.csv, unless only the message names them."""
+    return _READ_MESSAGE if res and all(r.found_in == "message" for r in res) else _OPEN_NOTES
+
+
 def _customer_steps(res: Sequence[Resolution]) -> list[str]:
     steps = [
-        _OPEN_NOTES,
+        _where(res),
         "Run Sync Provider Accounts (Provider record → Work 365 ribbon → Sync Provider Accounts).",
     ]
     if any(r.evidence.get("account_column_empty") for r in res):
@@ -165,7 +203,7 @@ def _customer_steps(res: Sequence[Resolution]) -> list[str]:
 
 def _subscription_steps(res: Sequence[Resolution]) -> list[str]:
     steps = [
-        _OPEN_NOTES,
+        _where(res),
         "Copy each unresolved subscription id; find its customer in Partner Center; open that customer's "
         "Billing Contract and add a subscription: Subscription Type = Usage Based, Product = Microsoft Azure, "
         "Markup %, and the provider subscription id = the id from errors.csv.",
@@ -186,7 +224,7 @@ def _subscription_steps(res: Sequence[Resolution]) -> list[str]:
 
 def _currency_steps(res: Sequence[Resolution]) -> list[str]:
     return [
-        _OPEN_NOTES,
+        _where(res),
         "Add (or activate) each currency listed in the evidence: Settings → Business Management → "
         "Currencies, with the ISO code from errors.csv (INFERRED: Work 365 does not publish this step).",
         _DELETE_AND_REIMPORT,
@@ -207,7 +245,13 @@ def _pull_window_evidence(ctx: Context, pi: ProviderInvoice) -> dict[str, Any]:
     return {"pull_window_ends": iso(ends), "pull_window_expired": ctx.now >= ends}
 
 
-def _blocked(ctx: Context, pi: ProviderInvoice, kind: RefKind, res: list[Resolution]) -> Finding:
+def _reference_evidence(res: Resolution, resolved: bool) -> dict[str, Any]:
+    return res.evidence | {"resolved": resolved, "found_in": res.found_in}
+
+
+def _blocked(
+    ctx: Context, pi: ProviderInvoice, notes: ParsedNotes, kind: RefKind, res: list[Resolution]
+) -> Finding:
     unresolved = [r for r in res if not r.resolved]
     count = len(unresolved)
     title = f"Usage import blocked: {count} unresolved {_NOUN[kind]} reference{'' if count == 1 else 's'}"
@@ -217,21 +261,25 @@ def _blocked(ctx: Context, pi: ProviderInvoice, kind: RefKind, res: list[Resolut
         "status": pi.status_label,
         "message": pi.message,
         "usage_summaries": len(ctx.usage_of(pi)),
-        "references": [r.evidence | {"resolved": r.resolved} for r in res],
+        "references": [_reference_evidence(r, r.resolved) for r in res],
         **_pull_window_evidence(ctx, pi),
+        "notes": notes.files,
     }
     return finding(_BLOCKED_CODE[kind], pi_subject(pi), ctx.period, title, evidence, _STEPS[kind](unresolved))
 
 
-def _after_resolution(ctx: Context, pi: ProviderInvoice, res: list[Resolution]) -> Finding:
+def _after_resolution(
+    ctx: Context, pi: ProviderInvoice, notes: ParsedNotes, res: list[Resolution]
+) -> Finding:
     fixed_at = _latest(*(r.fixed_at for r in res))
     evidence: dict[str, Any] = {
         "provider_invoice_id": pi.id,
         "invoice_number": pi.invoice_number,
-        "references": [r.evidence | {"resolved": True} for r in res],
+        "references": [_reference_evidence(r, True) for r in res],
         "last_fix_at": iso(fixed_at),
         "usage_summaries": 0,
         **_pull_window_evidence(ctx, pi),
+        "notes": notes.files,
     }
     grace = timedelta(days=ctx.t.reimport_grace_days)
     if fixed_at is None or ctx.now - fixed_at < grace:
@@ -260,13 +308,15 @@ def _after_resolution(ctx: Context, pi: ProviderInvoice, res: list[Resolution]) 
     )
 
 
-def _unreadable(ctx: Context, pi: ProviderInvoice, problems: list[dict[str, str]]) -> Finding:
+def _unreadable(ctx: Context, pi: ProviderInvoice, notes: ParsedNotes) -> Finding:
+    problems = notes.unreadable
     return finding(
         "ERRORS_FILE_UNREADABLE",
         pi_subject(pi),
         ctx.period,
         f"A references note on {pi.invoice_number or pi.name} cannot be read: {problems[0]['reason']}",
-        {"provider_invoice_id": pi.id, "notes": problems},
+        # `notes` keeps its meaning (the notes that could not be read); the others are `readable_notes`
+        {"provider_invoice_id": pi.id, "notes": problems, "readable_notes": notes.files},
         [
             _OPEN_NOTES.replace("errors.csv", "the note")
             + " Read it by hand and fix each reference it names.",
@@ -275,7 +325,7 @@ def _unreadable(ctx: Context, pi: ProviderInvoice, problems: list[dict[str, str]
     )
 
 
-def _unknown_kinds(ctx: Context, pi: ProviderInvoice, refs: list[Reference]) -> Finding:
+def _unknown_kinds(ctx: Context, pi: ProviderInvoice, notes: ParsedNotes, refs: list[Reference]) -> Finding:
     return finding(
         "CHECK_FAILED",
         pi_subject(pi),
@@ -285,6 +335,7 @@ def _unknown_kinds(ctx: Context, pi: ProviderInvoice, refs: list[Reference]) -> 
             "check": "unresolved_references",
             "references": [{"type": r.raw_type, "id": r.id, "name": r.name} for r in refs],
             "why": "only customer, subscription and currency references can be looked up",
+            "notes": notes.files,
         },
         [
             _OPEN_NOTES,
@@ -293,30 +344,47 @@ def _unknown_kinds(ctx: Context, pi: ProviderInvoice, refs: list[Reference]) -> 
     )
 
 
-def check_usage_summaries(ctx: Context) -> list[Finding]:
-    out: list[Finding] = []
-    for pi in ctx.reviewed_invoices:
-        notes = ctx.parsed_notes(pi)
-        if notes.unreadable:
-            out.append(_unreadable(ctx, pi, notes.unreadable))
-        if not notes.errors or ctx.has_usage(pi):
-            # No blocking references, or the usage arrived after all: an old errors.csv is history.
-            continue
-        by_kind: dict[RefKind, list[Resolution]] = {}
-        for ref in notes.errors:
-            if ref.kind in _RESOLVERS:
-                by_kind.setdefault(ref.kind, []).append(_RESOLVERS[ref.kind](ctx, ref))
-        unknown = [r for r in notes.errors if r.kind not in _RESOLVERS and r.kind is not RefKind.PRODUCT]
-        if unknown:
-            out.append(_unknown_kinds(ctx, pi, unknown))
-        blocked = {k: v for k, v in by_kind.items() if any(not r.resolved for r in v)}
-        out.extend(_blocked(ctx, pi, kind, res) for kind, res in blocked.items())
-        if not blocked and not unknown and by_kind and not notes.unreadable:
-            out.append(_after_resolution(ctx, pi, [r for res in by_kind.values() for r in res]))
+def _blocking_references(notes: ParsedNotes, pi: ProviderInvoice) -> list[tuple[Reference, str]]:
+    """errors.csv's references, then those only the invoice's message names."""
+    out = [(ref, "errors.csv") for ref in notes.errors]
+    seen = {(ref.kind, ref.id.casefold()) for ref in notes.errors}
+    out += [
+        (ref, "message")
+        for ref in references_in_message(pi.message)
+        if (ref.kind, ref.id.casefold()) not in seen
+    ]
     return out
 
 
-def _write_in(ctx: Context, sub: Subscription, source: str, pi: ProviderInvoice | None) -> Finding:
+def check_usage_summaries(ctx: Context) -> list[Finding]:
+    out: list[Finding] = []
+    look = _Lookups.of(ctx)
+    for pi in ctx.reviewed_invoices:
+        notes = ctx.parsed_notes(pi)
+        if notes.unreadable:
+            out.append(_unreadable(ctx, pi, notes))
+        if ctx.has_usage(pi):
+            continue  # the usage arrived after all: an old errors.csv or message is history
+        references = _blocking_references(notes, pi)
+        by_kind: dict[RefKind, list[Resolution]] = {}
+        for ref, found_in in references:
+            if ref.kind in _RESOLVERS:
+                resolution = _RESOLVERS[ref.kind](ctx, look, ref)
+                resolution.found_in = found_in
+                by_kind.setdefault(ref.kind, []).append(resolution)
+        unknown = [r for r, _ in references if r.kind not in _RESOLVERS and r.kind is not RefKind.PRODUCT]
+        if unknown:
+            out.append(_unknown_kinds(ctx, pi, notes, unknown))
+        blocked = {k: v for k, v in by_kind.items() if any(not r.resolved for r in v)}
+        out.extend(_blocked(ctx, pi, notes, kind, res) for kind, res in blocked.items())
+        if not blocked and not unknown and by_kind and not notes.unreadable:
+            out.append(_after_resolution(ctx, pi, notes, [r for res in by_kind.values() for r in res]))
+    return out
+
+
+def _write_in(
+    ctx: Context, sub: Subscription, source: str, pi: ProviderInvoice | None, notes: ParsedNotes | None = None
+) -> Finding:
     evidence: dict[str, Any] = {
         "subscription_id": sub.id,
         "provider_subscription_id": sub.provider_subscription_id,
@@ -325,6 +393,8 @@ def _write_in(ctx: Context, sub: Subscription, source: str, pi: ProviderInvoice 
     }
     if pi is not None:
         evidence["provider_invoice_id"] = pi.id
+    if notes is not None:
+        evidence["notes"] = notes.files
     return finding(
         "SUB_WRITE_IN_PRODUCT",
         subscription_subject(sub, ctx.snap.account_names),
@@ -351,7 +421,7 @@ def check_write_in_products(ctx: Context) -> list[Finding]:
         for ref in [*notes.warnings, *(r for r in notes.errors if r.kind is RefKind.PRODUCT)]:
             sub = by_provider_id.get(ref.id.casefold()) or ctx.subscriptions.get(ref.id)
             if sub is not None and sub.product_id is None and sub.id not in out:
-                out[sub.id] = _write_in(ctx, sub, "warnings.csv", pi)
+                out[sub.id] = _write_in(ctx, sub, "warnings.csv", pi, notes)
     for sub in ctx.usage_subscriptions:
         if sub.product_id is None and sub.id not in out:
             out[sub.id] = _write_in(ctx, sub, "subscription record", None)
