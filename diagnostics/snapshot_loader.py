@@ -1,29 +1,26 @@
-"""Loads one period's snapshot from Dataverse and Partner Center in as few round trips as the data
-allows: one `$batch` of independent queries, then one `$batch` of the queries that need their ids
-(usage summaries and notes of the reviewed invoices, schedules and invoices of usage contracts).
-Partner Center is asked at the same time. Only needed columns are selected; pages hold 5,000 rows.
+"""Reading Dataverse rows into the domain model: the row decoder, the builders of each record, the
+query builder (`Loader`), Partner Center's invoice list, and the invoice lookup by id or number.
 
-A part that fails (permission, malformed row) is recorded in `Snapshot.failures`, so the checks
-that need it report CHECK_FAILED; the rest of the diagnosis still runs.
+The query plans that use them live in `diagnostics/loading/`: one period and its open periods
+(`period.py`), one unit of work (`plans.py`). A part that fails (permission, malformed row) is
+recorded in `Snapshot.failures`, so the checks that need it report CHECK_FAILED; the rest of the
+diagnosis still runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
 
 from diagnostics.adapters.dataverse import Query
-from diagnostics.checks.context import invoice_period
 from diagnostics.checks.pulled import usage_invoices
 from diagnostics.errors import AuthError, InvoiceNotFound, ServiceError
-from diagnostics.messages import InvoiceUnit
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import (
     BillingContract,
@@ -39,11 +36,10 @@ from diagnostics.model import (
     ProviderInvoice,
     ProviderKind,
     ScheduleStatus,
-    Snapshot,
     Subscription,
     UsageSummary,
 )
-from diagnostics.periods import add_months, day_in_following_month, period_end, period_of, period_start
+from diagnostics.periods import add_months, period_end, period_of, period_start
 from diagnostics.schema import TABLES, column_key
 from diagnostics.settings import Thresholds
 
@@ -514,138 +510,6 @@ _PARTS: dict[str, tuple[str, Callable[[Row], Any]]] = {
     "schedules": ("work365_billingschedule", _schedule),
     "invoices": ("invoice", _invoice),
 }
-_CHUNKED_PARTS = ("usage_summaries", "notes", "schedules", "invoices")
-
-
-def _independent_queries(loader: Loader, oldest: date) -> dict[str, Query]:
-    """Round one: what needs no ids from elsewhere. Invoices from `oldest` on, for the gap check."""
-    pi = "work365_providerinvoice"
-    start = loader.c(pi, "work365_providerinvoice_billingperiodstart")
-    since = oldest.isoformat()
-    return {
-        "providers": loader.query("work365_provider"),
-        "provider_invoices": loader.query(
-            pi, f"{start} ge {since} or ({start} eq null and createdon ge {since}T00:00:00Z)"
-        ),
-        # Formatted lookup values carry the customers' names: no request for accounts.
-        "provider_accounts": loader.query("work365_provideraccount", annotations=True),
-        "subscriptions": loader.query("work365_subscription", _usage_type_filter(loader), annotations=True),
-        "contracts": loader.query("work365_billingcontract"),
-        "currencies": loader.query("transactioncurrency"),
-    }
-
-
-def _dependent_queries(
-    loader: Loader,
-    reviewed: Sequence[str],
-    usage_contracts: Iterable[str],
-    *,
-    oldest: date,
-    since: date,
-    until: date,
-) -> list[tuple[str, Query]]:
-    """Round two: usage and notes of the reviewed invoices; schedules and invoices of usage contracts."""
-    us, bs = "work365_usagesummary", "work365_billingschedule"
-    files = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
-    scheduled = loader.c(bs, "work365_billingschedule_scheduledate")
-    window = f"{scheduled} ge {oldest.isoformat()} and {scheduled} le {until.isoformat()}"
-    contracts = sorted(set(usage_contracts))
-    queries = [
-        ("usage_summaries", loader.query(us, clause))
-        for clause in loader.in_filter(us, "work365_usagesummary_providerinvoice", reviewed)
-    ]
-    queries += [
-        ("notes", loader.query("annotation", f"{clause} and {files}"))
-        for clause in loader.in_filter("annotation", "objectid", reviewed)
-    ]
-    queries += [
-        ("schedules", loader.query(bs, f"{clause} and {window}"))
-        for clause in loader.in_filter(bs, "work365_billingschedule_billingcontract", contracts)
-    ]
-    queries += [
-        ("invoices", loader.query("invoice", f"{clause} and createdon ge {since.isoformat()}T00:00:00Z"))
-        for clause in loader.in_filter("invoice", "work365_invoice_billingcontract", contracts)
-    ]
-    return queries
-
-
-def _merge_chunks(
-    parts: Sequence[str], answers: Sequence[list[dict[str, Any]] | ServiceError]
-) -> dict[str, list[dict[str, Any]] | ServiceError]:
-    """Queries split into id chunks, joined back per part; one failed chunk fails its part."""
-    merged: dict[str, list[dict[str, Any]] | ServiceError] = {part: [] for part in _CHUNKED_PARTS}
-    for part, answer in zip(parts, answers, strict=True):
-        current = merged[part]
-        if not isinstance(current, ServiceError):
-            merged[part] = answer if isinstance(answer, ServiceError) else [*current, *answer]
-    return merged
-
-
-async def load_snapshot(
-    dv: DataverseReader,
-    pc: InvoiceLister | None,
-    schema: ResolvedSchema,
-    thresholds: Thresholds,
-    *,
-    as_of: datetime,
-    period: str,
-    focus: ProviderInvoice | None = None,
-) -> Snapshot:
-    loader = Loader(schema, thresholds)
-    # What is known before reading not to be readable in full (a missing table or column, a table
-    # read at less than organization level): not asked for, and failures from the start.
-    failures: dict[str, str] = dict(schema.unavailable)
-    oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
-    pc_task = asyncio.create_task(_partner_center(pc, period))  # asked while Dataverse answers
-
-    first = {p: q for p, q in _independent_queries(loader, oldest).items() if p not in failures}
-    answers = dict(zip(first, await dv.batch(list(first.values())), strict=True))
-    parts: dict[str, list[Any]] = {part: [] for part in _PARTS}
-    parts |= {part: _read(loader, part, answer, failures) for part, answer in answers.items()}
-    names: dict[str, str] = {}
-    for answer in answers.values():
-        if not isinstance(answer, ServiceError):
-            names |= _account_names(answer, schema.schema_map.table("account"))
-
-    invoices: list[ProviderInvoice] = parts["provider_invoices"]
-    if focus is not None and all(i.id != focus.id for i in invoices):
-        invoices.append(focus)
-    reviewed = [focus.id] if focus else [i.id for i in invoices if invoice_period(i) == period]
-    usage_contracts = (
-        s.contract_id for s in parts["subscriptions"] if s.is_usage and s.active and s.contract_id
-    )
-    second = _dependent_queries(
-        loader,
-        reviewed,
-        usage_contracts,
-        oldest=oldest,
-        since=day_in_following_month(period, 1),
-        until=(as_of + timedelta(days=62)).date(),
-    )
-    second = [(p, q) for p, q in second if p not in failures]
-    second_answers = await dv.batch([q for _, q in second]) if second else []
-    for part, answer in _merge_chunks([p for p, _ in second], second_answers).items():
-        if part not in failures:
-            parts[part] = _read(loader, part, answer, failures)
-
-    return Snapshot(
-        as_of=as_of,
-        period=period,
-        providers=tuple(parts["providers"]),
-        provider_invoices=tuple(invoices),
-        usage_summaries=tuple(parts["usage_summaries"]),
-        notes=tuple(parts["notes"]),
-        provider_accounts=tuple(parts["provider_accounts"]),
-        subscriptions=tuple(parts["subscriptions"]),
-        contracts=tuple(parts["contracts"]),
-        schedules=tuple(parts["schedules"]),
-        invoices=tuple(parts["invoices"]),
-        currencies=tuple(parts["currencies"]),
-        account_names=names,
-        partner_center=await pc_task,
-        failures=failures,
-        unit=InvoiceUnit(invoice_id=focus.id) if focus else None,
-    )
 
 
 def _usage_type_filter(loader: Loader) -> str | None:

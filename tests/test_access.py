@@ -17,6 +17,7 @@ import pytest
 from diagnostics.access import granted, read_access
 from diagnostics.checks import CHECKS, READS, Check
 from diagnostics.checks.context import Context
+from diagnostics.loading import load_period
 from diagnostics.metadata import READ_COLUMNS, EntityMeta, EnvironmentMetadata
 from diagnostics.model import Report, Snapshot
 from diagnostics.periods import period_under_review
@@ -24,7 +25,6 @@ from diagnostics.render import to_text
 from diagnostics.schema import TABLES, SchemaMap, build_schema_map, column_key
 from diagnostics.service import _clients, _verify, scan
 from diagnostics.settings import Thresholds
-from diagnostics.snapshot_loader import load_snapshot
 from simulator import Simulator, load_fixture
 from simulator.access import privilege_name
 from simulator.connect import connection
@@ -308,7 +308,7 @@ async def _undeclared_reads(sim: Simulator) -> list[str]:
 
         async def load(without: frozenset[str]) -> Snapshot:
             reduced = dataclasses.replace(schema, missing=schema.missing | without)
-            return await load_snapshot(dv, pc, reduced, conn.thresholds, as_of=sim.now, period=period)
+            return await load_period(dv, pc, reduced, conn.thresholds, as_of=sim.now, period=period)
 
         full = await load(frozenset())
         for check in CHECKS:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from diagnostics.adapters.dataverse import Query
 from diagnostics.checks.context import invoice_period
 from diagnostics.messages import Unit
 from diagnostics.metadata import ResolvedSchema
@@ -23,9 +24,8 @@ from diagnostics.snapshot_loader import (
     DataverseReader,
     InvoiceLister,
     Loader,
-    _dependent_queries,
-    _independent_queries,
     _partner_center,
+    _usage_type_filter,
 )
 
 from .rounds import Answers, Round, run
@@ -34,6 +34,58 @@ _US, _PI_COLUMN = "work365_usagesummary", "work365_usagesummary_providerinvoice"
 _FILES = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
 # Providers whose invoices carry usage: an invoice of theirs without usage is a problem.
 _USAGE_PROVIDERS = frozenset({ProviderKind.AUTOMATIC_USAGE, ProviderKind.MANUAL})
+
+
+def independent_queries(loader: Loader, oldest: date) -> dict[str, Query]:
+    """Round one: what needs no ids from elsewhere. Invoices from `oldest` on, for the gap check."""
+    pi = "work365_providerinvoice"
+    start = loader.c(pi, "work365_providerinvoice_billingperiodstart")
+    since = oldest.isoformat()
+    return {
+        "providers": loader.query("work365_provider"),
+        "provider_invoices": loader.query(
+            pi, f"{start} ge {since} or ({start} eq null and createdon ge {since}T00:00:00Z)"
+        ),
+        # Formatted lookup values carry the customers' names: no request for accounts.
+        "provider_accounts": loader.query("work365_provideraccount", annotations=True),
+        "subscriptions": loader.query("work365_subscription", _usage_type_filter(loader), annotations=True),
+        "contracts": loader.query("work365_billingcontract"),
+        "currencies": loader.query("transactioncurrency"),
+    }
+
+
+def dependent_queries(
+    loader: Loader,
+    reviewed: Sequence[str],
+    usage_contracts: Iterable[str],
+    *,
+    oldest: date,
+    since: date,
+    until: date,
+) -> list[tuple[str, Query]]:
+    """Round two: usage and notes of the reviewed invoices; schedules and invoices of usage contracts."""
+    us, bs = "work365_usagesummary", "work365_billingschedule"
+    files = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
+    scheduled = loader.c(bs, "work365_billingschedule_scheduledate")
+    window = f"{scheduled} ge {oldest.isoformat()} and {scheduled} le {until.isoformat()}"
+    contracts = sorted(set(usage_contracts))
+    queries = [
+        ("usage_summaries", loader.query(us, clause))
+        for clause in loader.in_filter(us, "work365_usagesummary_providerinvoice", reviewed)
+    ]
+    queries += [
+        ("notes", loader.query("annotation", f"{clause} and {files}"))
+        for clause in loader.in_filter("annotation", "objectid", reviewed)
+    ]
+    queries += [
+        ("schedules", loader.query(bs, f"{clause} and {window}"))
+        for clause in loader.in_filter(bs, "work365_billingschedule_billingcontract", contracts)
+    ]
+    queries += [
+        ("invoices", loader.query("invoice", f"{clause} and createdon ge {since.isoformat()}T00:00:00Z"))
+        for clause in loader.in_filter("invoice", "work365_invoice_billingcontract", contracts)
+    ]
+    return queries
 
 
 def earlier_periods(period: str, thresholds: Thresholds) -> list[str]:
@@ -96,7 +148,8 @@ async def load_period(
     oldest = period_start(add_months(period, -thresholds.gap_lookback_months - 1))
     pc_task = asyncio.create_task(_partner_center(pc, period))  # asked while Dataverse answers
 
-    first = Round(loader, list(_independent_queries(loader, oldest).items()))
+    first = Round(loader)
+    first.extend(independent_queries(loader, oldest).items())
     await run(dv, first, answers)
 
     invoices: list[ProviderInvoice] = answers.get("provider_invoices")
@@ -107,9 +160,9 @@ async def load_period(
     usage_contracts = (
         s.contract_id for s in answers.get("subscriptions") if s.is_usage and s.active and s.contract_id
     )
-    second = Round(
-        loader,
-        _dependent_queries(
+    second = Round(loader)
+    second.extend(
+        dependent_queries(
             loader,
             [pi.id for pi in invoices if invoice_period(pi) == period],
             usage_contracts,

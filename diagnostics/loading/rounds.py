@@ -36,6 +36,9 @@ class Round:
         organization level is not asked for (its failure is known from the start, see `Answers`)."""
         return part not in self.loader.schema.unavailable
 
+    def extend(self, queries: Iterable[tuple[str, Query]]) -> None:
+        self.queries.extend((part, query) for part, query in queries if self.readable(part))
+
     def add(self, part: str, table: str, filter_: str | None = None, *, annotations: bool = False) -> None:
         if self.readable(part):
             self.queries.append((part, self.loader.query(table, filter_, annotations=annotations)))

@@ -24,11 +24,11 @@ from azure.core.credentials import AccessToken
 from diagnostics.adapters.dataverse import DataverseClient, Query, Write
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.errors import AuthError, ServiceError, ServiceUnreachable
+from diagnostics.loading import load_period
 from diagnostics.metadata import fetch_metadata, resolve
 from diagnostics.schema import TABLES, SchemaMap
 from diagnostics.service import scan
 from diagnostics.settings import Thresholds
-from diagnostics.snapshot_loader import load_snapshot
 from simulator import Simulator, load_fixture
 from simulator.connect import connection, sim_credential
 
@@ -226,7 +226,7 @@ async def test_a_lookup_without_its_target_annotation_is_not_taken_for_a_custome
         transport = _WithoutLookupTargets(httpx.AsyncHTTPTransport(verify=sim.ssl_context()))
         async with _dataverse(sim, transport=transport) as dv:
             schema = resolve(await fetch_metadata(dv, SchemaMap()), SchemaMap())
-            snapshot = await load_snapshot(
+            snapshot = await load_period(
                 dv, None, schema, Thresholds(), as_of=datetime(2026, 11, 12, tzinfo=UTC), period="2026-10"
             )
 
