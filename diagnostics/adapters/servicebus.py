@@ -13,7 +13,8 @@ Errors keep their kind: a namespace that cannot be reached or is busy raises `Se
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -85,6 +86,9 @@ class ServiceBusMessageBus:
     def __init__(self, client: ServiceBusClient) -> None:
         self._client = client
         self._senders: dict[str, ServiceBusSender] = {}
+        # The SDK's senders are not coroutine-safe (its README, "Thread safety"): concurrent
+        # handlers take turns on each queue's sender; a send takes a millisecond.
+        self._turns: dict[str, asyncio.Lock] = {}
         self._opening = asyncio.Lock()
 
     @classmethod
@@ -111,7 +115,6 @@ class ServiceBusMessageBus:
     async def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> None:
         if not messages:
             return
-        sender = await self._sender(queue)
 
         async def publish() -> None:
             batch = await sender.create_message_batch()
@@ -125,25 +128,26 @@ class ServiceBusMessageBus:
                     batch.add_message(outgoing)
             await sender.send_messages(batch)
 
-        await self._call(publish, f"sending {len(messages)} message(s) to {queue}")
+        async with self._turn(queue) as sender:
+            await self._call(publish, f"sending {len(messages)} message(s) to {queue}")
 
     async def schedule(self, queue: str, message: OutgoingMessage, at: datetime) -> int:
-        sender = await self._sender(queue)
-        numbers = await self._call(
-            lambda: sender.schedule_messages(_outgoing(message), at),
-            f"scheduling {message.message_id} on {queue}",
-        )
+        async with self._turn(queue) as sender:
+            numbers = await self._call(
+                lambda: sender.schedule_messages(_outgoing(message), at),
+                f"scheduling {message.message_id} on {queue}",
+            )
         return int(numbers[0])
 
     async def cancel(self, queue: str, sequence_numbers: Sequence[int]) -> None:
         if not sequence_numbers:
             return
-        sender = await self._sender(queue)
         try:
-            await self._call(
-                lambda: sender.cancel_scheduled_messages(list(sequence_numbers)),
-                f"cancelling scheduled message(s) {list(sequence_numbers)} on {queue}",
-            )
+            async with self._turn(queue) as sender:
+                await self._call(
+                    lambda: sender.cancel_scheduled_messages(list(sequence_numbers)),
+                    f"cancelling scheduled message(s) {list(sequence_numbers)} on {queue}",
+                )
         except ServiceError as exc:
             # Already delivered or cancelled: the port says this is not an error.
             if not isinstance(exc.__cause__, MessageNotFoundError):
@@ -153,8 +157,8 @@ class ServiceBusMessageBus:
 
     async def ping(self, queue: str) -> None:
         """Open (or reuse) the queue's sender: proves the namespace, the credential and the queue."""
-        sender = await self._sender(queue)
-        await self._call(sender.create_message_batch, f"opening a sender on {queue}")
+        async with self._turn(queue) as sender:
+            await self._call(sender.create_message_batch, f"opening a sender on {queue}")
 
     async def aclose(self) -> None:
         senders, self._senders = list(self._senders.values()), {}
@@ -164,12 +168,17 @@ class ServiceBusMessageBus:
 
     # --- internals -----------------------------------------------------------------------------
 
-    async def _sender(self, queue: str) -> ServiceBusSender:
+    @contextlib.asynccontextmanager
+    async def _turn(self, queue: str) -> AsyncIterator[ServiceBusSender]:
+        """The queue's sender, for this coroutine alone until the block ends."""
         async with self._opening:
             sender = self._senders.get(queue)
             if sender is None:
                 sender = self._senders[queue] = self._client.get_queue_sender(queue)
-            return sender
+                self._turns[queue] = asyncio.Lock()
+            turn = self._turns[queue]
+        async with turn:
+            yield sender
 
     @staticmethod
     async def _call(action: Callable[[], Awaitable[T]], what: str) -> T:

@@ -33,7 +33,7 @@ from diagnostics.adapters.recording_notifier import RecordingNotifier
 from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.adapters.state_file import FileStateStore
 from diagnostics.app.container import Container, use_container
-from diagnostics.errors import ConfigError, InputError, ServiceUnreachable
+from diagnostics.errors import ConfigError, InputError, ServiceError, ServiceUnreachable
 from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
 from diagnostics.replay.story import (
     Day,
@@ -59,6 +59,10 @@ QUEUES = (QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION)
 MAX_DELIVERY_COUNT = 10
 # How long one receive waits for more messages; the broker's idle probe ends a drain, so short is fine.
 RECEIVE_WAIT = 0.05
+# The planner's retries after a failed run (function_app.py's @app.retry on the timer).
+TIMER_RETRIES = 3
+# Real seconds one drain may take before the day is given up (exit 3).
+DRAIN_LIMIT = 120.0
 _DEFAULT_TIME = time(7, 0)
 
 
@@ -163,6 +167,7 @@ class _QueueTally:
 @dataclass
 class _Counts:
     published: int = 0
+    references: int = 0  # of `published`, reference look-ups (queue reference-resolution)
     handled: int = 0
     scheduled: int = 0
     cancelled: int = 0
@@ -187,6 +192,8 @@ class _Counts:
         self.duplicates += after.duplicates - before.duplicates
         self.abandoned += after.abandoned - before.abandoned
         self.published += max(0, entered - scheduled)
+        if not rechecks:
+            self.references += max(0, entered - scheduled)
         if rechecks:
             self.scheduled += scheduled
             self.cancelled += after.cancelled - before.cancelled
@@ -239,21 +246,45 @@ class _Run:
         counts = _Counts()
         self._advance(timer_at, record)
         self.unseen_change = False
-        await self.host.fire_timer(self.timer, past_due=False)
-        await self.host.drain()
+        record.timer_error = await self._fire_timer()
+        await self._drain()
         witness.step(counts)
         await self._open(record)
         midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
         # The rest of the day, one moment at a time: what a person changes, what becomes due.
         while moments := self._events(self.sim.now, midnight):
             self._advance(moments[0], record)
-            await self.host.drain()
+            await self._drain()
             witness.step(counts)
         self._advance(midnight, record)
-        await self.host.drain()
+        await self._drain()
         witness.step(counts)
         self._fill(record, counts)
         return record
+
+    async def _fire_timer(self) -> str | None:
+        """Fire the planner as the host does, retrying a failed run at once up to TIMER_RETRIES
+        times (the app's retry policy, without its pauses); the last failure's reason, if any.
+        A failed plan is not the end: the next day's plan catches up from the watermark."""
+        reason = None
+        for _ in range(1 + TIMER_RETRIES):
+            try:
+                await self.host.fire_timer(self.timer, past_due=False)
+            except Exception as exc:  # as the host: a failed function run is logged and retried
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                log.warning("the planner failed: %s", reason)
+            else:
+                return None
+        return reason
+
+    async def _drain(self) -> None:
+        try:
+            await self.host.drain(give_up_after=DRAIN_LIMIT)
+        except TimeoutError as exc:
+            raise ServiceError(
+                f"the replay could not finish a simulated day: {exc} (a handler hangs, or a message "
+                "keeps coming back); run with -v to see each delivery"
+            ) from None
 
     def _events(self, after: datetime, before: datetime) -> list[datetime]:
         """Times inside the day when something happens: timeline entries, scheduled messages."""
@@ -280,6 +311,7 @@ class _Run:
 
     def _fill(self, record: Day, counts: _Counts) -> None:
         record.published = counts.published
+        record.references = counts.references
         record.handled = counts.handled
         record.rechecks_scheduled = counts.scheduled
         record.rechecks_cancelled = counts.cancelled
@@ -467,9 +499,12 @@ async def _replay(
     previous = use_container(container)
     host: _Host | None = None
     try:
-        host = host_module.LocalFunctionsHost(
-            function_app.app, env, clock=clock, idle=broker.idle, receive_wait=RECEIVE_WAIT
-        )
+        try:
+            host = host_module.LocalFunctionsHost(
+                function_app.app, env, clock=clock, idle=broker.idle, receive_wait=RECEIVE_WAIT
+            )
+        except ValueError as exc:  # HostConfigurationError: the app's bindings or settings
+            raise ConfigError(f"the local Functions host cannot run function_app.app: {exc}") from None
         timer, daily_at = _timer(host)
         start = sim.now
         replay = Replay(

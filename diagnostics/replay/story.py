@@ -73,6 +73,8 @@ class Day:
     timer_at: datetime
     changes: list[TenantChange] = field(default_factory=list)
     published: int = 0
+    references: int = 0  # of `published`: reference look-ups the handlers sent on
+    timer_error: str | None = None  # the planner failed (after its retries): why
     handled: int = 0
     rechecks_scheduled: int = 0
     rechecks_cancelled: int = 0
@@ -101,6 +103,9 @@ class Day:
             "teams_posts": self.teams_posts,
             "open": self.open_by_severity(),
             "timer_at": iso(self.timer_at),
+            "timer_error": self.timer_error,
+            "published_checks": self.published - self.references,
+            "published_references": self.references,
             "tenant_changes": [{"at": iso(c.at), "description": c.description} for c in self.changes],
             "opened": [f.dedup_key for f in self.opened],
             "resolved": [f.dedup_key for f in self.closed],
@@ -222,10 +227,13 @@ def _open_line(day: Day) -> str:
 
 
 def _monitor_line(day: Day) -> str:
-    parts = [
-        f"timer at {day.timer_at:%H:%M} published {_count(day.published, 'check message')}",
-        f"{day.handled} handled",
-    ]
+    timer = f"timer at {day.timer_at:%H:%M}" + (
+        f" failed ({plain(day.timer_error)})" if day.timer_error else ""
+    )
+    parts = [f"{timer}; {_count(day.published - day.references, 'check')} published"]
+    if day.references:
+        parts.append(f"{_count(day.references, 'reference look-up')} sent on")
+    parts.append(f"{day.handled} handled")
     if day.rechecks_scheduled:
         parts.append(f"{_count(day.rechecks_scheduled, 're-check')} scheduled for the next day")
     if day.rechecks_cancelled:
