@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from azure.servicebus.exceptions import (
 )
 
 from diagnostics.adapters.http import one_line
-from diagnostics.errors import AuthError, ConfigError, DiagnosticsError, ServiceError, ServiceUnreachable
+from diagnostics.errors import AuthError, ConfigError, DiagnosticsError, ServiceUnreachable
 from diagnostics.ports import OutgoingMessage
 
 T = TypeVar("T")
@@ -86,10 +86,9 @@ class ServiceBusMessageBus:
     def __init__(self, client: ServiceBusClient) -> None:
         self._client = client
         self._senders: dict[str, ServiceBusSender] = {}
-        # The SDK's senders are not coroutine-safe (its README, "Thread safety"): concurrent
-        # handlers take turns on each queue's sender; a send takes a millisecond.
-        self._turns: dict[str, asyncio.Lock] = {}
-        self._opening = asyncio.Lock()
+        # One operation at a time on this client's connection: the SDK's async senders share one
+        # AMQP connection and break when two coroutines drive it at once. A send takes a few ms.
+        self._lock = asyncio.Lock()
 
     @classmethod
     def from_connection_string(cls, connection_string: str) -> ServiceBusMessageBus:
@@ -116,7 +115,7 @@ class ServiceBusMessageBus:
         if not messages:
             return
 
-        async def publish() -> None:
+        async def publish(sender: ServiceBusSender) -> None:
             batch = await sender.create_message_batch()
             for message in messages:
                 outgoing = _outgoing(message)
@@ -128,27 +127,26 @@ class ServiceBusMessageBus:
                     batch.add_message(outgoing)
             await sender.send_messages(batch)
 
-        async with self._turn(queue) as sender:
-            await self._call(publish, f"sending {len(messages)} message(s) to {queue}")
+        await self._on_sender(queue, publish, f"sending {len(messages)} message(s) to {queue}")
 
     async def schedule(self, queue: str, message: OutgoingMessage, at: datetime) -> int:
-        async with self._turn(queue) as sender:
-            numbers = await self._call(
-                lambda: sender.schedule_messages(_outgoing(message), at),
-                f"scheduling {message.message_id} on {queue}",
-            )
+        numbers = await self._on_sender(
+            queue,
+            lambda sender: sender.schedule_messages(_outgoing(message), at),
+            f"scheduling {message.message_id} on {queue}",
+        )
         return int(numbers[0])
 
     async def cancel(self, queue: str, sequence_numbers: Sequence[int]) -> None:
         if not sequence_numbers:
             return
         try:
-            async with self._turn(queue) as sender:
-                await self._call(
-                    lambda: sender.cancel_scheduled_messages(list(sequence_numbers)),
-                    f"cancelling scheduled message(s) {list(sequence_numbers)} on {queue}",
-                )
-        except ServiceError as exc:
+            await self._on_sender(
+                queue,
+                lambda sender: sender.cancel_scheduled_messages(list(sequence_numbers)),
+                f"cancelling scheduled message(s) {list(sequence_numbers)} on {queue}",
+            )
+        except DiagnosticsError as exc:
             # Already delivered or cancelled: the port says this is not an error.
             if not isinstance(exc.__cause__, MessageNotFoundError):
                 raise
@@ -157,28 +155,43 @@ class ServiceBusMessageBus:
 
     async def ping(self, queue: str) -> None:
         """Open (or reuse) the queue's sender: proves the namespace, the credential and the queue."""
-        async with self._turn(queue) as sender:
-            await self._call(sender.create_message_batch, f"opening a sender on {queue}")
+        await self._on_sender(
+            queue, lambda sender: sender.create_message_batch(), f"opening a sender on {queue}"
+        )
 
     async def aclose(self) -> None:
-        senders, self._senders = list(self._senders.values()), {}
-        for sender in senders:
-            await sender.close()
-        await self._client.close()
+        async with self._lock:
+            senders, self._senders = list(self._senders.values()), {}
+            for sender in senders:
+                with contextlib.suppress(Exception):
+                    await sender.close()
+            await self._client.close()
 
     # --- internals -----------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _turn(self, queue: str) -> AsyncIterator[ServiceBusSender]:
-        """The queue's sender, for this coroutine alone until the block ends."""
-        async with self._opening:
-            sender = self._senders.get(queue)
-            if sender is None:
-                sender = self._senders[queue] = self._client.get_queue_sender(queue)
-                self._turns[queue] = asyncio.Lock()
-            turn = self._turns[queue]
-        async with turn:
-            yield sender
+    async def _on_sender(
+        self, queue: str, operation: Callable[[ServiceBusSender], Awaitable[T]], what: str
+    ) -> T:
+        async with self._lock:
+            sender = await self._sender(queue)
+            try:
+                return await self._call(lambda: operation(sender), what)
+            except DiagnosticsError as exc:
+                if not isinstance(exc.__cause__, MessageNotFoundError):
+                    # A link that failed may stay unusable: the next operation opens a new one.
+                    self._senders.pop(queue, None)
+                    with contextlib.suppress(Exception):
+                        await sender.close()
+                raise
+
+    async def _sender(self, queue: str) -> ServiceBusSender:
+        """The queue's sender, opened on first use (call with the lock held)."""
+        sender = self._senders.get(queue)
+        if sender is None:
+            sender = self._client.get_queue_sender(queue)
+            await self._call(sender.__aenter__, f"opening a sender on {queue}")
+            self._senders[queue] = sender
+        return sender
 
     @staticmethod
     async def _call(action: Callable[[], Awaitable[T]], what: str) -> T:

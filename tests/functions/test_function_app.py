@@ -24,7 +24,9 @@ SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample
 
 @cache
 def functions() -> dict[str, object]:
-    # get_functions() is not idempotent (it raises on a second call): index once per session.
+    # get_functions() is not idempotent (it raises on a second call on the same app, and the local
+    # Functions host of other tests indexes it too): reset its state, then index once per session.
+    function_app.app.functions_bindings = None
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
