@@ -397,10 +397,9 @@ class LocalFunctionsHost:
         receivers, clients = list(self._receivers.values()), list(self._clients.values())
         self._receivers.clear()
         self._clients.clear()
-        for receiver in receivers:
-            await receiver.close()
-        for client in clients:
-            await client.close()
+        # Side by side: the SDK spends about a second closing each receiver.
+        await asyncio.gather(*(receiver.close() for receiver in receivers))
+        await asyncio.gather(*(client.close() for client in clients))
         close = getattr(self._credential, "close", None)
         if close is not None and inspect.iscoroutinefunction(close):
             await close()

@@ -1,14 +1,23 @@
 """One broker for the session (each SDK link open costs ~0.5 s: links are opened once and reused).
 
-Each test uses its own queue or leaves the queues it touches empty, so tests stay independent."""
+Each test leaves the queues it touches empty. A receiver keeps the link credit an empty receive
+left (as with Azure), so a message sent later sits locked in its buffer until its next receive:
+a queue is read by one receiver only, and tests that need a message to stay put use "quiet"."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.servicebus import ServiceBusClient, ServiceBusReceiver, ServiceBusSender, ServiceBusSubQueue
+from azure.servicebus import (
+    ServiceBusClient,
+    ServiceBusReceiveMode,
+    ServiceBusReceiver,
+    ServiceBusSender,
+    ServiceBusSubQueue,
+)
 
 from broker import Broker, QueueOptions
 from broker.testing import SimulatedClock, running_broker
@@ -17,7 +26,9 @@ QUEUES = {
     "basic": QueueOptions(),
     # dead-letters early: after 2 deliveries, and on expiry
     "strict": QueueOptions(max_delivery_count=2, dead_lettering_on_expiration=True),
-    "expiry": QueueOptions(dead_lettering_on_expiration=True),
+    # no peek-lock receiver: expiry and receive-and-delete
+    "quiet": QueueOptions(dead_lettering_on_expiration=True),
+    "async": QueueOptions(),
     "host-auto": QueueOptions(max_delivery_count=2),
     "host-manual": QueueOptions(max_delivery_count=2),
 }
@@ -49,11 +60,19 @@ class Links:
         assert isinstance(link, ServiceBusSender)
         return link
 
-    def receiver(self, queue: str, *, dead_letter: bool = False) -> ServiceBusReceiver:
-        key = (queue, "dlq" if dead_letter else "receiver")
+    def receiver(
+        self,
+        queue: str,
+        *,
+        dead_letter: bool = False,
+        mode: ServiceBusReceiveMode = ServiceBusReceiveMode.PEEK_LOCK,
+    ) -> ServiceBusReceiver:
+        key = (queue, f"{'dlq' if dead_letter else 'receiver'}-{mode.value}")
         if key not in self._open:
             sub_queue = ServiceBusSubQueue.DEAD_LETTER if dead_letter else None
-            receiver = self.client.get_queue_receiver(queue, sub_queue=sub_queue, max_wait_time=0.3)
+            receiver = self.client.get_queue_receiver(
+                queue, sub_queue=sub_queue, max_wait_time=0.3, receive_mode=mode
+            )
             # Open now: a first receive with a short wait would not leave time to open the link.
             self._open[key] = receiver.__enter__()
         link = self._open[key]
@@ -61,9 +80,14 @@ class Links:
         return link
 
     def close(self) -> None:
-        for link in self._open.values():
-            link.close()
+        close_all(*self._open.values())
         self.client.close()
+
+
+def close_all(*links: ServiceBusSender | ServiceBusReceiver) -> None:
+    """Close side by side: the SDK spends about a second closing each receiver (drain, keep-alive)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(links))) as pool:
+        list(pool.map(lambda link: link.close(), links))
 
 
 @pytest.fixture(scope="session")

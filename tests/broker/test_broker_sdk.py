@@ -15,7 +15,7 @@ from azure.servicebus.exceptions import MessageAlreadySettled, MessagingEntityNo
 
 from broker import Broker, QueueOptions
 from broker.testing import SimulatedClock, running_broker
-from tests.broker.conftest import ONE_DAY, Links, receive_all
+from tests.broker.conftest import ONE_DAY, Links, close_all, receive_all
 
 
 def uid(prefix: str) -> str:
@@ -170,19 +170,19 @@ def test_a_repeated_message_id_is_accepted_and_dropped(
 
 
 def test_an_expired_message_is_dead_lettered(broker: Broker, links: Links, clock: SimulatedClock) -> None:
-    # A queue no receiver listens on: a receiver's leftover link credit would hold (lock) the
-    # message in its buffer, and locked messages do not expire (as in Azure).
+    # A queue no peek-lock receiver listens on: a receiver's leftover link credit would hold (lock)
+    # the message in its buffer, and locked messages do not expire (as in Azure).
     message_id = uid("expiring")
-    links.sender("expiry").send_messages(
+    links.sender("quiet").send_messages(
         ServiceBusMessage("old", message_id=message_id, time_to_live=timedelta(hours=1))
     )
-    assert broker.stats("expiry").active == 1
+    assert broker.stats("quiet").active == 1
     clock.advance(timedelta(minutes=59))
-    assert broker.stats("expiry").active == 1
+    assert broker.stats("quiet").active == 1
     clock.advance(timedelta(minutes=2))
-    assert broker.idle("expiry")
-    assert broker.stats("expiry").expired == 1
-    [dead] = [d for d in broker.dead_letters("expiry") if d.message_id == message_id]
+    assert broker.idle("quiet")
+    assert broker.stats("quiet").expired == 1
+    [dead] = [d for d in broker.dead_letters("quiet") if d.message_id == message_id]
     assert (dead.reason, dead.description) == (
         "TTLExpiredException",
         "The message expired and was dead lettered.",
@@ -190,14 +190,13 @@ def test_an_expired_message_is_dead_lettered(broker: Broker, links: Links, clock
 
 
 def test_receive_and_delete(broker: Broker, links: Links) -> None:
-    links.sender("basic").send_messages(ServiceBusMessage("gone-once-read"))
-    with links.client.get_queue_receiver(
-        "basic", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE
-    ) as receiver:
-        [message] = receiver.receive_messages(max_message_count=1, max_wait_time=1)
+    # On a queue without a peek-lock receiver: that one's leftover credit would take the message.
+    links.sender("quiet").send_messages(ServiceBusMessage("gone-once-read"))
+    receiver = links.receiver("quiet", mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE)
+    [message] = receive_all(receiver, 1)
     assert str(message) == "gone-once-read"
-    assert broker.idle("basic")
-    assert broker.stats("basic").locked == 0
+    assert broker.idle("quiet")
+    assert broker.stats("quiet").locked == 0
 
 
 def test_unknown_queue_is_an_entity_not_found_error(links: Links) -> None:
@@ -212,8 +211,8 @@ async def test_async_client_send_schedule_receive_settle(broker: Broker, clock: 
     client = AsyncServiceBusClient.from_connection_string(broker.connection_string)
     async with (
         client,
-        client.get_queue_sender("basic") as sender,
-        client.get_queue_receiver("basic") as receiver,
+        client.get_queue_sender("async") as sender,
+        client.get_queue_receiver("async") as receiver,
     ):
         await sender.send_messages(ServiceBusMessage("async-now", message_id=message_id))
         [sequence] = await sender.schedule_messages(ServiceBusMessage("async-later"), clock() + ONE_DAY)
@@ -225,27 +224,30 @@ async def test_async_client_send_schedule_receive_settle(broker: Broker, clock: 
         await receiver.dead_letter_message(again, reason="Async", error_description="from the async client")
         await sender.cancel_scheduled_messages(sequence)
     assert [
-        (d.reason, d.description) for d in broker.dead_letters("basic") if d.message_id == message_id
+        (d.reason, d.description) for d in broker.dead_letters("async") if d.message_id == message_id
     ] == [("Async", "from the async client")]
-    assert broker.idle("basic")
-    assert broker.scheduled("basic") == []
-    dlq = broker.stats("basic")
+    assert broker.idle("async")
+    assert broker.scheduled("async") == []
+    dlq = broker.stats("async")
     assert dlq.locked == 0
 
 
 def test_duplicate_injection_delivers_completed_messages_once_more() -> None:
     with running_broker({"dup": QueueOptions()}, duplicate_rate=1.0, seed=3) as broker:
-        with ServiceBusClient.from_connection_string(broker.connection_string) as client:
-            with client.get_queue_sender("dup") as sender:
-                sender.send_messages(
-                    [ServiceBusMessage("a", message_id="a"), ServiceBusMessage("b", message_id="b")]
-                )
-            with client.get_queue_receiver("dup", max_wait_time=0.3) as receiver:
-                seen = []
-                while batch := receiver.receive_messages(max_message_count=4, max_wait_time=0.3):
-                    for message in batch:
-                        seen.append((message.message_id, str(message), message.delivery_count))
-                        receiver.complete_message(message)
+        client = ServiceBusClient.from_connection_string(broker.connection_string)
+        sender = client.get_queue_sender("dup")
+        receiver = client.get_queue_receiver("dup", max_wait_time=0.3).__enter__()
+        try:
+            sender.send_messages(
+                [ServiceBusMessage("a", message_id="a"), ServiceBusMessage("b", message_id="b")]
+            )
+            seen = []
+            while batch := receiver.receive_messages(max_message_count=4, max_wait_time=0.3):
+                for message in batch:
+                    seen.append((message.message_id, str(message), message.delivery_count))
+                    receiver.complete_message(message)
+        finally:
+            close_all(sender, receiver)
         assert sorted(seen) == [("a", "a", 0), ("a", "a", 1), ("b", "b", 0), ("b", "b", 1)]
         stats = broker.stats("dup")
         assert (stats.duplicates_injected, stats.completed) == (2, 4)

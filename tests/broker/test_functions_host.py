@@ -75,7 +75,8 @@ async def test_drain_settles_as_the_functions_host_does(broker: Broker, links: L
     async with LocalFunctionsHost(app, env_for(broker), idle=broker.idle, max_concurrent_calls=4) as host:
         assert host.service_bus_functions == {"auto": "host-auto", "manual": "host-manual"}
         drained = await host.drain()
-        assert broker.idle()
+        assert broker.idle("host-auto")
+        assert broker.idle("host-manual")
 
     auto_stats, manual_stats = drained["auto"], drained["manual"]
     # "fail" raised twice (max delivery count 2) and was abandoned each time: then dead-lettered.
