@@ -530,6 +530,9 @@ async def _replay(
         return replay
     finally:
         use_container(previous)
+        # Indexing the app keeps state on it that makes the next get_functions() refuse: leave
+        # the app as the replay found it, for whoever indexes it next in this process.
+        function_app.app.functions_bindings = None
         # Closing an AMQP link waits for the broker's answer: close them all at once.
         closing = [container.aclose()] + ([host.aclose()] if host is not None else [])
         await asyncio.gather(*closing, return_exceptions=True)
