@@ -12,7 +12,6 @@ from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics, Subject
-from diagnostics.periods import add_months
 from diagnostics.settings import Thresholds
 
 log = logging.getLogger(__name__)
@@ -204,9 +203,8 @@ def _focus_subjects(ctx: Context) -> set[str] | None:
         contracts = {ctx.subscriptions[s].contract_id for s in subs if s in ctx.subscriptions}
         return {unit.invoice_id, *subs, *(c for c in contracts if c)}
     if isinstance(unit, ExpectedInvoiceUnit):
-        # The expected invoice, and the gaps in the provider's invoices before it.
-        back = range(ctx.t.gap_lookback_months + 1)
-        return {f"{unit.provider_id}:{add_months(unit.period, -n)}" for n in back}
+        # The expected invoice: missing, or a gap when a later one was imported.
+        return {f"{unit.provider_id}:{unit.period}"}
     if isinstance(unit, ContractUnit):
         return {unit.contract_id, *(s.id for s in snap.subscriptions if s.contract_id == unit.contract_id)}
     # The tenant-wide checks are about subscriptions and contracts.

@@ -265,18 +265,24 @@ async def load_expected_unit(
     *,
     as_of: datetime,
 ) -> Snapshot:
+    """The provider and its invoices from the look-back on, as the scan reads them: the expected
+    invoice is judged as the scan judges it (missing, or a gap when a later one was imported), for
+    the period under review (or the unit's period, if later)."""
     loader, answers = Loader(schema, t), Answers.of(schema)
     pc_task = asyncio.create_task(_partner_center(pc, unit.period))  # asked while Dataverse answers
-    oldest = add_months(unit.period, -t.gap_lookback_months - 1)
+    reviewed = max(unit.period, period_under_review(as_of))
+    oldest = period_start(add_months(reviewed, -t.gap_lookback_months - 1)).isoformat()
     provider = unit.provider_id
     first = Round(loader)
     first.add(
         "providers", "work365_provider", _eq(loader, "work365_provider", "work365_providerid", provider)
     )
     of_provider = _eq(loader, _PI, "work365_providerinvoice_provider", provider)
-    first.add("provider_invoices", _PI, f"{of_provider} and ({_periods_filter(loader, oldest, unit.period)})")
+    start = loader.c(_PI, "work365_providerinvoice_billingperiodstart")
+    since = f"{start} ge {oldest} or ({start} eq null and createdon ge {oldest}T00:00:00Z)"
+    first.add("provider_invoices", _PI, f"{of_provider} and ({since})")
     await run(dv, first, answers)
-    return _snapshot(answers, as_of=as_of, period=unit.period, unit=unit, partner_center=await pc_task)
+    return _snapshot(answers, as_of=as_of, period=reviewed, unit=unit, partner_center=await pc_task)
 
 
 # --- one billing contract -------------------------------------------------------------------------

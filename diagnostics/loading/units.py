@@ -15,6 +15,7 @@ from diagnostics.checks.context import Context
 from diagnostics.engine import build_report, run_checks
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit, Unit
 from diagnostics.model import Finding, Report, Snapshot
+from diagnostics.periods import add_months
 from diagnostics.settings import Thresholds
 
 # check -> the codes it reports (findings.md sections 1-5). CHECK_FAILED comes from any of them.
@@ -130,6 +131,25 @@ def _earlier_findings(ctx: Context, checks: Sequence[Check]) -> list[Finding]:
     return out
 
 
+def _still_missing(ctx: Context, checks: Sequence[Check]) -> list[Finding]:
+    """Expected invoices of earlier periods that never came, with nothing imported after them (so no
+    PI_PERIOD_GAP names them): a missing October invoice is still reported on 1 December."""
+    pulled = [c for c in checks if c.name == "invoice_pulled" and not c.needs & ctx.snap.failures.keys()]
+    if not pulled:
+        return []
+    out: list[Finding] = []
+    for back in range(1, ctx.t.gap_lookback_months + 1):
+        period = add_months(ctx.period, -back)
+        found, _ = run_checks(Context(ctx.snap.model_copy(update={"period": period}), ctx.t), pulled)
+        for f in found:
+            provider = f.subject.id.rpartition(":")[0]
+            billed = {p for (pid, p) in ctx.invoices_by_provider_period if pid == provider}
+            # Invoices before it show the provider was billing then; one after it is a gap instead.
+            if any(p < period for p in billed) and not any(p > period for p in billed):
+                out.append(f)
+    return out
+
+
 def review(
     snapshot: Snapshot,
     thresholds: Thresholds,
@@ -139,7 +159,10 @@ def review(
 ) -> Report:
     """The report of the snapshot's unit: its checks for its period and the earlier open periods."""
     checks = checks_for(snapshot.unit)
-    earlier = _earlier_findings(Context(snapshot, thresholds), checks) if snapshot.open_periods else []
+    ctx = Context(snapshot, thresholds)
+    earlier = _earlier_findings(ctx, checks) if snapshot.open_periods else []
+    if snapshot.unit is None or isinstance(snapshot.unit, ExpectedInvoiceUnit):
+        earlier += _still_missing(ctx, checks)
     return build_report(snapshot, thresholds, [*extra, *earlier], schema_map=schema_map, checks=checks)
 
 

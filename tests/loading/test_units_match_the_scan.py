@@ -25,6 +25,7 @@ from diagnostics.messages import (
     unit_key,
 )
 from diagnostics.model import Finding, Report, Snapshot
+from diagnostics.periods import add_months
 from diagnostics.service import check_unit, scan
 from diagnostics.settings import Thresholds
 from simulator import Simulator
@@ -39,12 +40,14 @@ _T = Thresholds()
 
 
 def _units(sim: Simulator, period: str, open_periods: tuple[str, ...]) -> list[Unit]:
-    """Every unit of the tenant: the tenant-wide one, each provider's expected invoice, each contract,
-    each provider invoice of the period and of the earlier open periods."""
+    """Every unit of the tenant: the tenant-wide one, each provider's expected invoice of the period
+    and the look-back, each contract, each provider invoice of the period and of the earlier open
+    periods."""
     units: list[Unit] = [TenantPeriodUnit(period=period)]
     units += [
-        ExpectedInvoiceUnit(provider_id=r["work365_providerid"], period=period)
+        ExpectedInvoiceUnit(provider_id=r["work365_providerid"], period=add_months(period, -back))
         for r in sim.rows("work365_provider")
+        for back in range(_T.gap_lookback_months + 1)
     ]
     units += [
         ContractUnit(contract_id=r["work365_billingcontractid"], period=period)
