@@ -197,6 +197,21 @@ class PartnerCenterView(Frozen):
     period_error: str | None = None
 
 
+class UnreadableRecord(Frozen):
+    """A record with a value that cannot be read (a date out of range, a number that is not one, a
+    row that is not an object): left out of the snapshot, and reported as CHECK_FAILED on
+    `subject_type`/`subject_id` (the record itself, or the record it belongs to; "tenant" with no id
+    when it belongs to none), so the rest of its table and of the diagnosis still counts."""
+
+    part: str
+    table: str
+    row: int  # 1-based position in the answer
+    record_id: str | None
+    reason: str
+    subject_type: str
+    subject_id: str | None = None
+
+
 class Snapshot(Frozen):
     """Everything one period's diagnosis needs, loaded in as few round trips as the data allows.
 
@@ -219,6 +234,8 @@ class Snapshot(Frozen):
     account_names: dict[str, str] = Field(default_factory=dict)
     partner_center: PartnerCenterView = PartnerCenterView(state="not_configured")
     failures: dict[str, str] = Field(default_factory=dict)
+    # Records left out because a value could not be read (the rest of their part is used).
+    unreadable_records: tuple[UnreadableRecord, ...] = ()
     # The unit of work this snapshot is the slice of; None: the whole tenant (`scan`).
     unit: Unit | None = None
     # Earlier periods still open (findings.md, "Open periods"), reviewed along with `period`.

@@ -37,6 +37,7 @@ from diagnostics.model import (
     ProviderKind,
     ScheduleStatus,
     Subscription,
+    UnreadableRecord,
     UsageSummary,
 )
 from diagnostics.periods import add_months, period_end, period_of, period_start
@@ -66,6 +67,14 @@ class RowError(ValueError):
     """A row whose value cannot be read as the schema says."""
 
 
+def _shown(value: object) -> str:
+    """A value for a one-line reason: short, and never the repr of a deeply nested structure."""
+    if isinstance(value, str | int | float | bool):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:59] + "…"
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+
+
 class Row:
     """One Dataverse row read through the resolved schema, by default column names."""
 
@@ -87,7 +96,11 @@ class Row:
 
     def text(self, column: str) -> str | None:
         value = self.value(column)
-        return None if value is None else str(value)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not text")
+        return str(value)
 
     def required(self, column: str) -> str:
         value = self.text(column)
@@ -99,25 +112,34 @@ class Row:
         value = self.value(column)
         if value is None:
             return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not a number")
         try:
-            return Decimal(str(value))
+            number = Decimal(str(value))
         except InvalidOperation:
-            raise RowError(f"{self.table}.{column} is {value!r}, not a number") from None
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not a number") from None
+        if not number.is_finite():  # NaN would make every comparison a check makes raise
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not a number")
+        return number
 
     def integer(self, column: str) -> int | None:
         value = self.value(column)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise RowError(f"{self.table}.{column} is {value!r}, not a whole number")
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not a whole number")
         try:
             return int(value)
-        except ValueError:
-            raise RowError(f"{self.table}.{column} is {value!r}, not a whole number") from None
+        except (ValueError, OverflowError):
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not a whole number") from None
 
     def boolean(self, column: str) -> bool | None:
         value = self.value(column)
-        return None if value is None else bool(value)
+        if value is None or isinstance(value, bool):
+            return value
+        if value in (0, 1) and isinstance(value, int):
+            return bool(value)
+        raise RowError(f"{self.table}.{column} is {_shown(value)}, not true or false")
 
     def day(self, column: str) -> dt.date | None:
         moment = self.moment(column)
@@ -127,11 +149,15 @@ class Row:
         value = self.value(column)
         if value is None or value == "":
             return None
+        if not isinstance(value, str):
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not a date")
         try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
         except ValueError:
-            raise RowError(f"{self.table}.{column} is {value!r}, not a date") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not a date") from None
+        except OverflowError:  # the edge of the calendar, moved past it by its offset
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, a date out of range") from None
 
     def created(self) -> dt.datetime:
         moment = self.moment("createdon")
@@ -140,7 +166,10 @@ class Row:
         return moment
 
     def label(self, column: str) -> str | None:
-        return self.schema.label(self.table, column, self.value(column))
+        value = self.value(column)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise RowError(f"{self.table}.{column} is {_shown(value)}, not an option value")
+        return self.schema.label(self.table, column, value)
 
     def meaning(self, column: str) -> str | None:
         return self.schema.schema_map.meaning_of(self.table, column, self.label(column))
@@ -399,13 +428,77 @@ class Loader:
         return out
 
     def rows(self, table: str, raw_rows: Sequence[dict[str, Any]], build: Callable[[Row], T]) -> list[T]:
+        """Every row as a record; RowError for the first that cannot be read."""
         out = []
         for index, raw in enumerate(raw_rows):
             try:
-                out.append(build(Row(table, raw, self.schema)))
-            except (RowError, ValueError) as exc:
+                out.append(_build(build, Row(table, raw, self.schema)))
+            except RowError as exc:
                 raise RowError(f"row {index + 1}: {exc}") from None
         return out
+
+    def records(
+        self, part: str, table: str, raw_rows: Sequence[Any], build: Callable[[Row], T]
+    ) -> tuple[list[T], list[UnreadableRecord]]:
+        """The rows that can be read as records, and one UnreadableRecord per row that cannot."""
+        out: list[T] = []
+        bad: list[UnreadableRecord] = []
+        for index, raw in enumerate(raw_rows):
+            try:
+                out.append(_build(build, Row(table, raw, self.schema)))
+            except RowError as exc:
+                bad.append(self._unreadable(part, table, index + 1, raw, str(exc)))
+        return out, bad
+
+    def _unreadable(self, part: str, table: str, row: int, raw: Any, reason: str) -> UnreadableRecord:
+        subject_type, owner = _RECORD_SUBJECTS.get(part, ("tenant", None))
+        column = owner or TABLES[table].primary_key
+        subject_id = None
+        if subject_type != "tenant" and isinstance(raw, dict):
+            value = raw.get(self.c(table, column))
+            subject_id = value if isinstance(value, str) and value else None
+        record_id = raw.get(self.c(table, TABLES[table].primary_key)) if isinstance(raw, dict) else None
+        return UnreadableRecord(
+            part=part,
+            table=table,
+            row=row,
+            record_id=record_id if isinstance(record_id, str) else None,
+            reason=reason,
+            # a record whose owner cannot be told stops the checks of the whole tenant's records
+            subject_type=subject_type if subject_id else "tenant",
+            subject_id=subject_id,
+        )
+
+
+# Whose checks an unreadable record stops: the record itself (None) or the record a lookup names.
+_RECORD_SUBJECTS: dict[str, tuple[str, str | None]] = {
+    "provider_invoices": ("provider_invoice", None),
+    "usage_summaries": ("provider_invoice", "work365_usagesummary_providerinvoice"),
+    "notes": ("provider_invoice", "objectid"),
+    "subscriptions": ("subscription", None),
+    "contracts": ("billing_contract", None),
+    "schedules": ("billing_contract", "work365_billingschedule_billingcontract"),
+    "invoices": ("billing_contract", "work365_invoice_billingcontract"),
+}
+# What a malformed value can raise on its way into a record (pydantic's ValidationError is a
+# ValueError, decimal's InvalidOperation an ArithmeticError, a nested value too deep a RecursionError).
+_MALFORMED = (ValueError, TypeError, ArithmeticError, LookupError, AttributeError, RecursionError)
+
+
+def _build(build: Callable[[Row], T], row: Row) -> T:
+    if not isinstance(row.raw, dict):
+        raise RowError(f"{row.table} row is {_shown(row.raw)}, not an object")
+    try:
+        return build(row)
+    except RowError:
+        raise
+    except _MALFORMED as exc:
+        raise RowError(f"{row.table} row cannot be read ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:150] if text else "") or type(exc).__name__
 
 
 def _is_lookup(table: str, column: str) -> bool:
@@ -544,14 +637,20 @@ def _read(
     part: str,
     answer: list[dict[str, Any]] | ServiceError,
     failures: dict[str, str],
+    unreadable: list[UnreadableRecord] | None = None,
 ) -> list[Any]:
-    """The part's rows as domain records; a failed or malformed part is recorded, not raised."""
+    """The part's rows as domain records; a failed part is recorded in `failures`, a malformed
+    record in `unreadable` (the rest of the part is used), nothing is raised."""
     if isinstance(answer, ServiceError):
         failures[part] = str(answer)
         return []
     table, build = _PARTS[part]
-    try:
-        return loader.rows(table, answer, build)
-    except RowError as exc:
-        failures[part] = f"malformed data in {table}: {exc}"
-        return []
+    if unreadable is None:
+        try:
+            return loader.rows(table, answer, build)
+        except RowError as exc:
+            failures[part] = f"malformed data in {table}: {exc}"
+            return []
+    records, bad = loader.records(part, table, answer, build)
+    unreadable.extend(bad)
+    return records
