@@ -10,6 +10,7 @@ from typing import Any
 from diagnostics.catalog import finding
 from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
+from diagnostics.checks.records import check_unreadable_records
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics, Subject
 from diagnostics.settings import Thresholds
@@ -188,6 +189,8 @@ def run_checks(ctx: Context, checks: Sequence[Check] = CHECKS) -> tuple[list[Fin
         if all(SEVERITY_RANK[f.severity] > SEVERITY_RANK["warning"] for f in result):
             passed += 1
         findings.extend(result)
+    # Records left out for a malformed value fail their own subject, not the whole diagnosis.
+    findings.extend(check_unreadable_records(ctx))
     return findings, passed
 
 

@@ -20,6 +20,8 @@ def read_json_object(path: Path, what: str, error: type[InputError] = InputError
         raise error(f"{what} cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise error(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except RecursionError:
+        raise error(f"{what} is nested too deeply to be read as JSON") from None
     if not isinstance(raw, dict):
         raise error(f"{what} must hold a JSON object")
     return raw

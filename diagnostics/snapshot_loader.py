@@ -72,7 +72,9 @@ def _shown(value: object) -> str:
     if isinstance(value, str | int | float | bool):
         text = repr(value)
         return text if len(text) <= 60 else text[:59] + "…"
-    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 class Row:
@@ -505,14 +507,54 @@ def _is_lookup(table: str, column: str) -> bool:
     return TABLES[table].column(column).type == "Lookup"
 
 
+def _pc_invoices(raw: Sequence[Any]) -> tuple[list[PartnerCenterInvoice], list[str]]:
+    """Partner Center's invoice records, read one by one: a malformed record (a date out of range,
+    a total that is not a number, an item that is not an object) becomes an invoice whose period is
+    unknown, so that the month it might bill is reported unverified, never as a Microsoft delay.
+    Returns the invoices and a one-line reason per malformed record."""
+    out: list[PartnerCenterInvoice] = []
+    malformed: list[str] = []
+    for index, item in enumerate(raw):
+        try:
+            out.append(_pc_invoice(item))
+            continue
+        except _MALFORMED as exc:
+            reason = _first_line(exc)
+        fields = item if isinstance(item, dict) else {}
+
+        def text(key: str, fields: dict[str, Any] = fields) -> str | None:
+            value = fields.get(key)
+            return value[:100] if isinstance(value, str) and value else None
+
+        ident = text("id") or f"#{index + 1}"
+        malformed.append(f"invoice {ident}: {reason}")
+        out.append(
+            PartnerCenterInvoice(
+                id=ident,
+                invoice_date=None,
+                period_start=None,
+                period_end=None,
+                total_charges=None,
+                currency_code=None,
+                invoice_type=text("invoiceType"),
+                document_type=text("documentType"),
+            )
+        )
+    return out, malformed
+
+
 async def _partner_center(client: InvoiceLister | None, period: str) -> PartnerCenterView:
     if client is None:
         return PartnerCenterView(
             state="not_configured", reason="Partner Center is not configured for this tool"
         )
     try:
-        invoices = [_pc_invoice(i) for i in await client.list_invoices()]
+        invoices, malformed = _pc_invoices(await client.list_invoices())
         invoices, period_error = await _read_missing_periods(client, invoices, period)
+        if malformed:
+            more = f" (and {len(malformed) - 1} more)" if len(malformed) > 1 else ""
+            said = f"Partner Center answered a malformed invoice record: {malformed[0]}{more}"
+            period_error = f"{said}; {period_error}" if period_error else said
         return PartnerCenterView(state="ok", invoices=tuple(invoices), period_error=period_error)
     except ServiceError as exc:
         return PartnerCenterView(state="unreachable", reason=str(exc))
@@ -550,7 +592,11 @@ async def _read_missing_periods(
         if isinstance(answer, ServiceError):
             failures.append(str(answer))
             continue
-        full = _pc_invoice(answer)
+        try:
+            full = _pc_invoice(answer)
+        except _MALFORMED as exc:
+            failures.append(f"invoice {inv.id} read by id is malformed: {_first_line(exc)}")
+            continue
         if full.period_start is not None:
             found[inv.id] = full
     unknown = [inv.id for inv in candidates if inv.id not in found]

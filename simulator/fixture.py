@@ -3,6 +3,10 @@
 A fixture is checked completely before anything is served: a misspelt key, table, label or date must
 fail loudly with one line that says where, never produce a quietly empty tenant. The result keeps the
 default names and the labels; `tenant.py` turns it into what Dataverse would serve.
+
+One escape hatch, for tests of malformed data: a row's `"$raw"` object maps column names to values
+served exactly as written, unchecked (a date out of range, a number as a word, a nested object) —
+what a real environment's corrupt or customised record would answer.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from diagnostics.jsonfile import read_json_object
 from diagnostics.schema import TABLES, ColumnDef, TableDef
 from simulator.values import format_datetime, is_guid, parse_date, parse_datetime
 
+RAW_KEY = "$raw"  # a row's values served unchecked (see the module's docstring)
 _TOP_KEYS = (
     "fixture_version",
     "description",
@@ -216,6 +221,7 @@ class _Loader:
         if not isinstance(raw, dict):
             raise self.fail(f"{path} must be an object")
         row = dict(raw)
+        unchecked = row.pop(RAW_KEY, None)
         if table.logical == "annotation":
             self.document(row, path)
         known = _COLUMN_NAMES[table.logical]
@@ -230,6 +236,10 @@ class _Loader:
             row["createdon"] = created
         if row.get("modifiedon") is None:
             row["modifiedon"] = row["createdon"]
+        if unchecked is not None:
+            if not isinstance(unchecked, dict) or not set(unchecked) <= known:
+                raise self.fail(f"{path}.{RAW_KEY} must be an object of {table.logical}'s column names")
+            row[RAW_KEY] = unchecked
         return row
 
     def value(self, table: TableDef, column: ColumnDef, value: object, path: str) -> object:

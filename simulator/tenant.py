@@ -16,7 +16,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from diagnostics.schema import TABLES, ColumnDef, TableDef
-from simulator.fixture import Fixture, PartnerCenterFixture, TimelineEntry, complete_added_row, option_labels
+from simulator.fixture import (
+    RAW_KEY,
+    Fixture,
+    PartnerCenterFixture,
+    TimelineEntry,
+    complete_added_row,
+    option_labels,
+)
 from simulator.values import pluralise
 
 CUSTOM_OPTION_BASE = 870_420_000
@@ -165,7 +172,7 @@ class Tenant:
         timeline_rows = (row for e in self.fixture.timeline for row in e.upsert.get(definition.logical, ()))
         for raw in (*self.fixture.rows.get(definition.logical, ()), *timeline_rows):
             for name, value in raw.items():
-                if name not in definition.column_names and value is not None:
+                if name not in definition.column_names and name != RAW_KEY and value is not None:
                     extras.setdefault(name, _inferred_type(value))
         columns += [ServedColumn(name, name, kind, name, None) for name, kind in extras.items()]
         return ServedTable(
@@ -224,6 +231,8 @@ class Tenant:
             elif value is not None and column.default == "objecttypecode":
                 value = self.tables[value].logical if value in self.tables else value
             row.values[column.prop] = value
+        for name, value in raw.get(RAW_KEY, {}).items():
+            row.values[table.by_default[name].prop] = value  # served as written, unchecked
         return row
 
     # --- the timeline -----------------------------------------------------------------------------

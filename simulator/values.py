@@ -23,7 +23,10 @@ def parse_datetime(text: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # the edge of the calendar, moved past it by its offset
+        raise ValueError(f"{text} is out of range") from None
 
 
 def parse_date(text: str) -> date:

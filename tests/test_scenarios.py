@@ -136,8 +136,10 @@ SUBJECT_OF: dict[str, frozenset[str]] = {
         _SUBSCRIPTION,
     ),
     "USAGE_ARCHIVED": _SUBSCRIPTION | _INVOICE,  # the contract leaves it open
-    # The tool's own findings are about the environment (a check's CHECK_FAILED names the check).
-    **dict.fromkeys(("CHECK_FAILED", "SCHEMA_MISMATCH", "READ_ACCESS_LIMITED"), frozenset({"tenant"})),
+    # The tool's own findings are about the environment (a check's CHECK_FAILED names the check) ...
+    **dict.fromkeys(("SCHEMA_MISMATCH", "READ_ACCESS_LIMITED"), frozenset({"tenant"})),
+    # ... except a record that cannot be read: it fails the subject it is, or belongs to.
+    "CHECK_FAILED": frozenset({"tenant"}) | _INVOICE | _CONTRACT | _SUBSCRIPTION,
 }
 _ROW_TABLE = {
     "provider_invoice": ("work365_providerinvoice", "work365_providerinvoiceid"),

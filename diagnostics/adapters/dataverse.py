@@ -402,7 +402,7 @@ def _part_result(request: BatchRequest, answer: BatchResponse) -> dict[str, Any]
         return http_error(DATAVERSE, "GET", path, answer.status, answer.body)
     try:
         data = json.loads(answer.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         data = None
     if not isinstance(data, dict):
         return ServiceError(

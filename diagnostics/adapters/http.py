@@ -153,7 +153,7 @@ def error_detail(body: bytes | str) -> tuple[str | None, str | None]:
     """(code, message) from an error body: Dataverse's `{"error": {...}}` or Partner Center's flat one."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -206,7 +206,7 @@ def read_json(response: httpx.Response, service: Service) -> dict[str, Any]:
     """The JSON object of a successful answer; a body that is not one is the service's error."""
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         data = None
     if not isinstance(data, dict):
         raise ServiceError(

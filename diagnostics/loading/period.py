@@ -196,6 +196,7 @@ async def load_period(
         account_names=answers.names,
         partner_center=await pc_task,
         failures=answers.failures,
+        unreadable_records=tuple(answers.unreadable),
         unit=unit,
         open_periods=tuple(still_open),
         invoices_with_usage=frozenset(

@@ -115,6 +115,7 @@ def _snapshot(answers: Answers, *, as_of: datetime, period: str, **fields: objec
             "currencies": tuple(answers.get("currencies")),
             "account_names": answers.names,
             "failures": answers.failures,
+            "unreadable_records": tuple(answers.unreadable),
             "invoices_with_usage": _with_usage(answers),
             **fields,
         }

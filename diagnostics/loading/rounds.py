@@ -16,6 +16,7 @@ from typing import Any
 from diagnostics.adapters.dataverse import Query
 from diagnostics.errors import ServiceError
 from diagnostics.metadata import ResolvedSchema
+from diagnostics.model import UnreadableRecord
 from diagnostics.schema import TABLES
 from diagnostics.snapshot_loader import DataverseReader, Loader, _account_names, _read
 
@@ -89,6 +90,8 @@ class Answers:
     counts: dict[str, dict[str | None, int] | ServiceError] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    # records left out because a value could not be read (the rest of their part is used)
+    unreadable: list[UnreadableRecord] = field(default_factory=list)
 
     @classmethod
     def of(cls, schema: ResolvedSchema) -> Answers:
@@ -139,7 +142,7 @@ async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
         if not isinstance(answer, ServiceError):
             into.names |= _account_names(answer, round_.loader.schema.schema_map.table("account"))
         part_failures: dict[str, str] = {}
-        records = _read(round_.loader, part, answer, part_failures)
+        records = _read(round_.loader, part, answer, part_failures, into.unreadable)
         if part_failures:
             into.failures |= part_failures
         into.records[part] = _unique([*into.records.get(part, []), *records])
