@@ -169,7 +169,9 @@ def _check_failed(check: Check, period: str, why: str, parts: Iterable[str] = ()
     )
 
 
-def run_checks(ctx: Context, checks: Sequence[Check] = CHECKS) -> tuple[list[Finding], int]:
+def run_checks(
+    ctx: Context, checks: Sequence[Check] = CHECKS, *, unreadable_records: bool = True
+) -> tuple[list[Finding], int]:
     """Every check's findings, and how many checks passed (ran and found nothing to act on)."""
     findings: list[Finding] = []
     passed = 0
@@ -189,8 +191,10 @@ def run_checks(ctx: Context, checks: Sequence[Check] = CHECKS) -> tuple[list[Fin
         if all(SEVERITY_RANK[f.severity] > SEVERITY_RANK["warning"] for f in result):
             passed += 1
         findings.extend(result)
-    # Records left out for a malformed value fail their own subject, not the whole diagnosis.
-    findings.extend(check_unreadable_records(ctx))
+    # Records left out for a malformed value fail their own subject, not the whole diagnosis
+    # (once per snapshot: a re-run over an earlier period passes unreadable_records=False).
+    if unreadable_records:
+        findings.extend(check_unreadable_records(ctx))
     return findings, passed
 
 
@@ -210,8 +214,13 @@ def _focus_subjects(ctx: Context) -> set[str] | None:
         return {f"{unit.provider_id}:{unit.period}"}
     if isinstance(unit, ContractUnit):
         return {unit.contract_id, *(s.id for s in snap.subscriptions if s.contract_id == unit.contract_id)}
-    # The tenant-wide checks are about subscriptions and contracts.
-    return {*(s.id for s in snap.subscriptions), *(c.id for c in snap.contracts)}
+    # The tenant-wide checks are about subscriptions and contracts (those that could not be read too).
+    unreadable = {
+        r.subject_id
+        for r in snap.unreadable_records
+        if r.subject_id and r.subject_type in ("subscription", "billing_contract")
+    }
+    return {*(s.id for s in snap.subscriptions), *(c.id for c in snap.contracts), *unreadable}
 
 
 def sort_key(item: Finding) -> tuple[int, bool, bool, str, str, str]:

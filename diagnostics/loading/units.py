@@ -121,7 +121,7 @@ def _earlier_findings(ctx: Context, checks: Sequence[Check]) -> list[Finding]:
     out: list[Finding] = []
     for period in ctx.snap.open_periods:
         earlier = ctx.snap.model_copy(update={"period": period})
-        found, _ = run_checks(Context(earlier, ctx.t), repeated)
+        found, _ = run_checks(Context(earlier, ctx.t), repeated, unreadable_records=False)
         out.extend(
             f
             for f in found

@@ -69,7 +69,8 @@ def _belongs(scanned: Report, unit: Unit, snapshot: Snapshot) -> dict[str, Findi
     return {
         f.dedup_key: f
         for f in scanned.findings
-        if f.code in codes_for(unit)
+        # a record that cannot be read fails its own subject in every report that reads it
+        if (f.code in codes_for(unit) or f.code == "CHECK_FAILED")
         and f.subject.id in subjects
         and (any_period or f.period == snapshot.period)
     }
