@@ -17,6 +17,7 @@ from azurefunctions.extensions.base import meta
 
 import function_app
 from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
+from diagnostics.settings import load_settings
 from simulator import Simulator, load_fixture
 
 SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample-tenant.json"
@@ -200,3 +201,19 @@ async def test_unreachable_dataverse_is_502(sim: Simulator, monkeypatch: pytest.
     body = json.loads(response.get_body())["error"]
     assert "503" in body
     assert "Traceback" not in body
+
+
+def test_host_limits_keep_each_instance_within_its_dataverse_share() -> None:
+    # README "Concurrency": each instance runs at most as many messages (and HTTP requests) at once
+    # as the worker's Dataverse cap lets through; more would only hold message locks while waiting.
+    host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())
+    cap = load_settings({}).dataverse_max_concurrency
+    service_bus = host["extensions"]["serviceBus"]
+    assert service_bus["maxConcurrentCalls"] == cap
+    assert host["extensions"]["http"]["maxConcurrentRequests"] == cap
+    assert host["concurrency"]["dynamicConcurrencyEnabled"] is False  # fixed, not grown past the cap
+    # The lock is renewed for as long as a message may take (DIAG_MESSAGE_DEADLINE_SECONDS).
+    hours, minutes, seconds = (int(p) for p in service_bus["maxAutoLockRenewalDuration"].split(":"))
+    assert hours * 3600 + minutes * 60 + seconds >= load_settings({}).message_deadline_seconds
+    # 4 instances (infra: maximumInstanceCount) x 1 worker process x the cap stays under 52.
+    assert 4 * cap <= 52
