@@ -180,28 +180,10 @@ async def load_period(
         read_invoices_usage(third, (pi.id for pi in invoices if invoice_period(pi) in still_open))
         await run(dv, third, answers)
 
-    return Snapshot(
+    return answers.snapshot(
         as_of=as_of,
         period=period,
-        providers=tuple(answers.get("providers")),
-        provider_invoices=tuple(invoices),
-        usage_summaries=tuple(answers.get("usage_summaries")),
-        notes=tuple(answers.get("notes")),
-        provider_accounts=tuple(answers.get("provider_accounts")),
-        subscriptions=tuple(answers.get("subscriptions")),
-        contracts=tuple(answers.get("contracts")),
-        schedules=tuple(answers.get("schedules")),
-        invoices=tuple(answers.get("invoices")),
-        currencies=tuple(answers.get("currencies")),
-        account_names=answers.names,
         partner_center=await pc_task,
-        failures=answers.failures,
-        unreadable_records=tuple(answers.unreadable),
         unit=unit,
         open_periods=tuple(still_open),
-        invoices_with_usage=frozenset(
-            key.removeprefix("any:")
-            for key, found in answers.probes.items()
-            if key.startswith("any:") and found
-        ),
     )

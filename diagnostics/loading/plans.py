@@ -2,7 +2,8 @@
 round trips as the ids allow (diagnostics/loading/units.py says which checks run for which unit).
 
 - provider invoice: three round trips, whatever the size of the tenant — (1) the invoice by its
-  GUID, its usage summaries and notes, the providers and currencies; (2) what those name: the
+  GUID, how many usage summaries it has per subscription, its notes, the providers and currencies;
+  (2) its usage summaries in queries of at most one page each, and what (1) names: the
   subscriptions its usage touches and its references name, the provider accounts its references
   name, the provider invoices of its period and the one before; (3) what the subscriptions name:
   their contracts, the other usage subscriptions on them (and of the referenced customers), their
@@ -28,7 +29,7 @@ from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import PartnerCenterView, ProviderInvoice, Snapshot
 from diagnostics.periods import add_months, day_in_following_month, period_start, period_under_review
-from diagnostics.refcsv import RefKind
+from diagnostics.refcsv import RefKind, references_in_message
 from diagnostics.settings import Thresholds
 from diagnostics.snapshot_loader import (
     DataverseReader,
@@ -92,36 +93,6 @@ def _probe_usage(round_: Round, invoices: Iterable[ProviderInvoice]) -> None:
         round_.probe(f"any:{pi.id}", _US, f"{column} eq {pi.id}", part="usage_summaries")
 
 
-def _with_usage(answers: Answers) -> frozenset[str]:
-    return frozenset(
-        k.removeprefix("any:") for k, found in answers.probes.items() if found and k.startswith("any:")
-    )
-
-
-def _snapshot(answers: Answers, *, as_of: datetime, period: str, **fields: object) -> Snapshot:
-    return Snapshot.model_validate(
-        {
-            "as_of": as_of,
-            "period": period,
-            "providers": tuple(answers.get("providers")),
-            "provider_invoices": tuple(answers.get("provider_invoices")),
-            "usage_summaries": tuple(answers.get("usage_summaries")),
-            "notes": tuple(answers.get("notes")),
-            "provider_accounts": tuple(answers.get("provider_accounts")),
-            "subscriptions": tuple(answers.get("subscriptions")),
-            "contracts": tuple(answers.get("contracts")),
-            "schedules": tuple(answers.get("schedules")),
-            "invoices": tuple(answers.get("invoices")),
-            "currencies": tuple(answers.get("currencies")),
-            "account_names": answers.names,
-            "failures": answers.failures,
-            "unreadable_records": tuple(answers.unreadable),
-            "invoices_with_usage": _with_usage(answers),
-            **fields,
-        }
-    )
-
-
 # --- one provider invoice -------------------------------------------------------------------------
 
 
@@ -130,21 +101,18 @@ def _guids(*texts: str | None) -> set[str]:
 
 
 def _named_ids(focus: ProviderInvoice, answers: Answers) -> tuple[set[str], set[str]]:
-    """The customer and subscription ids the invoice's notes and message name.
-
-    Customers: errors.csv's customer references, and any GUID in a subscription reference's text (the
-    customer it belongs to may be named there by tenant id). Subscriptions: subscription and product
-    references and warnings.csv's references (by provider subscription id or record id), and GUIDs
-    in the invoice's message (a reference the message alone names).
-    """
+    """The customer and subscription ids the invoice's notes and message name, as the checks read
+    them: references of errors.csv and of the message, and warnings.csv's (by provider subscription
+    id or record id). A subscription reference's text may name its customer by tenant id: those
+    GUIDs are customers to look up too (the migrated-Azure hint)."""
     notes = parse_notes(answers.get("notes"))
-    customers = {r.id.strip() for r in notes.errors if r.kind is RefKind.CUSTOMER}
-    subscriptions = {r.id.strip() for r in [*notes.errors, *notes.warnings] if r.kind is not RefKind.CUSTOMER}
-    for ref in notes.errors:
+    blocking = [*notes.errors, *references_in_message(focus.message)]
+    customers = {r.id.strip() for r in blocking if r.kind is RefKind.CUSTOMER}
+    subscriptions = {r.id.strip() for r in [*blocking, *notes.warnings] if r.kind is not RefKind.CUSTOMER}
+    for ref in blocking:
         if ref.kind is not RefKind.CUSTOMER:
             customers |= _guids(ref.name, ref.message)
-    message = _guids(focus.message)
-    return customers | message, subscriptions | message
+    return customers, subscriptions
 
 
 def _usage_in_pages(round_: Round, guid: str, counts: dict[str | None, int]) -> None:
@@ -184,8 +152,8 @@ async def load_invoice_unit(
     await run(dv, first, answers)
     if "provider_invoices" in schema.unavailable:
         # The invoice table cannot be read (schema or privilege): every check of it fails, saying why.
-        return _snapshot(
-            answers, as_of=as_of, period=period_under_review(as_of), unit=unit, partner_center=_NOT_ASKED
+        return answers.snapshot(
+            as_of=as_of, period=period_under_review(as_of), unit=unit, partner_center=_NOT_ASKED
         )
     focus = _the_invoice(answers, guid)
     period = invoice_period(focus) or period_under_review(as_of)
@@ -233,7 +201,7 @@ async def load_invoice_unit(
         (pi for pi in answers.get("provider_invoices") if pi.id != guid and invoice_period(pi) == period),
     )
     await run(dv, third, answers)
-    return _snapshot(answers, as_of=as_of, period=period, unit=unit, partner_center=_NOT_ASKED)
+    return answers.snapshot(as_of=as_of, period=period, unit=unit, partner_center=_NOT_ASKED)
 
 
 def _subscriptions_named(round_: Round, ids: Iterable[str], provider_ids: Iterable[str]) -> None:
@@ -283,7 +251,7 @@ async def load_expected_unit(
     since = f"{start} ge {oldest} or ({start} eq null and createdon ge {oldest}T00:00:00Z)"
     first.add("provider_invoices", _PI, f"{of_provider} and ({since})")
     await run(dv, first, answers)
-    return _snapshot(answers, as_of=as_of, period=reviewed, unit=unit, partner_center=await pc_task)
+    return answers.snapshot(as_of=as_of, period=reviewed, unit=unit, partner_center=await pc_task)
 
 
 # --- one billing contract -------------------------------------------------------------------------
@@ -317,4 +285,4 @@ async def load_contract_unit(
         second.add_in("usage_summaries", _US, "work365_usagesummary_subscription", subs, of_invoices)
     _probe_usage(second, answers.get("provider_invoices"))
     await run(dv, second, answers)
-    return _snapshot(answers, as_of=as_of, period=unit.period, unit=unit, partner_center=_NOT_ASKED)
+    return answers.snapshot(as_of=as_of, period=unit.period, unit=unit, partner_center=_NOT_ASKED)

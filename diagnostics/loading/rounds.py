@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from diagnostics.adapters.dataverse import Query
 from diagnostics.errors import ServiceError
 from diagnostics.metadata import ResolvedSchema
-from diagnostics.model import UnreadableRecord
+from diagnostics.model import Snapshot, UnreadableRecord
 from diagnostics.schema import TABLES
-from diagnostics.snapshot_loader import DataverseReader, Loader, _account_names, _read
+from diagnostics.snapshot_loader import _PARTS, DataverseReader, Loader, _account_names, _read
 
 Answer = list[dict[str, Any]] | ServiceError
 PROBE = "probe:"
@@ -99,6 +100,25 @@ class Answers:
 
     def get(self, part: str) -> list[Any]:
         return self.records.get(part, [])
+
+    def snapshot(self, *, as_of: datetime, period: str, **fields: Any) -> Snapshot:
+        """The snapshot of what was read; `fields` adds the unit, Partner Center, open periods."""
+        with_usage = {
+            k.removeprefix("any:") for k, found in self.probes.items() if found and k.startswith("any:")
+        }
+        parts = {part: tuple(self.get(part)) for part in _PARTS}
+        return Snapshot.model_validate(
+            {
+                "as_of": as_of,
+                "period": period,
+                **parts,
+                "account_names": self.names,
+                "failures": self.failures,
+                "unreadable_records": tuple(self.unreadable),
+                "invoices_with_usage": frozenset(with_usage),
+                **fields,
+            }
+        )
 
 
 def _joined(parts: Sequence[str], answers: Sequence[Answer]) -> dict[str, Answer]:
