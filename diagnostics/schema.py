@@ -341,6 +341,7 @@ DEFAULT_TABLES: tuple[TableDef, ...] = (
             _c("filename", "File Name", "String"),
             _c("mimetype", "Mime Type", "String"),
             _c("documentbody", "Document", "Memo"),
+            _c("filesize", "File Size (Bytes)", "Integer"),
             _c("isdocument", "Is Document", "Boolean"),
             _c("objectid", "Regarding", "Lookup", None),
             _c("objecttypecode", "Object Type", "String"),
@@ -616,7 +617,10 @@ PARTS: Mapping[str, PartRead] = {
             "createdon",
         ),
     ),
-    "notes": PartRead("annotation", ("annotationid", "filename", "documentbody", "objectid", "createdon")),
+    # filesize first decides whether documentbody is downloaded at all (DIAG_NOTE_MAX_BYTES).
+    "notes": PartRead(
+        "annotation", ("annotationid", "filename", "filesize", "documentbody", "objectid", "createdon")
+    ),
     "provider_accounts": PartRead("work365_provideraccount", ("work365_provideraccountid", "createdon")),
     # Filtered on the usage type; usage subscriptions that are active are what most checks index.
     "subscriptions": PartRead(

@@ -38,6 +38,8 @@ class Thresholds(BaseModel):
     reimport_grace_days: int = 1
     schedule_missed_days: int = 1
     gap_lookback_months: int = 3
+    # errors.csv / warnings.csv notes larger than this are not downloaded (ERRORS_FILE_UNREADABLE)
+    note_max_bytes: int = 5 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -98,6 +100,8 @@ class Settings(BaseSettings):
     reimport_grace_days: int = Field(1, ge=0, le=30)
     schedule_missed_days: int = Field(1, ge=0, le=30)
     gap_lookback_months: int = Field(3, ge=0, le=24)
+    # A note over this size is reported as too large instead of downloaded (Dataverse allows 128 MB).
+    note_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
 
     @field_validator("dataverse_url", "partner_center_url")
     @classmethod

@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
@@ -334,6 +335,7 @@ def _currency(r: Row) -> Currency:
 
 def _note(r: Row) -> Note:
     body = r.text("documentbody")
+    size = r.integer("filesize")
     content: bytes | None = None
     problem: str | None = None
     if body:
@@ -341,6 +343,10 @@ def _note(r: Row) -> Note:
             content = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             problem = "the note's document body is not valid base64"
+    elif size:
+        # A file, and no body: the note was over the size limit, so its body was never asked for
+        # (see note_queries).
+        problem = f"too large: the file is {size:,} bytes, over the limit DIAG_NOTE_MAX_BYTES"
     else:
         problem = "the note has no file attached"
     return Note(
@@ -505,6 +511,26 @@ def _first_line(exc: BaseException) -> str:
 
 def _is_lookup(table: str, column: str) -> bool:
     return TABLES[table].column(column).type == "Lookup"
+
+
+_FILES = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
+
+
+def note_queries(loader: Loader, invoice_ids: Iterable[str]) -> list[tuple[str, Query]]:
+    """The errors.csv / warnings.csv notes of these invoices, as two queries of one round trip:
+    those under the size limit (`Thresholds.note_max_bytes`) with their body, those over it without
+    (they are reported as too large; a 50 MB body is never downloaded)."""
+    size = loader.c("annotation", "filesize")
+    body = loader.c("annotation", "documentbody")
+    limit = loader.t.note_max_bytes
+    small = f"{_FILES} and ({size} le {limit} or {size} eq null)"
+    large = f"{_FILES} and {size} gt {limit}"
+    out: list[tuple[str, Query]] = []
+    for clause in loader.in_filter("annotation", "objectid", invoice_ids):
+        out.append(("notes", loader.query("annotation", f"{clause} and {small}")))
+        whole = loader.query("annotation", f"{clause} and {large}")
+        out.append(("notes", replace(whole, select=tuple(c for c in whole.select if c != body))))
+    return out
 
 
 def _pc_invoices(raw: Sequence[Any]) -> tuple[list[PartnerCenterInvoice], list[str]]:

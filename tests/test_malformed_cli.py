@@ -147,3 +147,20 @@ def test_malformed_tenant_data_through_the_command_line(tmp_path: Path) -> None:
     assert result.stderr == ""
     codes = {f["code"] for f in json.loads(result.stdout)["findings"]}
     assert "CHECK_FAILED" in codes
+
+
+def test_a_note_over_the_size_limit_is_reported_not_downloaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = "Currency,GBP,Pound Sterling,Currency could not be resolved\r\n"
+    body = "Type,Id,Name,Message\r\n" + row * (6_000_000 // len(row))  # over the default 5 MB
+
+    def change(data: dict[str, Any]) -> None:
+        data["dataverse"]["rows"]["annotation"][0]["document_text"] = body
+
+    code = main(["scan", "--simulate", str(_fixture(tmp_path, change)), "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    (unreadable,) = [f for f in report["findings"] if f["code"] == "ERRORS_FILE_UNREADABLE"]
+    (note,) = unreadable["evidence"]["notes"]
+    assert note["reason"] == f"too large: the file is {len(body):,} bytes, over the limit DIAG_NOTE_MAX_BYTES"

@@ -26,12 +26,12 @@ from diagnostics.snapshot_loader import (
     Loader,
     _partner_center,
     _usage_type_filter,
+    note_queries,
 )
 
 from .rounds import Answers, Round, run
 
 _US, _PI_COLUMN = "work365_usagesummary", "work365_usagesummary_providerinvoice"
-_FILES = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
 # Providers whose invoices carry usage: an invoice of theirs without usage is a problem.
 _USAGE_PROVIDERS = frozenset({ProviderKind.AUTOMATIC_USAGE, ProviderKind.MANUAL})
 
@@ -65,7 +65,6 @@ def dependent_queries(
 ) -> list[tuple[str, Query]]:
     """Round two: usage and notes of the reviewed invoices; schedules and invoices of usage contracts."""
     us, bs = "work365_usagesummary", "work365_billingschedule"
-    files = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
     scheduled = loader.c(bs, "work365_billingschedule_scheduledate")
     window = f"{scheduled} ge {oldest.isoformat()} and {scheduled} le {until.isoformat()}"
     contracts = sorted(set(usage_contracts))
@@ -73,10 +72,7 @@ def dependent_queries(
         ("usage_summaries", loader.query(us, clause))
         for clause in loader.in_filter(us, "work365_usagesummary_providerinvoice", reviewed)
     ]
-    queries += [
-        ("notes", loader.query("annotation", f"{clause} and {files}"))
-        for clause in loader.in_filter("annotation", "objectid", reviewed)
-    ]
+    queries += note_queries(loader, reviewed)  # those over the size limit without their body
     queries += [
         ("schedules", loader.query(bs, f"{clause} and {window}"))
         for clause in loader.in_filter(bs, "work365_billingschedule_billingcontract", contracts)
@@ -130,7 +126,7 @@ def read_invoices_usage(round_: Round, invoice_ids: Iterable[str]) -> None:
     """The usage summaries and errors.csv / warnings.csv notes of these invoices."""
     ids = sorted(set(invoice_ids))
     round_.add_in("usage_summaries", _US, _PI_COLUMN, ids)
-    round_.add_in("notes", "annotation", "objectid", ids, _FILES)
+    round_.extend(note_queries(round_.loader, ids))
 
 
 async def load_period(

@@ -37,6 +37,7 @@ from diagnostics.snapshot_loader import (
     Loader,
     _partner_center,
     _usage_type_filter,
+    note_queries,
 )
 
 from .rounds import Answers, Round, run
@@ -44,7 +45,6 @@ from .rounds import Answers, Round, run
 _PI, _US, _SUB = "work365_providerinvoice", "work365_usagesummary", "work365_subscription"
 _BS, _BC = "work365_billingschedule", "work365_billingcontract"
 _IN_CHUNK = 200  # ids per In() filter, as the period loader chunks them
-_FILES = "(filename eq 'errors.csv' or filename eq 'warnings.csv')"
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _NOT_ASKED = PartnerCenterView(
     state="not_configured", reason="this unit of work does not need Partner Center"
@@ -146,7 +146,7 @@ async def load_invoice_unit(
     first = Round(loader)
     first.add("provider_invoices", _PI, _eq(loader, _PI, "work365_providerinvoiceid", guid))
     first.count_by("usage", _US, "work365_usagesummary_subscription", of_invoice, part="usage_summaries")
-    first.add_in("notes", "annotation", "objectid", [guid], _FILES)
+    first.extend(note_queries(first.loader, [guid]))
     first.add("providers", "work365_provider")
     first.add("currencies", "transactioncurrency")
     await run(dv, first, answers)
