@@ -199,9 +199,12 @@ def test_receive_and_delete(broker: Broker, links: Links) -> None:
     assert broker.stats("quiet").locked == 0
 
 
-def test_unknown_queue_is_an_entity_not_found_error(links: Links) -> None:
+def test_unknown_queue_is_an_entity_not_found_error(links: Links, clock: SimulatedClock) -> None:
+    sender = links.sender("no-such-queue")
     with pytest.raises(MessagingEntityNotFoundError, match="could not be found"):
-        links.sender("no-such-queue").send_messages(ServiceBusMessage("x"))
+        sender.send_messages(ServiceBusMessage("x"))
+    with pytest.raises(MessagingEntityNotFoundError, match="could not be found"):
+        sender.schedule_messages(ServiceBusMessage("x"), clock() + ONE_DAY)
     with pytest.raises(MessagingEntityNotFoundError, match="could not be found"):
         links.receiver("no-such-queue").receive_messages(max_message_count=1, max_wait_time=0.2)
 
