@@ -252,8 +252,13 @@ class Context:
         ids = {s.contract_id for s in self.usage_subscriptions if s.contract_id}
         return sorted((self.contracts[i] for i in ids if i in self.contracts), key=lambda c: c.name or c.id)
 
+    @cached_property
+    def _usage_subscriptions_by_contract(self) -> dict[str, list[Subscription]]:
+        return _group(self.usage_subscriptions, lambda s: s.contract_id)
+
     def usage_subscriptions_on(self, contract: BillingContract) -> list[Subscription]:
-        return [s for s in self.usage_subscriptions if s.contract_id == contract.id]
+        # Indexed once: the timing checks ask this of every contract (a scan was O(contracts²)).
+        return self._usage_subscriptions_by_contract.get(contract.id, [])
 
     def automatic_providers(self) -> list[Provider]:
         return [p for p in self.snap.providers if p.kind is ProviderKind.AUTOMATIC_USAGE]
