@@ -19,12 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from diagnostics.connect import real_connection, retry_policy
+from diagnostics.connect import real_connection, retry_policy, schema_map_of
 from diagnostics.engine import needs_attention
-from diagnostics.errors import ConfigError, DiagnosticsError, InputError, ServiceError
+from diagnostics.errors import AuthError, ConfigError, DiagnosticsError, InputError
 from diagnostics.periods import parse_as_of
-from diagnostics.render import RENDERERS
-from diagnostics.schema import load_schema_map
+from diagnostics.render import RENDERERS, cut, plain
 from diagnostics.service import Connection, scan, verify_schema
 from diagnostics.settings import Settings, load_settings
 
@@ -38,7 +37,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
 
 
+def _verbose(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log each request and the canonical log line",
+    )
+
+
 def _common(parser: argparse.ArgumentParser, *, formats: Sequence[str] = ("text", "json", "html")) -> None:
+    # -v after the subcommand too; SUPPRESS keeps a -v given before it from being reset.
+    _verbose(parser, argparse.SUPPRESS)
     parser.add_argument("--simulate", metavar="FIXTURE", type=Path, help="run against a simulated tenant")
     parser.add_argument(
         "--dataverse-url",
@@ -87,13 +98,12 @@ def _monitor(parser: argparse.ArgumentParser) -> None:
         help="share of messages the broker delivers twice",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault and duplicate choices")
+    _verbose(parser, argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m diagnostics", description="Diagnose missing Work 365 usage invoices.")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log each request and the canonical log line"
-    )
+    _verbose(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _common(sub.add_parser("scan", help="every check over the tenant, for the period under review"))
     diagnose = sub.add_parser("diagnose", help="one provider invoice, by id or invoice number")
@@ -102,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _monitor(sub.add_parser("monitor", help="replay the daily monitor over simulated days (local)"))
     demo = sub.add_parser("demo", help="the monitor's month on the bundled sample tenant (simulated)")
     demo.add_argument("--format", choices=("text", "json"), default="text")
+    _verbose(demo, argparse.SUPPRESS)
     schema = sub.add_parser("schema", help="the schema map")
     schema_sub = schema.add_subparsers(dest="schema_command", required=True, parser_class=_Parser)
     verify = schema_sub.add_parser("verify", help="check the schema map against the environment's metadata")
@@ -126,12 +137,12 @@ def _simulated(args: argparse.Namespace, settings: Settings) -> Iterator[Target]
             "--simulate needs the simulator package, which is not deployed; run from the repository"
         ) from None
     fixture = load_fixture(args.simulate)
-    schema_map = load_schema_map(args.schema_map or settings.schema_map_file)
+    schema_map = schema_map_of(settings, args.schema_map)
     with Simulator(fixture) as sim:
         conn = connection(
             sim, schema_map=schema_map, thresholds=settings.thresholds, retry=retry_policy(settings)
         )
-        yield Target(conn, parse_as_of(args.as_of) if args.as_of else sim.now)
+        yield Target(conn, parse_as_of(args.as_of, today=sim.now) if args.as_of else sim.now)
 
 
 @contextmanager
@@ -235,11 +246,26 @@ def _cmd_schema_verify(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FINDINGS if verification.problems else EXIT_OK
 
 
+def _error(exc: BaseException) -> None:
+    # One line, whatever the message carries (tenant text, a service's answer).
+    print(f"error: {cut(plain(exc), 600)}", file=sys.stderr)
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    # The Azure SDK logs multi-line dumps (every credential DefaultAzureCredential tried, each HTTP
+    # exchange); the one-line error says what to do, and -v logs each request once, from the adapters.
+    logging.getLogger("azure").setLevel(logging.WARNING if verbose else logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if verbose:
+        logging.getLogger("diagnostics.adapters").setLevel(logging.DEBUG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    _configure_logging(args.verbose)
     try:
         settings = load_settings()
         if args.command == "scan":
@@ -251,14 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _cmd_demo(args, settings)
         return _cmd_schema_verify(args, settings)
-    except (InputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (InputError, ConfigError, AuthError) as exc:
+        # A refused sign-in or a missing privilege is configuration too: retrying will not help.
+        _error(exc)
         return EXIT_USAGE
-    except ServiceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INCOMPLETE
     except DiagnosticsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -266,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         logging.getLogger("diagnostics").debug("internal error", exc_info=True)
         print(
-            f"error: internal error ({type(exc).__name__}: {exc}); run with -v and report it", file=sys.stderr
+            f"error: internal error ({type(exc).__name__}: {cut(plain(exc), 200)}); run with -v and report it",
+            file=sys.stderr,
         )
         return EXIT_INCOMPLETE

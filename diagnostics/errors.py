@@ -32,6 +32,10 @@ class ServiceUnreachable(ServiceError):
     """The service could not be reached (network error, timeout, or 5xx after every retry)."""
 
 
+class DeadlineExceeded(ServiceUnreachable):
+    """The unit of work ran out of time before a request could be (re)sent; transient."""
+
+
 class AuthError(ServiceError):
     """401/403 or no token: the identity is wrong or lacks a privilege."""
 

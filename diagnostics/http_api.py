@@ -12,12 +12,13 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from diagnostics.adapters.http import within_deadline
 from diagnostics.app.container import get_container
 from diagnostics.app.diagnose import diagnose
 from diagnostics.app.events import parse_invoice_ready, publish_for_event
 from diagnostics.app.health import health
-from diagnostics.errors import ConfigError, InputError, InvoiceNotFound, ServiceError
-from diagnostics.periods import parse_as_of
+from diagnostics.errors import AuthError, ConfigError, InputError, InvoiceNotFound, ServiceError
+from diagnostics.periods import excerpt, parse_as_of
 from diagnostics.render import to_json
 
 log = logging.getLogger("diagnostics.http")
@@ -47,7 +48,8 @@ def is_invoice_key(text: str) -> bool:
 
 def _failure(exc: Exception, what: str) -> HttpResult:
     """The status of a failure: 500 misconfigured, 400 bad input, 502 a service failed, 500 a bug."""
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | AuthError):
+        # Settings, the sign-in or the app user's privileges: the operator's to fix, not the caller's.
         log.error("configuration error: %s", exc)
         return _error(500, f"the app is misconfigured: {exc}")
     if isinstance(exc, InputError):
@@ -62,11 +64,12 @@ def _failure(exc: Exception, what: str) -> HttpResult:
 async def diagnose_request(invoice: str, *, as_of: str | None = None) -> HttpResult:
     """Diagnose one provider invoice; the report JSON, or a one-line error and its status code."""
     if not is_invoice_key(invoice):
-        return _error(400, f"{invoice[:80]!r} is neither a GUID nor a provider invoice number")
+        return _error(400, f"{excerpt(invoice)} is neither a GUID nor a provider invoice number")
     try:
         container = get_container()
-        clock = parse_as_of(as_of) if as_of else container.clock()
-        report = await diagnose(container, invoice, clock)
+        clock = parse_as_of(as_of, today=container.clock()) if as_of else container.clock()
+        with within_deadline(container.settings.http_deadline_seconds):
+            report = await diagnose(container, invoice, clock)
     except InvoiceNotFound as exc:
         return _error(404, str(exc))
     except Exception as exc:

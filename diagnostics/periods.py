@@ -53,17 +53,40 @@ def period_under_review(as_of: datetime) -> str:
     return add_months(period_of(as_of.astimezone(UTC).date()), -1)
 
 
-def parse_as_of(text: str) -> datetime:
-    """An ISO 8601 date or datetime; a date means midnight UTC, a naive time is taken as UTC."""
+# How far from today a clock may be moved: further is a typo (20226-11-12, 1026-11-12), not a review.
+AS_OF_RANGE = timedelta(days=2 * 365)
+
+
+def excerpt(text: object, limit: int = 40) -> str:
+    """A short, quoted excerpt of user input for an error message (never the whole input)."""
+    value = str(text)
+    shown = value if len(value) <= limit else value[: limit - 1] + "…"
+    return repr(shown)
+
+
+def parse_as_of(text: str, *, today: datetime | None = None) -> datetime:
+    """An ISO 8601 date or datetime; a date means midnight UTC, a naive time is taken as UTC.
+    It must lie within two years of `today` (now, or the simulated clock)."""
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, TypeError):
         raise InputError(
-            f"bad date {text!r}: use ISO 8601, e.g. 2026-11-12 or 2026-11-12T09:00:00Z"
+            f"bad date {excerpt(text)}: use ISO 8601, e.g. 2026-11-12 or 2026-11-12T09:00:00Z"
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    reference = (today or datetime.now(UTC)).astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+        in_range = abs(value - reference) <= AS_OF_RANGE
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        first, last = (reference - AS_OF_RANGE).date(), (reference + AS_OF_RANGE).date()
+        raise InputError(
+            f"date {excerpt(text)} is not within two years of today: give one from {first} to {last}"
+        )
+    return value
 
 
 def days_between(earlier: datetime, later: datetime) -> float:

@@ -24,6 +24,7 @@ from diagnostics.adapters.http import RequestCounter, RetryPolicy
 from diagnostics.adapters.partner_center import PartnerCenterClient
 from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import CHECKS
+from diagnostics.engine import needs_attention
 from diagnostics.loading import load_period, load_unit, review
 from diagnostics.messages import InvoiceUnit, Unit, unit_key
 from diagnostics.metadata import (
@@ -157,6 +158,32 @@ def _tool_findings(verification: Verification, period: str, source: str) -> list
 async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) -> Report:
     """Every check over the tenant for the period under review, or over one provider invoice."""
     started = time.perf_counter()
+    line: dict[str, Any] = {
+        "period": period_under_review(as_of),
+        "invoice": invoice,
+        "outcome": "failed",
+        "findings": None,
+    }
+    try:
+        report = await _scan(conn, as_of, invoice, line)
+        line["outcome"] = "needs_attention" if needs_attention(report) else "ok"
+    except BaseException as exc:
+        line["outcome"] = f"failed:{type(exc).__name__}"
+        raise
+    finally:
+        _canonical_line(line, conn, started)
+    return report
+
+
+def _canonical_line(line: dict[str, Any], conn: Connection, started: float) -> None:
+    """One canonical log line per unit of work (architecture.md), on success and on failure; the
+    fields are in the message for a plain log and in `extra` for a structured one."""
+    line |= {"requests": conn.requests.count, "duration_s": round(time.perf_counter() - started, 3)}
+    text = " ".join(f"{key}={value if value is not None else '-'}" for key, value in line.items())
+    log.info("diagnosis %s", text, extra={f"diag_{key}": value for key, value in line.items()})
+
+
+async def _scan(conn: Connection, as_of: datetime, invoice: str | None, line: dict[str, Any]) -> Report:
     async with _clients(conn) as (dv, pc):
         verification = await _verify(dv, conn.schema_map)
         period = period_under_review(as_of)
@@ -173,17 +200,8 @@ async def scan(conn: Connection, as_of: datetime, invoice: str | None = None) ->
             )
             snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
         report = review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
-    # One canonical log line per unit of work (architecture.md, "structlog" habit).
-    log.info(
-        "diagnosis done",
-        extra={
-            "period": report.period,
-            "invoice": invoice,
-            "findings": report.statistics.findings,
-            "requests": conn.requests.count,
-            "duration_s": round(time.perf_counter() - started, 3),
-        },
-    )
+    line["period"] = report.period
+    line["findings"] = report.statistics.findings
     return report
 
 

@@ -7,16 +7,21 @@ a one-line error that names the setting.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from diagnostics.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "DIAG_"
 _NCRONTAB = re.compile(r"^\S+( \S+){5}$")
@@ -88,6 +93,9 @@ class Settings(BaseSettings):
     schema_cache_seconds: int = Field(3600, ge=0, le=24 * 3600)
     # Longest time one message may take; past it the delivery fails and Service Bus retries it.
     message_deadline_seconds: int = Field(240, ge=10, le=3600)
+    # Longest time one on-demand HTTP diagnosis may take, retries included; Azure's front end
+    # drops an HTTP request after 230 s, so a diagnosis that cannot finish must fail before that.
+    http_deadline_seconds: int = Field(100, ge=5, le=220)
 
     default_invoice_day: int = Field(8, ge=1, le=28)
     usage_file_day: int = Field(11, ge=1, le=28)
@@ -103,15 +111,22 @@ class Settings(BaseSettings):
     # A note over this size is reported as too large instead of downloaded (Dataverse allows 128 MB).
     note_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
 
-    @field_validator("dataverse_url", "partner_center_url")
+    @field_validator("dataverse_url")
     @classmethod
-    def _https_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        value = value.strip().rstrip("/")
-        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
-            raise ValueError("must be a URL such as https://contoso.crm.dynamics.com")
-        return value
+    def _dataverse_url(cls, value: str | None) -> str | None:
+        url = service_url(value)
+        # The environment is the origin: a pasted Web API or app URL
+        # (https://contoso.crm.dynamics.com/api/data/v9.2/, …/main.aspx?appid=…) means the same.
+        return (
+            None
+            if url is None
+            else str(httpx.URL(url).copy_with(path="/", query=None, fragment=None)).rstrip("/")
+        )
+
+    @field_validator("partner_center_url", "authority_host")
+    @classmethod
+    def _service_url(cls, value: str | None) -> str | None:
+        return service_url(value)
 
     @field_validator("schedule")
     @classmethod
@@ -119,6 +134,19 @@ class Settings(BaseSettings):
         if not _NCRONTAB.match(value.strip()):
             raise ValueError("must be an NCRONTAB expression with six fields, e.g. '0 0 7 * * *'")
         return value.strip()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what load_settings passes: it reads the environment itself, where an empty value
+        # means "not set" (pydantic-settings would take DIAG_SCHEMA_MAP_FILE="" as the path ".").
+        return (init_settings,)
 
     @property
     def thresholds(self) -> Thresholds:
@@ -134,6 +162,34 @@ _HOST_NAMES = {
     "servicebus_namespace": "DIAG_SERVICEBUS__fullyQualifiedNamespace",
     "servicebus_client_id": "DIAG_SERVICEBUS__clientId",
 }
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def is_loopback(host: str) -> bool:
+    return host.lower() in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def service_url(value: str | None) -> str | None:
+    """A service URL: https://, or plain http:// only to this machine (the simulator); tokens and
+    tenant data never travel in clear text. Empty means not set; a bare host name gets https://."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = f"https://{value}"  # a bare host name, as authority hosts are usually written
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", value, re.IGNORECASE):
+        raise ValueError("must be a URL such as https://contoso.crm.dynamics.com")
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        raise ValueError("must be a URL such as https://contoso.crm.dynamics.com") from None
+    if "." not in url.host and not is_loopback(url.host):
+        raise ValueError("must be a URL such as https://contoso.crm.dynamics.com")
+    if url.scheme != "https" and not is_loopback(url.host):
+        raise ValueError("must start with https:// (plain http only to localhost, for the simulator)")
+    return value
 
 
 def _env_name(field: str) -> str:
@@ -179,9 +235,42 @@ def _check_dataverse_credential(settings: Settings) -> None:
         )
 
 
+def _check_unknown_names(env: Mapping[str, str]) -> None:
+    """A `DIAG_*` variable that is no setting is a misspelling until shown otherwise: one close to a
+    known name stops the start (it would silently leave that setting at its default); any other is
+    logged and ignored."""
+    known = {_env_name(name) for name in Settings.model_fields}
+    folded = {name.casefold() for name in known}
+    for name in env:
+        if not name.upper().startswith(ENV_PREFIX) or name.casefold() in folded:
+            continue
+        if "__" in name and name.split("__", 1)[0].casefold() in folded:
+            continue  # the host's identity-based connection names (DIAG_SERVICEBUS__credential, …)
+        close = difflib.get_close_matches(name.upper(), [k.upper() for k in known], n=1, cutoff=0.8)
+        if close:
+            nearest = next(k for k in known if k.upper() == close[0])
+            raise ConfigError(
+                f"setting {cut_name(name)} is not a setting of this app; did you mean {nearest}?"
+            )
+        log.warning("ignoring %s: not a setting of this app", cut_name(name))
+
+
+def cut_name(name: str) -> str:
+    return name if len(name) <= 60 else name[:59] + "…"
+
+
+def _check_thresholds(settings: Settings) -> None:
+    if settings.pull_window_warn_days >= settings.pull_window_days:
+        raise ConfigError(
+            f"setting DIAG_PULL_WINDOW_WARN_DAYS: {settings.pull_window_warn_days} must be below "
+            f"DIAG_PULL_WINDOW_DAYS ({settings.pull_window_days}), or the window would always be closing"
+        )
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     env = os.environ if environ is None else environ
+    _check_unknown_names(env)
     # An empty setting means "not set" (local.settings.json lists every setting, most left empty).
     values: dict[str, object] = {
         name: _lookup(env, name) for name in Settings.model_fields if _lookup(env, name).strip()
@@ -194,7 +283,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                 f"setting {_env_name(name)}: the Key Vault reference did not resolve; "
                 "check the app's identity has 'Key Vault Secrets User' on the vault"
             )
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(
+        {k: v for k, v in overrides.items() if v is not None and not (isinstance(v, str) and not v.strip())}
+    )
     try:
         # Environment reading is done above so that tests pass their own mapping.
         settings = Settings.model_validate(values)
@@ -202,6 +293,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError(_first_error(exc)) from None
     _check_partner_center(settings)
     _check_dataverse_credential(settings)
+    _check_thresholds(settings)
     if settings.servicebus and settings.servicebus_namespace:
         raise ConfigError(
             "setting DIAG_SERVICEBUS: set either the connection string or "

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
 
-from diagnostics.adapters.dataverse import Query
+from diagnostics.adapters.dataverse import Query, canonical_guid, canonical_or_same, odata_string
 from diagnostics.checks.pulled import usage_invoices
 from diagnostics.errors import AuthError, InvoiceNotFound, ServiceError
 from diagnostics.metadata import ResolvedSchema
@@ -111,6 +111,14 @@ class Row:
             raise RowError(f"{self.table} row has no {column}")
         return value
 
+    def guid(self, column: str) -> str:
+        """A row id, canonical: the loaders put ids into `$filter`s, and only GUIDs go in unquoted."""
+        value = self.required(column)
+        try:
+            return canonical_guid(value)
+        except ValueError:
+            raise RowError(f"{self.table} row has a {column} that is not a GUID") from None
+
     def decimal(self, column: str) -> Decimal | None:
         value = self.value(column)
         if value is None:
@@ -184,7 +192,7 @@ def _provider(r: Row) -> Provider:
         meaning or "", ProviderKind.OTHER
     )
     return Provider(
-        id=r.required("work365_providerid"),
+        id=r.guid("work365_providerid"),
         name=r.text("work365_name") or "(unnamed provider)",
         type_label=r.label("work365_provider_type"),
         kind=kind,
@@ -195,7 +203,7 @@ def _provider(r: Row) -> Provider:
 def _provider_invoice(r: Row) -> ProviderInvoice:
     meaning = r.meaning("statuscode")
     return ProviderInvoice(
-        id=r.required("work365_providerinvoiceid"),
+        id=r.guid("work365_providerinvoiceid"),
         name=r.text("work365_name") or "",
         invoice_number=r.text("work365_providerinvoice_invoicenumber"),
         provider_id=r.text("work365_providerinvoice_provider"),
@@ -215,7 +223,7 @@ def _provider_invoice(r: Row) -> ProviderInvoice:
 
 def _usage(r: Row) -> UsageSummary:
     return UsageSummary(
-        id=r.required("work365_usagesummaryid"),
+        id=r.guid("work365_usagesummaryid"),
         provider_invoice_id=r.text("work365_usagesummary_providerinvoice"),
         subscription_id=r.text("work365_usagesummary_subscription"),
         customer_id=r.text("work365_usagesummary_customer"),
@@ -232,7 +240,7 @@ def _usage(r: Row) -> UsageSummary:
 def _provider_account(r: Row) -> ProviderAccount:
     sync = r.meaning("work365_provideraccount_syncstatus")
     return ProviderAccount(
-        id=r.required("work365_provideraccountid"),
+        id=r.guid("work365_provideraccountid"),
         name=r.text("work365_provideraccount_name"),
         account_id=r.text("work365_provideraccount_account"),
         provider_specific_id=r.text("work365_provideraccount_providerspecificaccountid"),
@@ -246,7 +254,7 @@ def _provider_account(r: Row) -> ProviderAccount:
 
 def _subscription(r: Row) -> Subscription:
     return Subscription(
-        id=r.required("work365_subscriptionid"),
+        id=r.guid("work365_subscriptionid"),
         name=r.text("work365_subscription_subscriptionname"),
         customer_id=r.text("work365_subscription_customer"),
         contract_id=r.text("work365_subscription_billingcontract"),
@@ -265,7 +273,7 @@ def _subscription(r: Row) -> Subscription:
 
 def _contract(r: Row) -> BillingContract:
     return BillingContract(
-        id=r.required("work365_billingcontractid"),
+        id=r.guid("work365_billingcontractid"),
         name=r.text("work365_name"),
         customer_id=r.text("work365_billingcontract_customer"),
         start_date=r.day("work365_billingcontract_startdate"),
@@ -296,7 +304,7 @@ def _schedule_status(meaning: str | None) -> ScheduleStatus:
 def _schedule(r: Row) -> BillingSchedule:
     meaning = r.meaning("statuscode")
     return BillingSchedule(
-        id=r.required("work365_billingscheduleid"),
+        id=r.guid("work365_billingscheduleid"),
         name=r.text("work365_name"),
         contract_id=r.text("work365_billingschedule_billingcontract"),
         schedule_date=r.day("work365_billingschedule_scheduledate"),
@@ -314,7 +322,7 @@ def _schedule(r: Row) -> BillingSchedule:
 
 def _invoice(r: Row) -> CustomerInvoice:
     return CustomerInvoice(
-        id=r.required("invoiceid"),
+        id=r.guid("invoiceid"),
         name=r.text("name"),
         number=r.text("invoicenumber"),
         contract_id=r.text("work365_invoice_billingcontract"),
@@ -325,7 +333,7 @@ def _invoice(r: Row) -> CustomerInvoice:
 
 def _currency(r: Row) -> Currency:
     return Currency(
-        id=r.required("transactioncurrencyid"),
+        id=r.guid("transactioncurrencyid"),
         iso_code=r.text("isocurrencycode"),
         name=r.text("currencyname"),
         active=r.meaning("statecode") != "inactive",
@@ -350,8 +358,8 @@ def _note(r: Row) -> Note:
     else:
         problem = "the note has no file attached"
     return Note(
-        id=r.required("annotationid"),
-        invoice_id=r.required("objectid"),
+        id=r.guid("annotationid"),
+        invoice_id=r.guid("objectid"),
         filename=r.text("filename") or "",
         content=content,
         decode_error=problem,
@@ -429,7 +437,8 @@ class Loader:
         ordered = sorted(set(values))
         out = []
         for start in range(0, len(ordered), _IN_CHUNK):
-            chunk = ",".join(f"'{v}'" for v in ordered[start : start + _IN_CHUNK])
+            # PropertyValues are strings; ids in canonical form, quotes doubled (never raw input).
+            chunk = ",".join(odata_string(canonical_or_same(v)) for v in ordered[start : start + _IN_CHUNK])
             out.append(
                 f"Microsoft.Dynamics.CRM.In(PropertyName='{self.c(table, column)}',PropertyValues=[{chunk}])"
             )
@@ -646,7 +655,7 @@ async def find_invoice(dv: DataverseReader, loader: Loader, key: str) -> Provide
     table = "work365_providerinvoice"
     by_id = _looks_like_guid(key)
     column = "work365_providerinvoiceid" if by_id else "work365_providerinvoice_invoicenumber"
-    literal = key if by_id else "'" + key.replace("'", "''") + "'"
+    literal = canonical_guid(key) if by_id else odata_string(key)
     rows = await dv.query(loader.query(table, f"{loader.c(table, column)} eq {literal}"))
     found = loader.rows(table, rows, _provider_invoice)
     if not found:

@@ -552,8 +552,22 @@ def test_bad_as_of_date(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unreachable_dataverse_cannot_complete(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DIAG_HTTP_MAX_ATTEMPTS", "1")
-    code, _out, err = _run(capsys, "scan", "--dataverse-url", "https://127.0.0.1:9", "--format", "json")
+    from simulator import Simulator, load_fixture  # noqa: PLC0415
+
+    # Sign-in works (at the simulator's token endpoint); Dataverse itself is not there.
+    with Simulator(load_fixture(SCENARIOS / "healthy_invoiced_day15.json")) as sim:
+        for name, value in {
+            "DIAG_HTTP_MAX_ATTEMPTS": "1",
+            "DIAG_DATAVERSE_CREDENTIAL": "client_secret",
+            "DIAG_DATAVERSE_TENANT_ID": sim.tenant_id,
+            "DIAG_DATAVERSE_CLIENT_ID": sim.client_id,
+            "DIAG_DATAVERSE_CLIENT_SECRET": sim.client_secret,
+            "DIAG_AUTHORITY_HOST": sim.authority,
+            "DIAG_CA_BUNDLE": str(sim.ca_file),
+        }.items():
+            monkeypatch.setenv(name, value)
+        code, _out, err = _run(capsys, "scan", "--dataverse-url", "https://127.0.0.1:9", "--format", "json")
     assert code == 3, (code, err)
+    assert "could not be reached" in err
     assert "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1, err

@@ -39,7 +39,7 @@ from diagnostics.adapters.odata_batch import (
     encode_batch,
     is_multipart,
 )
-from diagnostics.errors import ServiceError
+from diagnostics.errors import InputError, ServiceError
 
 API_PATH = "/api/data/v9.2/"
 MAX_PAGE_SIZE = 5000  # Dataverse's default and maximum for odata.maxpagesize
@@ -73,6 +73,25 @@ def _hint(status: int, method: str) -> str:
 
 
 DATAVERSE = Service("Dataverse", _hint)
+
+
+def canonical_guid(text: str) -> str:
+    """The GUID in its one canonical form (lower case, hyphens, no braces); ValueError otherwise.
+    Only this form goes into a URL path or an unquoted `$filter` value."""
+    return str(uuid.UUID(str(text)))
+
+
+def odata_string(text: str) -> str:
+    """A quoted OData string literal: quotes doubled, so a value can never end the literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def canonical_or_same(text: str) -> str:
+    """A GUID in canonical form; any other text unchanged (to be quoted with `odata_string`)."""
+    try:
+        return canonical_guid(text)
+    except ValueError:
+        return str(text)
 
 
 @dataclass(frozen=True)
@@ -253,7 +272,7 @@ class DataverseClient(ClosingClient):
     # --- writes --------------------------------------------------------------------------------
 
     async def create(self, entity_set: str, body: dict[str, Any]) -> str:
-        """Create a row; return its id, read from the `OData-EntityId` header."""
+        """Create a row; return its id (a canonical GUID), read from the `OData-EntityId` header."""
         request = self._client.build_request("POST", entity_set, json=body)
         response = await self._send(request, idempotent=False)
         entity_id = _entity_id(response.headers.get("OData-EntityId", ""))
@@ -266,8 +285,13 @@ class DataverseClient(ClosingClient):
         return entity_id
 
     async def upsert(self, entity_set: str, id: str, body: dict[str, Any]) -> None:
-        """Create or update the row with this id (PATCH without conditions; safe to repeat)."""
-        request = self._client.build_request("PATCH", f"{entity_set}({quote(id, safe=_SAFE)})", json=body)
+        """Create or update the row with this id (PATCH without conditions; safe to repeat).
+        The id must be a GUID: anything else could address another row or another entity set."""
+        try:
+            key = canonical_guid(id)
+        except ValueError:
+            raise InputError(f"upsert of {entity_set}: the id {str(id)[:40]!r} is not a GUID") from None
+        request = self._client.build_request("PATCH", f"{entity_set}({key})", json=body)
         await self._send(request)
 
     async def change_set(self, writes: Sequence[Write]) -> list[str | None]:
@@ -324,7 +348,26 @@ class DataverseClient(ClosingClient):
     async def _get_json(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
         # If-None-Match: null keeps intermediaries from answering with a cached copy.
         request = self._client.build_request("GET", url, headers={"If-None-Match": "null", **headers})
-        return read_json(await self._send(request), DATAVERSE)
+        try:
+            response = await self._send(request)
+        except ServiceError as exc:
+            # Dataverse puts a code in every error it answers; a 4xx without one comes from a server
+            # that is not Dataverse (a web site, a proxy's page), which no schema map can fix.
+            if exc.code is None and exc.status in (400, 404, 405, 406, 410):
+                what = f"answered {exc.status} without a Dataverse error"
+                raise type(exc)(self._not_dataverse(what), status=exc.status) from exc
+            raise
+        try:
+            return read_json(response, DATAVERSE)
+        except ServiceError:
+            what = f"answered {response.status_code} without JSON"
+            raise ServiceError(self._not_dataverse(what), status=response.status_code) from None
+
+    def _not_dataverse(self, what: str) -> str:
+        return (
+            f"the server at {self.root.removesuffix(API_PATH)} {what}: it is not a Dataverse environment; "
+            "check --dataverse-url (DIAG_DATAVERSE_URL), e.g. https://contoso.crm.dynamics.com"
+        )
 
     async def _rest_of_pages(self, first: dict[str, Any], prefer: dict[str, str]) -> list[dict[str, Any]]:
         rows = _rows(first)
@@ -392,8 +435,14 @@ class DataverseClient(ClosingClient):
 
 
 def _entity_id(entity_url: str) -> str | None:
+    """The row id of an `OData-EntityId`, as a canonical GUID; None when it holds none."""
     opened, closed = entity_url.rfind("("), entity_url.rfind(")")
-    return entity_url[opened + 1 : closed] if 0 <= opened < closed - 1 else None
+    if not 0 <= opened < closed - 1:
+        return None
+    try:
+        return canonical_guid(entity_url[opened + 1 : closed])
+    except ValueError:
+        return None
 
 
 def _part_result(request: BatchRequest, answer: BatchResponse) -> dict[str, Any] | ServiceError:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,6 +30,8 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError, Service
 
 from diagnostics.errors import (
     AuthError,
+    ConfigError,
+    DeadlineExceeded,
     NotFoundError,
     ServiceError,
     ServiceUnreachable,
@@ -70,21 +75,71 @@ class RetryPolicy:
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None if absent or unreadable."""
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date. None when absent,
+    unreadable, or not a finite positive number ("0", "-3", "nan", "inf", a date already past):
+    the caller then backs off as if no pause had been asked, rather than hammering the server
+    with no pause at all or waiting forever."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # HTTP dates are GMT; an obsolete form may come without a zone
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+# --- deadlines ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The moment a unit of work (a queue message, an HTTP diagnosis) must be done by.
+
+    Set it around the unit with `within_deadline(...)`; every request sent inside, in that task and
+    the tasks and threads it starts, gives up by then: a pause that would overrun it is not taken,
+    and each attempt's timeout is cut to the time left. `clock` is monotonic; tests pass their own.
+    """
+
+    at: float
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, seconds, clock)
+
+    def remaining(self) -> float:
+        return self.at - self.clock()
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("diagnostics_deadline", default=None)
+
+
+def current_deadline() -> Deadline | None:
+    return _DEADLINE.get()
+
+
+@contextmanager
+def within_deadline(deadline: Deadline | float | None) -> Iterator[Deadline | None]:
+    """Run the block under `deadline` (a `Deadline`, or seconds from now; None: no deadline).
+    An enclosing deadline that comes sooner still applies."""
+    if deadline is not None and not isinstance(deadline, Deadline):
+        deadline = Deadline.after(deadline)
+    outer = _DEADLINE.get()
+    if deadline is None or (outer is not None and outer.remaining() <= deadline.remaining()):
+        deadline = outer
+    token = _DEADLINE.set(deadline)
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # HTTP dates are GMT; an obsolete form may come without a zone
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+        yield deadline
+    finally:
+        _DEADLINE.reset(token)
 
 
 # --- request records ---------------------------------------------------------------------------
@@ -238,9 +293,11 @@ async def send(
     a 429, or a connection that was never made. Anything else could create a duplicate.
     """
     method, path = request.method, request.url.path
+    deadline = current_deadline()
     attempt = 0
     while True:
         attempt += 1
+        _fit_timeout(request, deadline, service, attempt)
         started = time.perf_counter()
         try:
             response = await client.send(request)
@@ -248,7 +305,10 @@ async def send(
             _record(on_request, service, method, path, None, started, attempt)
             if attempt >= retry.max_attempts or not (idempotent or isinstance(exc, _NOT_SENT)):
                 raise unreachable_error(service, method, path, exc, attempts=attempt) from exc
-            await retry.sleep(retry.backoff(attempt))
+            pause = retry.backoff(attempt)
+            if not _fits(pause, deadline):
+                raise unreachable_error(service, method, path, exc, attempts=attempt) from exc
+            await retry.sleep(pause)
             continue
         status = response.status_code
         _record(on_request, service, method, path, status, started, attempt)
@@ -260,22 +320,56 @@ async def send(
             or not (idempotent or status == 429)
         ):
             raise http_error(service, method, path, status, response.content, attempts=attempt)
-        await retry.sleep(_pause(response, attempt, retry, service))
+        pause = _pause(response, attempt, retry, service, deadline)
+        if not _fits(pause, deadline):
+            # Back-off past the deadline: give up now with what the server said, not later.
+            raise http_error(service, method, path, status, response.content, attempts=attempt)
+        await retry.sleep(pause)
 
 
-def _pause(response: httpx.Response, attempt: int, retry: RetryPolicy, service: Service) -> float:
+def _fits(pause: float, deadline: Deadline | None) -> bool:
+    return deadline is None or pause < deadline.remaining()
+
+
+def _fit_timeout(request: httpx.Request, deadline: Deadline | None, service: Service, attempt: int) -> None:
+    """Cut this attempt's timeouts to the time left; no attempt starts once the deadline passed."""
+    if deadline is None:
+        return
+    left = deadline.remaining()
+    if left <= 0:
+        tried = f" after {attempt - 1} attempt(s)" if attempt > 1 else ""
+        raise DeadlineExceeded(
+            f"{service.name} {request.method} {request.url.path} was not sent{tried}: the {deadline.seconds:.0f} s "
+            "deadline of this unit of work has passed; it is retried later"
+        )
+    timeouts = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {
+        phase: left if limit is None else min(limit, left)
+        for phase, limit in {**dict.fromkeys(("connect", "read", "write", "pool")), **timeouts}.items()
+    }
+
+
+def _pause(
+    response: httpx.Response, attempt: int, retry: RetryPolicy, service: Service, deadline: Deadline | None
+) -> float:
     asked = retry_after_seconds(response.headers.get("Retry-After"))
     if asked is None:
         return retry.backoff(attempt)
     if asked > retry.max_retry_after:
-        request = response.request
-        raise Throttled(
-            f"{service.name} {request.method} {request.url.path} answered {response.status_code} "
-            f"and asked to wait {asked:.0f} s, longer than the {retry.max_retry_after:.0f} s this tool "
-            "waits: try again later, or run fewer diagnoses at once",
-            status=response.status_code,
-        )
-    return asked
+        limit = f"the {retry.max_retry_after:.0f} s this tool waits"
+    elif not _fits(asked, deadline):
+        assert deadline is not None  # _fits is True without a deadline
+        limit = f"the {max(deadline.remaining(), 0.0):.0f} s left of this unit's {deadline.seconds:.0f} s deadline"
+    else:
+        return asked
+    # Retrying earlier than asked only counts against the limit again: fail fast as throttled.
+    request = response.request
+    raise Throttled(
+        f"{service.name} {request.method} {request.url.path} answered {response.status_code} "
+        f"and asked to wait {asked:.0f} s, longer than {limit}: "
+        "try again later, or run fewer diagnoses at once",
+        status=response.status_code,
+    )
 
 
 def _record(
@@ -329,6 +423,12 @@ class BearerTokenAuth(httpx.Auth):
         raise RuntimeError("BearerTokenAuth works with httpx.AsyncClient only")
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if request.url.scheme != "https":
+            # A bearer token in clear text can be read and replayed by anyone on the path.
+            raise ConfigError(
+                f"refusing to send a token to {request.url.scheme}://{request.url.host}: "
+                "the service URL must start with https://"
+            )
         request.headers["Authorization"] = f"Bearer {await self.token()}"
         yield request
 

@@ -141,7 +141,9 @@ async def test_a_body_that_is_not_json_is_a_service_error(credential: Any, retry
     handler, _ = recording(lambda r: httpx.Response(200, text="<html>sign in</html>"))
 
     async with client(handler, credential, retry) as dv:
-        with pytest.raises(ServiceError, match="without a JSON object"):
+        with pytest.raises(
+            ServiceError, match="answered 200 without JSON: it is not a Dataverse environment"
+        ):
             await dv.get("WhoAmI")
 
 
@@ -199,9 +201,10 @@ async def test_an_error_body_without_code_still_gives_status_and_hint(
         with pytest.raises(NotFoundError) as caught:
             await dv.get("nosuchset")
 
+    # Dataverse answers every error with a code: a bare 404 names the server as not Dataverse.
     assert str(caught.value) == (
-        "Dataverse GET /api/data/v9.2/nosuchset answered 404: "
-        "check --dataverse-url and the table and column names in the schema map"
+        "the server at https://contoso.crm.dynamics.com answered 404 without a Dataverse error: it is not "
+        "a Dataverse environment; check --dataverse-url (DIAG_DATAVERSE_URL), e.g. https://contoso.crm.dynamics.com"
     )
 
 
@@ -259,7 +262,7 @@ async def test_create_is_not_retried_after_a_5xx_but_upsert_is(
         with pytest.raises(ServiceUnreachable):
             await dv.create("annotations", {"subject": "x"})
         assert len(seen) == 1
-        await dv.upsert("annotations", "1", {"subject": "x"})
+        await dv.upsert("annotations", "6a1f2d9e-0000-4000-8000-000000000001", {"subject": "x"})
 
     assert len(seen) == 3
     assert sleeps.delays == [0.5]
@@ -269,13 +272,15 @@ async def test_create_is_retried_after_a_429(credential: Any, retry: RetryPolicy
     responses = iter(
         [
             httpx.Response(429, headers={"Retry-After": "2"}),
-            httpx.Response(204, headers={"OData-EntityId": f"{ROOT}annotations(abc)"}),
+            httpx.Response(
+                204, headers={"OData-EntityId": f"{ROOT}annotations(6A1F2D9E-0000-4000-8000-0000000000AB)"}
+            ),
         ]
     )
     handler, _ = recording(lambda r: next(responses))
 
     async with client(handler, credential, retry) as dv:
-        assert await dv.create("annotations", {"subject": "x"}) == "abc"
+        assert await dv.create("annotations", {"subject": "x"}) == "6a1f2d9e-0000-4000-8000-0000000000ab"
 
     assert sleeps.delays == [2.0]
 

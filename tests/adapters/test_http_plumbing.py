@@ -52,7 +52,19 @@ def dataverse(handler: Any, credential: Any, retry: RetryPolicy, **kwargs: Any) 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("7", 7.0), (" 1.5 ", 1.5), ("0", 0.0), ("-3", 0.0), (None, None), ("", None), ("soon", None)],
+    [
+        ("7", 7.0),
+        (" 1.5 ", 1.5),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        # Not a finite positive number: the caller backs off instead.
+        ("0", None),
+        ("-3", None),
+        ("nan", None),
+        ("inf", None),
+        ("1e999", None),
+    ],
 )
 def test_retry_after_seconds_reads_delta_seconds(value: str | None, expected: float | None) -> None:
     assert retry_after_seconds(value) == expected
@@ -61,7 +73,7 @@ def test_retry_after_seconds_reads_delta_seconds(value: str | None, expected: fl
 def test_retry_after_seconds_reads_an_http_date() -> None:
     now = datetime(2026, 11, 9, 8, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("Mon, 09 Nov 2026 08:00:45 GMT", now=now) == 45.0
-    assert retry_after_seconds("Mon, 09 Nov 2026 07:59:00 GMT", now=now) == 0.0
+    assert retry_after_seconds("Mon, 09 Nov 2026 07:59:00 GMT", now=now) is None  # already past
 
 
 async def test_429_waits_as_long_as_retry_after_says(
