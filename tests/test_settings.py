@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import ssl
 from pathlib import Path
@@ -121,6 +122,7 @@ def test_a_misspelt_setting_names_the_nearest_known_one(name: str, nearest: str)
 
 
 def test_an_unrelated_diag_variable_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="diagnostics.settings")
     load_settings({"DIAG_SOMETHING_ELSE_ENTIRELY": "1", "DIAG_SERVICEBUS__credential": "managedidentity"})
     assert "ignoring DIAG_SOMETHING_ELSE_ENTIRELY" in caplog.text
     assert "SERVICEBUS" not in caplog.text
