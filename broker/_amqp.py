@@ -1,6 +1,6 @@
 """The AMQP 1.0 server: python-qpid-proton, in one daemon thread. All proton specifics live here.
 
-What azure-servicebus 7.15 expects (see docs/… and /work/shared/reference/local-test-stand-ins.md):
+What azure-servicebus 7.15 expects (learnt from its pyamqp code and frame traces):
 - SASL ANONYMOUS, then CBS `put-token` on `$cbs` (accepted and recorded), even in emulator mode;
 - entity links addressed by full URI (`amqps://host:port/queue`), management on `queue/$management`
   with `operation` / `statusCode` / `statusDescription`;
@@ -26,7 +26,7 @@ from proton.handlers import Handshaker
 from proton.reactor import Container
 
 from broker import _codec
-from broker.queues import LockLostError, MessageQueue, StoredMessage
+from broker.queues import LockLostError, MessageQueue
 
 if TYPE_CHECKING:
     from broker._broker import Broker
@@ -48,10 +48,8 @@ logging.getLogger("proton").addFilter(_PeerGoneFilter())
 
 _TICK_SECONDS = 0.05  # scheduled messages, lock expiry, a moved simulated clock, stop requests
 _CREDIT = 200
-_DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
 _LOCK_LOST = "com.microsoft:message-lock-lost"
 _MGMT = "$management"
-_DLQ = "$deadletterqueue"
 
 
 def free_port(host: str) -> int:
@@ -92,6 +90,11 @@ def _not_found(path: str) -> Condition:
         f"The messaging entity '{path}' could not be found on this local broker.",
         {proton.symbol("entity"): path},
     )
+
+
+def _wall_time(deadline: float, mono: float) -> datetime:
+    """A monotonic deadline as a wall-clock moment."""
+    return datetime.now(UTC) + timedelta(seconds=max(0.0, deadline - mono))
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -209,7 +212,7 @@ class _Server(Handshaker):
                     delivery.settle()
                     return
                 self._broker._send_payloads(queue, _codec.split_transfer(payload))
-                self._pump_queue(queue)
+                self._pump_all()
             delivery.update(Delivery.ACCEPTED)
         except _codec.MalformedMessage as exc:
             delivery.local.condition = Condition(
@@ -259,7 +262,7 @@ class _Server(Handshaker):
                 delivery.local.condition = Condition(_LOCK_LOST, str(exc))
                 delivery.update(Delivery.REJECTED)
         delivery.settle()
-        self._pump_queue(queue)
+        self._pump_all()
 
     # -- sending to receivers -----------------------------------------------------------------
 
@@ -271,10 +274,6 @@ class _Server(Handshaker):
                     self._pump(link)
                 link = link.next(Endpoint.LOCAL_ACTIVE | Endpoint.REMOTE_ACTIVE)
 
-    def _pump_queue(self, queue: MessageQueue) -> None:
-        del queue  # receivers of any queue may be waiting; the pump is cheap when none are
-        self._pump_all()
-
     def _pump(self, link: Link) -> None:
         path = entity_path(link.remote_source.address)
         if path == "$cbs" or path.endswith("/" + _MGMT):
@@ -282,20 +281,9 @@ class _Server(Handshaker):
         queue = self._queue_for(path)
         if queue is None:
             return
-        settled_on_send = link.remote_snd_settle_mode == Link.SND_SETTLED
-        while link.credit > 0:
-            with self._broker._lock:
-                now, mono = self._broker._now(), time.monotonic()
-                message = queue.receive_and_delete(now, mono) if settled_on_send else queue.receive(now, mono)
-                if message is None:
-                    break
-                payload = self._render_locked(queue, message, mono) if not settled_on_send else None
-            if payload is None:
-                token = uuid.uuid4()
-                payload = _codec.render(message)
-            else:
-                assert message.lock_token is not None  # set by receive()
-                token = message.lock_token
+        settled_on_send = link.remote_snd_settle_mode == Link.SND_SETTLED  # receive-and-delete
+        while link.credit > 0 and (taken := self._take(queue, settled_on_send)) is not None:
+            token, payload = taken
             delivery = link.delivery(token.bytes_le)
             link.send(payload)
             link.advance()
@@ -306,13 +294,19 @@ class _Server(Handshaker):
         if link.drain_mode and link.credit > 0:
             link.drained()
 
-    @staticmethod
-    def _render_locked(queue: MessageQueue, message: StoredMessage, mono: float) -> bytes:
-        # The SDK compares locked-until with the real wall clock, so it is real time here.
-        remaining = max(0.0, message.lock_expires - mono)
-        locked_until = datetime.now(UTC) + timedelta(seconds=remaining)
-        del queue
-        return _codec.render(message, locked_until=locked_until)
+    def _take(self, queue: MessageQueue, settled_on_send: bool) -> tuple[uuid.UUID, bytes] | None:
+        """The next message for a receiver: its delivery tag (the lock token) and bytes."""
+        with self._broker._lock:
+            now, mono = self._broker._now(), time.monotonic()
+            if settled_on_send:
+                message = queue.receive_and_delete(now, mono)
+                return None if message is None else (uuid.uuid4(), _codec.render(message))
+            message = queue.receive(now, mono)
+            if message is None or message.lock_token is None:
+                return None
+            # The SDK compares locked-until with the real wall clock: real time here.
+            locked_until = _wall_time(message.lock_expires, mono)
+            return message.lock_token, _codec.render(message, locked_until=locked_until)
 
     # -- request/response nodes ---------------------------------------------------------------
 
@@ -323,22 +317,22 @@ class _Server(Handshaker):
         response.address = None
         connection = request_link.connection
         node = entity_path(request_link.remote_target.address)
-        fallback = None
+        # The sender link of this node on the same connection, preferably the one to `reply_to`.
+        reply_link = None
         link = connection.link_head(Endpoint.LOCAL_ACTIVE)
         while link is not None:
             if link.is_sender and entity_path(link.remote_source.address) == node:
                 if reply_to and link.remote_target.address == reply_to:
-                    fallback = link
+                    reply_link = link
                     break
-                fallback = fallback or link
+                reply_link = reply_link or link
             link = link.next(Endpoint.LOCAL_ACTIVE)
-        if fallback is None:
+        if reply_link is None:
             _log.warning("no reply link for %s on this connection; the reply is dropped", node)
             return
-        delivery = fallback.delivery(uuid.uuid4().bytes)
-        fallback.send(bytes(response.encode()))
-        fallback.advance()
-        del delivery
+        reply_link.delivery(uuid.uuid4().bytes)
+        reply_link.send(bytes(response.encode()))
+        reply_link.advance()
 
     def _cbs(self, payload: bytes) -> proton.Message:
         request = proton.Message()
@@ -390,7 +384,7 @@ class _Server(Handshaker):
         for item in _elements(_key(body, "messages")):
             envelope = _codec.envelope_of(bytes(_key(item, "message")))
             numbers.append(self._broker._schedule(queue, envelope))
-        self._pump_queue(queue)
+        self._pump_all()
         return 200, "OK", {"sequence-numbers": proton.Array(proton.UNDESCRIBED, proton.Data.LONG, *numbers)}
 
     def _op_cancel(self, queue: MessageQueue, body: Any) -> tuple[int, str, Any]:
@@ -421,9 +415,7 @@ class _Server(Handshaker):
                 if token is None:
                     raise ValueError("a lock token is not a UUID")
                 mono = time.monotonic()
-                expires = queue.renew_lock(token, mono)
-                wall = datetime.now(UTC) + timedelta(seconds=expires - mono)
-                expirations.append(_codec.to_timestamp(wall))
+                expirations.append(_codec.to_timestamp(_wall_time(queue.renew_lock(token, mono), mono)))
         return (
             200,
             "OK",
@@ -446,7 +438,7 @@ class _Server(Handshaker):
                     queue.dead_letter(token, mono, reason, description)
                 else:  # abandoned; defered is not offered and goes back like an abandon
                     queue.abandon(token, mono)
-        self._pump_queue(queue)
+        self._pump_all()
         return 200, "OK", {}
 
 

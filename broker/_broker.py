@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from broker._amqp import AmqpServer
+from broker._codec import envelope_of
 from broker.queues import DeadLetter, Envelope, MessageQueue, QueueOptions, QueueStats
 
 Clock = Callable[[], datetime]
@@ -149,8 +150,6 @@ class Broker:
         return self._queues.get(path)
 
     def _send_payloads(self, queue: MessageQueue, payloads: list[bytes]) -> None:
-        from broker._codec import envelope_of  # noqa: PLC0415 - keeps proton out of the import of queues
-
         envelopes = [envelope_of(p) for p in payloads]
         with self._lock:
             now = self._now()

@@ -4,7 +4,9 @@ triggers as the host would (there is no Core Tools `func start` here).
 - Service Bus queue triggers: messages are received with the real async azure-servicebus SDK in
   peek-lock mode and settled as the host does: `autoCompleteMessages` true → complete on success,
   abandon on an exception; false → the settlement the function asked for through
-  `message_actions`, and without one (or on an exception) the lock is released (abandon).
+  `message_actions`, and without one (or on an exception) the lock is released (abandon). A
+  settlement the function asked for is applied in either mode, even when it then raised (the real
+  binding settles at once, over gRPC).
 - Timer triggers: `fire_timer` calls the function with a real `TimerRequest`.
 - HTTP triggers: `call_http` matches `/api/<route>` and calls it with a real `func.HttpRequest`.
 
@@ -37,6 +39,7 @@ IdleProbe = Callable[[str], bool]  # queue name → nothing due or locked there
 
 MESSAGE_ACTIONS_PARAMETER = "message_actions"
 _ROUTE_PREFIX = "api"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _SETTING = re.compile(r"%([^%]+)%")
 _ROUTE_PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}")
 
@@ -241,7 +244,9 @@ class LocalFunctionsHost:
             if conn:
                 client = ServiceBusClient.from_connection_string(conn)
             elif namespace:
-                client = ServiceBusClient(namespace, self._identity())
+                # A loopback namespace is the local broker, which speaks plain AMQP (no TLS).
+                local = namespace.rsplit(":", 1)[0].strip("[]") in _LOOPBACK
+                client = ServiceBusClient(namespace, self._identity(), use_tls=not local)
             else:
                 raise HostConfigurationError(
                     f"app setting {trigger.connection} (a connection string) or "

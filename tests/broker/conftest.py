@@ -31,6 +31,7 @@ QUEUES = {
     "async": QueueOptions(),
     "host-auto": QueueOptions(max_delivery_count=2),
     "host-manual": QueueOptions(max_delivery_count=2),
+    "host-identity": QueueOptions(),
 }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import azure.functions as func
 import pytest
+from azure.core.credentials import AccessToken
 from azure.functions.timer import TimerRequest
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
 
@@ -44,6 +46,8 @@ def manual(msg: ServiceBusReceivedMessage, message_actions: object) -> None:
         )
     elif body == "ok":
         message_actions.complete(msg)  # type: ignore[attr-defined]
+    elif body == "crash":
+        raise RuntimeError("crash")
     # anything else: no settlement → the host releases the lock (abandon)
 
 
@@ -69,7 +73,12 @@ def env_for(broker: Broker) -> dict[str, str]:
 async def test_drain_settles_as_the_functions_host_does(broker: Broker, links: Links) -> None:
     links.sender("host-auto").send_messages([ServiceBusMessage("one"), ServiceBusMessage("fail")])
     links.sender("host-manual").send_messages(
-        [ServiceBusMessage("ok"), ServiceBusMessage("bad"), ServiceBusMessage("silent")]
+        [
+            ServiceBusMessage("ok"),
+            ServiceBusMessage("bad"),
+            ServiceBusMessage("silent"),
+            ServiceBusMessage("crash"),
+        ]
     )
     calls.clear()
     async with LocalFunctionsHost(app, env_for(broker), idle=broker.idle, max_concurrent_calls=4) as host:
@@ -89,25 +98,35 @@ async def test_drain_settles_as_the_functions_host_does(broker: Broker, links: L
     assert auto_stats.errors == ["ValueError: poison", "ValueError: poison"]
     assert ("auto", ("one", 0)) in calls
     assert [d.reason for d in broker.dead_letters("host-auto")] == ["MaxDeliveryCountExceeded"]
-    # manual: complete, dead-letter with the function's reason, and a message left unsettled
-    # that the host abandoned until the max delivery count dead-lettered it.
+    # manual: complete, dead-letter with the function's reason; a message left unsettled and one
+    # whose function raised are abandoned by the host until the max delivery count dead-letters them.
     assert (
         manual_stats.handled,
         manual_stats.completed,
         manual_stats.dead_lettered,
         manual_stats.abandoned,
     ) == (
+        6,
+        1,
+        1,
         4,
-        1,
-        1,
-        2,
     )
-    assert sorted(body for name, body in calls if name == "manual") == ["bad", "ok", "silent", "silent"]
-    assert [(d.body, d.reason, d.description) for d in broker.dead_letters("host-manual")] == [
-        (b"bad", "MalformedMessage", "the body is not JSON"),
-        (b"silent", "MaxDeliveryCountExceeded", "Message could not be consumed after 2 delivery attempts."),
+    assert manual_stats.errors == ["RuntimeError: crash", "RuntimeError: crash"]
+    assert sorted(body for name, body in calls if name == "manual") == [
+        "bad",
+        "crash",
+        "crash",
+        "ok",
+        "silent",
+        "silent",
     ]
-    assert host.stats["manual"].handled == 4
+    max_delivery = ("MaxDeliveryCountExceeded", "Message could not be consumed after 2 delivery attempts.")
+    assert sorted((d.body, d.reason, d.description) for d in broker.dead_letters("host-manual")) == [
+        (b"bad", "MalformedMessage", "the body is not JSON"),
+        (b"crash", *max_delivery),
+        (b"silent", *max_delivery),
+    ]
+    assert host.stats["manual"].handled == 6
 
 
 async def test_timer_with_the_schedule_resolved_from_settings(broker: Broker) -> None:
@@ -143,6 +162,41 @@ async def test_missing_settings_are_named(broker: Broker) -> None:
             await host.drain()
         with pytest.raises(HostConfigurationError, match="TEST_SCHEDULE is not set"):
             _ = host.timer_schedules
+
+
+class FakeCredential:
+    """An async TokenCredential: what DefaultAzureCredential gives the host in Azure."""
+
+    def __init__(self) -> None:
+        self.scopes: list[str] = []
+
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        self.scopes.extend(scopes)
+        return AccessToken("identity-token", int(time.time()) + 3600)
+
+    async def close(self) -> None: ...
+
+
+async def test_identity_based_connection(broker: Broker, links: Links) -> None:
+    identity_app = func.FunctionApp()
+    seen: list[str] = []
+
+    @identity_app.service_bus_queue_trigger(arg_name="msg", queue_name="host-identity", connection="SB")
+    async def on_message(msg: ServiceBusReceivedMessage) -> None:
+        seen.append(str(msg))
+
+    links.sender("host-identity").send_messages(ServiceBusMessage("via identity"))
+    env = {"SB__fullyQualifiedNamespace": broker.fully_qualified_namespace}
+    credential = FakeCredential()
+    async with LocalFunctionsHost(identity_app, env, idle=broker.idle, credential=credential) as host:
+        drained = await host.drain()
+    assert seen == ["via identity"]
+    assert drained["on_message"].completed == 1
+    assert credential.scopes == ["https://servicebus.azure.net//.default"]
+    assert (
+        "sb://" + broker.fully_qualified_namespace + "/host-identity",
+        "identity-token",
+    ) in broker.cbs_tokens()
 
 
 def test_a_function_with_parameters_the_host_cannot_supply_is_refused() -> None:
