@@ -73,7 +73,10 @@ class Notifier(Protocol):
     """Tells people what a check found. Until the notes-and-Teams work lands, an adapter records
     what it is given; the living note and the Teams card plug in here without changing callers."""
 
-    async def notify(self, unit: Unit, report: Report, *, at: datetime) -> None: ...
+    async def notify(self, unit: Unit, report: Report, *, at: datetime, partial: bool = False) -> None:
+        """`partial`: the report holds only part of what the unit sees (the reference look-up), so
+        a finding absent from it has not resolved."""
+        ...
 
 
 class MessageActions(Protocol):

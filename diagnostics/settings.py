@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # Longest time one on-demand HTTP diagnosis may take, retries included; Azure's front end
     # drops an HTTP request after 230 s, so a diagnosis that cannot finish must fail before that.
     http_deadline_seconds: int = Field(100, ge=5, le=220)
+    # Teams: the Workflows webhook URL (the whole URL is the secret; a Key Vault reference in
+    # Azure); empty = no Teams posts. An open finding is reminded at most every N days.
+    teams_webhook_url: SecretStr | None = None
+    teams_repeat_days: int = Field(7, ge=1, le=90)
 
     default_invoice_day: int = Field(8, ge=1, le=28)
     usage_file_day: int = Field(11, ge=1, le=28)

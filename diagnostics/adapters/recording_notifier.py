@@ -37,7 +37,7 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.notifications: list[Notification] = []
 
-    async def notify(self, unit: Unit, report: Report, *, at: datetime) -> None:
+    async def notify(self, unit: Unit, report: Report, *, at: datetime, partial: bool = False) -> None:
         self.notifications.append(
             Notification(
                 unit=unit,

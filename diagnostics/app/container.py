@@ -23,10 +23,12 @@ from pathlib import Path
 from diagnostics.adapters.dataverse import DataverseClient
 from diagnostics.adapters.http import RequestCounter, RequestRecord
 from diagnostics.adapters.partner_center import PartnerCenterClient
-from diagnostics.adapters.recording_notifier import RecordingNotifier
 from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.adapters.state_file import FileStateStore
+from diagnostics.adapters.teams import TeamsWebhook
+from diagnostics.app.notify import MonitorNotifier, NoteWriter
 from diagnostics.errors import ConfigError
+from diagnostics.lifecycle import AlertSettings
 from diagnostics.ports import Clock, MessageBus, Notifier, OutgoingMessage, StateStore
 from diagnostics.schema import SchemaMap
 from diagnostics.service import Connection, Verification
@@ -149,7 +151,7 @@ class Container:
         settings: Settings,
         bus: MessageBus,
         state: StateStore,
-        notifier: Notifier,
+        notifier: Notifier | None = None,
         clock: Clock = utc_now,
     ) -> Container:
         """Builds the Dataverse and Partner Center clients from `connection` (a real environment,
@@ -183,6 +185,25 @@ class Container:
         closing = getattr(bus, "aclose", None)
         if closing is not None:
             closers.append(closing)
+        schema = SchemaCache(dataverse, connection.schema_map, settings.schema_cache_seconds)
+        if notifier is None:
+            # The living note on each subject's record; Teams posts when the webhook is set.
+            teams = None
+            if settings.teams_webhook_url is not None:
+                teams = TeamsWebhook(
+                    settings.teams_webhook_url.get_secret_value(),
+                    verify=connection.verify,
+                    retry=connection.retry,
+                    on_request=hook,
+                )
+                closers.append(teams.aclose)
+            notifier = MonitorNotifier(
+                state,
+                notes=NoteWriter(dataverse, schema),
+                teams=teams,
+                dataverse_url=connection.dataverse_url,
+                settings=AlertSettings(repeat_days=settings.teams_repeat_days),
+            )
         return cls(
             settings=settings,
             thresholds=connection.thresholds,
@@ -192,7 +213,7 @@ class Container:
             bus=bus,
             state=state,
             notifier=notifier,
-            schema=SchemaCache(dataverse, connection.schema_map, settings.schema_cache_seconds),
+            schema=schema,
             closers=closers,
         )
 
@@ -238,7 +259,6 @@ def build_container(settings: Settings) -> Container:
         settings=settings,
         bus=bus_from_settings(settings),
         state=FileStateStore(settings.state_file or default_state_file()),
-        notifier=RecordingNotifier(),
     )
 
 

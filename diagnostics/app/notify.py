@@ -5,11 +5,41 @@ the same thing do not notify again."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from diagnostics.adapters.dataverse import DataverseClient
+from diagnostics.adapters.teams import TeamsWebhook
+from diagnostics.errors import NotFoundError, ServiceError
+from diagnostics.lifecycle import (
+    ALERT,
+    SILENCE,
+    AlertSettings,
+    Post,
+    Silence,
+    SubjectAlerts,
+    advance,
+    apply_silences,
+    claimed,
+    from_value,
+    posted,
+    released,
+    subject_key,
+    to_value,
+)
 from diagnostics.messages import Unit, unit_key
-from diagnostics.model import Report
+from diagnostics.model import Finding, Report, Subject
+from diagnostics.note import NoteContent, blocks_of, note_id, note_record, render_note
 from diagnostics.ports import ConflictError, Notifier, StateStore
+from diagnostics.render_card import CardItem, build_card, record_url
+
+if TYPE_CHECKING:
+    from diagnostics.app.container import SchemaCache
+
+log = logging.getLogger("diagnostics.app.notify")
 
 FINDINGS = "findings"  # state kind
 
@@ -26,6 +56,9 @@ async def notify_if_changed(
     Notify first, record after: a failure between the two notifies again on the next delivery
     (notifiers upsert, so that is safe), never loses a change.
     """
+    if getattr(notifier, "decides_changes", False):
+        await notifier.notify(unit, report, at=at)  # it keeps its own state: reminders, retries
+        return True
     key = unit_key(unit)
     stored = await state.get(FINDINGS, key)
     current = fingerprint(report)
@@ -41,3 +74,215 @@ async def notify_if_changed(
             etag=stored.etag if stored else None,
         )
     return True
+
+
+# --- the living note and the Teams card ---------------------------------------------------------
+
+UNIT_SUBJECTS = "alertunit"  # state kind: the subjects each unit saw last time (to see them resolve)
+_ATTEMPTS = 5  # optimistic-concurrency rounds before giving up on one subject this run
+
+
+class NoteWriter:
+    """Upserts a subject's note (annotation) on its record, with the environment's names."""
+
+    def __init__(self, dataverse: DataverseClient, schema: SchemaCache) -> None:
+        self._dataverse = dataverse
+        self._schema = schema
+
+    async def table_name(self, default: str) -> str:
+        return (await self._schema.get()).schema.schema_map.table(default)
+
+    async def write(self, subject: Subject, content: NoteContent) -> bool:
+        """True when written; False when the subject has no record to hold a note, or it is gone."""
+        record = note_record(subject)
+        if record is None:
+            return False
+        table, record_id = record
+        schema = (await self._schema.get()).schema
+        body: dict[str, Any] = {
+            "subject": content.subject_line,
+            "notetext": content.text,
+            f"objectid_{schema.schema_map.table(table)}@odata.bind": f"/{schema.entity_set(table)}({record_id})",
+        }
+        try:
+            await self._dataverse.upsert(schema.entity_set("annotation"), note_id(subject), body)
+        except NotFoundError:
+            log.info("the %s %s is gone: its note is not written", subject.type, record_id)
+            return False
+        return True
+
+
+@dataclass
+class _Claimed:
+    key: str
+    posts: tuple[Post, ...]
+
+
+class MonitorNotifier:
+    """`diagnostics.ports.Notifier`: the living note on each subject's record and the Teams card of
+    the run, driven by the alert lifecycle (diagnostics/lifecycle.py) over the state store.
+
+    Called after every check (not only when the findings changed): a reminder falls due, a silence
+    ends, a failed post waits to be posted again. Writes the note only when its content changed and
+    posts only what changed, so an unchanged day writes and posts nothing.
+    """
+
+    decides_changes = True  # notify_if_changed calls it every time
+
+    def __init__(
+        self,
+        state: StateStore,
+        *,
+        notes: NoteWriter | None,
+        teams: TeamsWebhook | None,
+        dataverse_url: str | None,
+        settings: AlertSettings | None = None,
+    ) -> None:
+        self._state = state
+        self._notes = notes
+        self._teams = teams
+        self._dataverse_url = dataverse_url
+        self._settings = settings or AlertSettings()
+
+    async def notify(self, unit: Unit, report: Report, *, at: datetime, partial: bool = False) -> None:
+        run = uuid.uuid4().hex
+        ukey = unit_key(unit)
+        silences = await load_silences(self._state)
+        findings = apply_silences(report.findings, silences, at.date())
+        by_subject: dict[str, list[Finding]] = {}
+        subjects: dict[str, Subject] = {}
+        for item in findings:
+            key = subject_key(item.subject)
+            by_subject.setdefault(key, []).append(item)
+            subjects[key] = item.subject
+        seen_before = await self._unit_subjects(ukey)
+        for key, subject in seen_before.items():
+            subjects.setdefault(key, subject)
+        claims: list[_Claimed] = []
+        for key, subject in sorted(subjects.items()):
+            posts = await self._subject(
+                key, subject, by_subject.get(key, []), ukey, run, at, silences, partial
+            )
+            if posts:
+                claims.append(_Claimed(key, posts))
+        if claims:
+            await self._post(claims, run, at)
+        current = {k: subjects[k] for k in by_subject}
+        await self._remember(ukey, {**seen_before, **current} if partial else current)
+
+    async def _subject(
+        self,
+        key: str,
+        subject: Subject,
+        findings: list[Finding],
+        unit: str,
+        run: str,
+        at: datetime,
+        silences: list[Silence],
+        partial: bool,
+    ) -> tuple[Post, ...]:
+        """Advance one subject's state, write its note when it changed, claim what is to be posted."""
+        for _ in range(_ATTEMPTS):
+            stored = await self._state.get(ALERT, key)
+            before = from_value(stored.value) if stored else SubjectAlerts(subject)
+            outcome = advance(
+                replace(before, subject=subject),
+                findings,
+                unit=unit,
+                run=run,
+                now=at,
+                silences=silences,
+                settings=self._settings,
+                blocks=blocks_of(findings),
+                partial=partial,
+            )
+            state, posts = outcome.state, outcome.posts
+            content = render_note(state, checked_at=at)
+            if content is not None and content.content_hash != before.note_hash:
+                if self._notes is not None:
+                    await self._notes.write(subject, content)  # a failure fails the delivery: retried
+                state = replace(state, note_hash=content.content_hash)
+            if posts and self._teams is None:
+                state, posts = posted(state, posts, at, run), ()  # nowhere to post: nothing waits
+            elif posts:
+                state = claimed(state, run, at)
+            try:
+                await self._state.put(ALERT, key, to_value(state), etag=stored.etag if stored else None)
+            except ConflictError:
+                continue  # another worker changed the subject: read it again
+            return posts
+        log.warning("the alert state of %s kept changing under this run; the next run updates it", key)
+        return ()
+
+    async def _post(self, claims: list[_Claimed], run: str, at: datetime) -> None:
+        assert self._teams is not None
+        items = [await self._card_item(p) for c in claims for p in c.posts]
+        payload = build_card(items)
+        try:
+            await self._teams.post(payload)
+            ok = True
+        except ServiceError as exc:  # retried next run: the changes stay pending
+            log.warning("the Teams post failed; the next run posts it: %s", exc)
+            ok = False
+        for claim in claims:
+            for _ in range(_ATTEMPTS):
+                stored = await self._state.get(ALERT, claim.key)
+                if stored is None:
+                    break
+                state = from_value(stored.value)
+                state = posted(state, claim.posts, at, run) if ok else released(state, run)
+                try:
+                    await self._state.put(ALERT, claim.key, to_value(state), etag=stored.etag)
+                except ConflictError:
+                    continue
+                break
+
+    async def _card_item(self, post: Post) -> CardItem:
+        url = None
+        record = note_record(post.subject)
+        if record is not None and self._dataverse_url:
+            table = await self._notes.table_name(record[0]) if self._notes is not None else record[0]
+            url = record_url(self._dataverse_url, table, record[1])
+        entry = post.entry
+        return CardItem(
+            post.change,
+            entry.dedup_key,
+            entry.code,
+            entry.severity,
+            entry.title,
+            post.subject.name,
+            entry.next_step,
+            url,
+        )
+
+    async def _unit_subjects(self, ukey: str) -> dict[str, Subject]:
+        stored = await self._state.get(UNIT_SUBJECTS, ukey)
+        if stored is None:
+            return {}
+        subjects: dict[str, Subject] = {}
+        for key, raw in dict(stored.value.get("subjects") or {}).items():
+            with contextlib.suppress(ValueError):
+                subjects[key] = Subject.model_validate(raw)
+        return subjects
+
+    async def _remember(self, ukey: str, subjects: dict[str, Subject]) -> None:
+        value = {"subjects": {k: s.model_dump() for k, s in sorted(subjects.items())}}
+        for _ in range(_ATTEMPTS):
+            stored = await self._state.get(UNIT_SUBJECTS, ukey)
+            if stored is not None and stored.value == value:
+                return
+            try:
+                await self._state.put(UNIT_SUBJECTS, ukey, value, etag=stored.etag if stored else None)
+            except ConflictError:
+                continue
+            return
+
+
+async def load_silences(state: StateStore) -> list[Silence]:
+    silences = []
+    for key, stored in await state.list(SILENCE):
+        try:
+            silences.append(Silence.from_value(stored.value))
+        except (KeyError, TypeError, ValueError):
+            log.warning("silence %s is unreadable; it is ignored (remove it and add it again)", key)
+    return silences

@@ -323,7 +323,7 @@ async def handle_references(c: Container, body: bytes) -> ReferenceResult:
     stored = await c.state.get(REFERENCES, key)
     current = _fingerprint(report)
     if report.findings and (stored is None or stored.value.get("fingerprint") != current):
-        await c.notifier.notify(unit, report, at=now)
+        await c.notifier.notify(unit, report, at=now, partial=True)
         with contextlib.suppress(ConflictError):  # a concurrent delivery recorded it
             await c.state.put(
                 REFERENCES,

@@ -28,13 +28,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import SecretStr
+
 from diagnostics.adapters.http import RetryPolicy
-from diagnostics.adapters.recording_notifier import RecordingNotifier
 from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.adapters.state_file import FileStateStore
 from diagnostics.app.container import Container, use_container
 from diagnostics.errors import ConfigError, InputError, ServiceError, ServiceUnreachable
 from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
+from diagnostics.render_card import announced
 from diagnostics.replay.story import (
     Day,
     DeadLetterRecord,
@@ -392,17 +394,20 @@ def _subject_names(sim: Simulator) -> dict[str, str]:
 
 
 def _post(at: datetime, body: bytes) -> TeamsPostRecord:
-    """A Teams post as received; what it announces is read from the card when it says so."""
-    changes: dict[str, tuple[str, ...]] = {}
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
+    """A Teams post as received; what it announces is read from the card: each finding's container
+    is identified `<change>:<dedup_key>` (diagnostics/render_card.py)."""
+    payload: Any = None
+    with contextlib.suppress(ValueError):
         payload = json.loads(body)
-        for attachment in payload.get("attachments", []):
-            meta = attachment.get("content", {}).get("metadata", {}) or {}
-            for kind in ("new", "escalated", "reminded", "resolved"):
-                keys = meta.get(kind)
-                if isinstance(keys, list):
-                    changes[kind] = changes.get(kind, ()) + tuple(str(k) for k in keys)
-    return TeamsPostRecord(at, len(body), **changes)
+    changes = announced(payload)
+    return TeamsPostRecord(
+        at,
+        len(body),
+        new=tuple(changes["new"]),
+        escalated=tuple(changes["escalated"]),
+        reminded=tuple(changes["reminded"]),
+        resolved=tuple(changes["resolved"]),
+    )
 
 
 @contextlib.contextmanager
@@ -489,10 +494,12 @@ async def _replay(
 
     container = Container.from_connection(
         conn,
-        settings=settings.model_copy(update={"state_file": state}),
+        # The real notifier: notes upserted on the simulator's records, the card to its Teams sink.
+        settings=settings.model_copy(
+            update={"state_file": state, "teams_webhook_url": SecretStr(sim.teams_webhook_url)}
+        ),
         bus=ServiceBusMessageBus.from_connection_string(broker.connection_string),
         state=FileStateStore(state),
-        notifier=RecordingNotifier(),
         clock=clock,
     )
     env = {SERVICEBUS_CONNECTION: broker.connection_string, "DIAG_SCHEDULE": settings.schedule}
