@@ -151,16 +151,24 @@ class Claim:
 class SubjectAlerts:
     subject: Subject
     entries: Mapping[str, Entry] = field(default_factory=dict)
-    note_hash: str | None = None  # the content of the note as last written
+    note_hash: str | None = None  # the content the note is to have (written when note_written)
+    note_written: bool = True
+    note_claim: Claim | None = None  # the run writing the note now
     all_clear_since: datetime | None = None
     last_check: datetime | None = None
     claim: Claim | None = None
 
     def claimed_by_other(self, run: str, now: datetime, settings: AlertSettings) -> bool:
-        claim = self.claim
-        if claim is None or claim.by == run:
-            return False
-        return now - claim.at < timedelta(minutes=settings.claim_minutes)
+        return _held_by_other(self.claim, run, now, settings)
+
+    def note_claimed_by_other(self, run: str, now: datetime, settings: AlertSettings) -> bool:
+        return _held_by_other(self.note_claim, run, now, settings)
+
+
+def _held_by_other(claim: Claim | None, run: str, now: datetime, settings: AlertSettings) -> bool:
+    if claim is None or claim.by == run:
+        return False
+    return now - claim.at < timedelta(minutes=settings.claim_minutes)
 
 
 @dataclass(frozen=True)
@@ -354,13 +362,24 @@ def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _claim_value(claim: Claim | None) -> dict[str, Any] | None:
+    return None if claim is None else {"by": claim.by, "at": _iso(claim.at)}
+
+
+def _claim_of(value: Any) -> Claim | None:
+    at = _dt(value.get("at")) if isinstance(value, dict) else None
+    return Claim(str(value["by"]), at) if isinstance(value, dict) and at is not None else None
+
+
 def to_value(state: SubjectAlerts) -> dict[str, Any]:
     return {
         "subject": state.subject.model_dump(),
         "note_hash": state.note_hash,
+        "note_written": state.note_written,
+        "note_claim": _claim_value(state.note_claim),
         "all_clear_since": _iso(state.all_clear_since),
         "last_check": _iso(state.last_check),
-        "claim": None if state.claim is None else {"by": state.claim.by, "at": _iso(state.claim.at)},
+        "claim": _claim_value(state.claim),
         "entries": {
             key: {
                 "code": e.code,
@@ -409,13 +428,13 @@ def from_value(value: Mapping[str, Any]) -> SubjectAlerts:
             resolved_at=_dt(raw.get("resolved_at")),
             pending=pending if pending in CHANGES else None,
         )
-    claim = value.get("claim") or None
-    claim_at = _dt(claim.get("at")) if isinstance(claim, dict) else None
     return SubjectAlerts(
         subject=Subject.model_validate(value["subject"]),
         entries=entries,
         note_hash=value.get("note_hash"),
+        note_written=bool(value.get("note_written", True)),
+        note_claim=_claim_of(value.get("note_claim")),
         all_clear_since=_dt(value.get("all_clear_since")),
         last_check=_dt(value.get("last_check")),
-        claim=Claim(str(claim["by"]), claim_at) if isinstance(claim, dict) and claim_at else None,
+        claim=_claim_of(value.get("claim")),
     )

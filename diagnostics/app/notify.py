@@ -18,6 +18,7 @@ from diagnostics.lifecycle import (
     ALERT,
     SILENCE,
     AlertSettings,
+    Claim,
     Post,
     Silence,
     SubjectAlerts,
@@ -198,10 +199,17 @@ class MonitorNotifier:
             )
             state, posts = outcome.state, outcome.posts
             content = render_note(state, checked_at=at)
-            if content is not None and content.content_hash != before.note_hash:
-                if self._notes is not None:
-                    await self._notes.write(subject, content)  # a failure fails the delivery: retried
-                state = replace(state, note_hash=content.content_hash)
+            writing = False
+            if content is not None and (content.content_hash != before.note_hash or not before.note_written):
+                if self._notes is None or note_record(subject) is None:
+                    state = replace(state, note_hash=content.content_hash, note_written=True)
+                elif not state.note_claimed_by_other(run, at, self._settings):
+                    # Claimed with the ETag first: a duplicate delivery running alongside does not
+                    # write the same note again.
+                    state = replace(
+                        state, note_hash=content.content_hash, note_written=False, note_claim=Claim(run, at)
+                    )
+                    writing = True
             if posts and self._teams is None:
                 state, posts = posted(state, posts, at, run), ()  # nowhere to post: nothing waits
             elif posts:
@@ -210,9 +218,36 @@ class MonitorNotifier:
                 await self._state.put(ALERT, key, to_value(state), etag=stored.etag if stored else None)
             except ConflictError:
                 continue  # another worker changed the subject: read it again
+            if writing and content is not None:
+                await self._write_note(key, subject, content, run)
             return posts
         log.warning("the alert state of %s kept changing under this run; the next run updates it", key)
         return ()
+
+    async def _write_note(self, key: str, subject: Subject, content: NoteContent, run: str) -> None:
+        assert self._notes is not None
+        try:
+            await self._notes.write(subject, content)
+        except Exception:
+            await self._settle_note(key, content.content_hash, run, written=False)
+            raise  # a failure fails the delivery: Service Bus delivers it again
+        await self._settle_note(key, content.content_hash, run, written=True)
+
+    async def _settle_note(self, key: str, content_hash: str, run: str, *, written: bool) -> None:
+        for _ in range(_ATTEMPTS):
+            stored = await self._state.get(ALERT, key)
+            if stored is None:
+                return
+            state = from_value(stored.value)
+            if state.note_claim is not None and state.note_claim.by == run:
+                state = replace(state, note_claim=None)
+            if written and state.note_hash == content_hash:
+                state = replace(state, note_written=True)
+            try:
+                await self._state.put(ALERT, key, to_value(state), etag=stored.etag)
+            except ConflictError:
+                continue
+            return
 
     async def _post(self, claims: list[_Claimed], run: str, at: datetime) -> None:
         assert self._teams is not None
