@@ -1,4 +1,5 @@
-"""The command line: `python -m diagnostics scan | diagnose INVOICE | monitor | demo | schema verify`.
+"""The command line: `python -m diagnostics scan | diagnose INVOICE | monitor | demo | schema verify |
+silence add|list|remove`.
 
 Exit status: 0 no finding of warning or above (muted ones aside); 1 at least one; 2 bad usage,
 configuration or input; 3 the run could not complete. Errors are one line on standard error,
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from diagnostics import silences
 from diagnostics.connect import real_connection, retry_policy, schema_map_of
 from diagnostics.engine import needs_attention
 from diagnostics.errors import AuthError, ConfigError, DiagnosticsError, InputError
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = schema_sub.add_parser("verify", help="check the schema map against the environment's metadata")
     _common(verify, formats=("text", "json"))
     verify.add_argument("--write", metavar="FILE", type=Path, help="write the proposed override file here")
+    silence = sub.add_parser("silence", help="silence a finding's alerts until a date (add, list, remove)")
+    silences.add_arguments(silence, _Parser)
     return parser
 
 
@@ -167,6 +171,7 @@ def _print(text: str) -> None:
 def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     with _target(args, settings) as target:
         report = asyncio.run(scan(target.connection, target.as_of, getattr(args, "invoice", None)))
+        report = silences.silenced_report(report, silences.stored(settings), target.as_of.date())
         _print(RENDERERS[args.format](report))
         if args.verbose:
             counts = target.connection.requests.by_service()
@@ -276,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_monitor(args, settings)
         if args.command == "demo":
             return _cmd_demo(args, settings)
+        if args.command == "silence":
+            from diagnostics.app.container import state_store  # noqa: PLC0415  (loads the SDKs)
+
+            _print(silences.run(args, state_store(settings)))
+            return EXIT_OK
         return _cmd_schema_verify(args, settings)
     except (InputError, ConfigError, AuthError) as exc:
         # A refused sign-in or a missing privilege is configuration too: retrying will not help.

@@ -74,6 +74,8 @@ class Simulator:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.teams_posts: list[Any] = []  # the payloads, as parsed
         self.teams_received: list[TeamsPost] = []  # with the simulated time and the raw body
+        # Simulated times [start, end) when the Teams sink is down: it answers 503 to every post.
+        self.teams_outages: list[tuple[datetime, datetime]] = []
         self.tls = tls
         self._port = port
         self._round_trips: Counter[str] = Counter()
@@ -332,6 +334,11 @@ class Simulator:
                 400, {"error": {"code": "InvalidRequestContent", "message": "The body is not JSON."}}
             )
         with self.tenant.lock:
+            if any(start <= self.tenant.now < end for start, end in self.teams_outages):
+                return json_response(
+                    503,
+                    {"error": {"code": "ServiceUnavailable", "message": "The workflow is down (outage)."}},
+                )
             self.teams_posts.append(payload)
             self.teams_received.append(TeamsPost(self.tenant.now, request.body))
         return Response(202)

@@ -250,6 +250,11 @@ def default_state_file() -> Path:
     return Path(tempfile.gettempdir()) / "work365-diagnostics-state.json"
 
 
+def state_store(settings: Settings) -> StateStore:
+    """The state store the settings name: the local file (the command line, `func start`)."""
+    return FileStateStore(settings.state_file or default_state_file())
+
+
 def build_container(settings: Settings) -> Container:
     """The container of a worker in Azure or under `func start`, from the settings alone."""
     from diagnostics.connect import real_connection  # noqa: PLC0415  (imports azure.identity)
@@ -258,7 +263,7 @@ def build_container(settings: Settings) -> Container:
         real_connection(settings, None, None),
         settings=settings,
         bus=bus_from_settings(settings),
-        state=FileStateStore(settings.state_file or default_state_file()),
+        state=state_store(settings),
     )
 
 

@@ -16,7 +16,6 @@ from diagnostics.adapters.teams import TeamsWebhook
 from diagnostics.errors import NotFoundError, ServiceError
 from diagnostics.lifecycle import (
     ALERT,
-    SILENCE,
     AlertSettings,
     Claim,
     Post,
@@ -36,6 +35,7 @@ from diagnostics.model import Finding, Report, Subject
 from diagnostics.note import NoteContent, blocks_of, note_id, note_record, render_note
 from diagnostics.ports import ConflictError, Notifier, StateStore
 from diagnostics.render_card import CardItem, build_card, record_url
+from diagnostics.silences import load as load_silences
 
 if TYPE_CHECKING:
     from diagnostics.app.container import SchemaCache
@@ -311,13 +311,3 @@ class MonitorNotifier:
             except ConflictError:
                 continue
             return
-
-
-async def load_silences(state: StateStore) -> list[Silence]:
-    silences = []
-    for key, stored in await state.list(SILENCE):
-        try:
-            silences.append(Silence.from_value(stored.value))
-        except (KeyError, TypeError, ValueError):
-            log.warning("silence %s is unreadable; it is ignored (remove it and add it again)", key)
-    return silences

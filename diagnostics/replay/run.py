@@ -35,7 +35,9 @@ from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.adapters.state_file import FileStateStore
 from diagnostics.app.container import Container, use_container
 from diagnostics.errors import ConfigError, InputError, ServiceError, ServiceUnreachable
+from diagnostics.lifecycle import SILENCE, Silence
 from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
+from diagnostics.model import Report
 from diagnostics.render_card import announced
 from diagnostics.replay.story import (
     Day,
@@ -49,6 +51,8 @@ from diagnostics.replay.story import (
 )
 from diagnostics.service import Connection, scan
 from diagnostics.settings import Settings
+from diagnostics.silences import silenced_report
+from diagnostics.silences import stored as stored_silences
 
 if TYPE_CHECKING:
     from simulator import Simulator
@@ -75,6 +79,8 @@ class ReplayOptions:
     fault_rate: float = 0.0
     duplicate_rate: float = 0.0
     seed: int = 0
+    # Simulated days on which the Teams sink answers 503 to every post (tests of a failed post).
+    teams_down: tuple[date, ...] = ()
 
     def __post_init__(self) -> None:
         if self.days is not None and not 1 <= self.days <= MAX_DAYS:
@@ -239,6 +245,7 @@ class _Run:
     faults_seen: int = 0
     unseen_change: bool = False  # the tenant changed after the last timer run
     previous_open: list[OpenFinding] = field(default_factory=list)
+    silences: list[Silence] = field(default_factory=list)
 
     async def day(self, day: date, first: bool) -> Day:
         daily = datetime.combine(day, self.daily_at, tzinfo=UTC)
@@ -303,13 +310,18 @@ class _Run:
 
     async def _open(self, record: Day) -> None:
         """What a full scan finds at the day's check: the independent view of what is open."""
-        report = await scan(self.connection, record.timer_at)
+        report = await self._scan(record.timer_at)
         record.open = open_findings(report)
         before = {f.dedup_key for f in self.previous_open}
         now = {f.dedup_key for f in record.open}
         record.opened = [f for f in record.open if f.dedup_key not in before]
         record.closed = [f for f in self.previous_open if f.dedup_key not in now]
         self.previous_open = record.open
+
+    async def _scan(self, moment: datetime) -> Report:
+        """A full scan, with the silences marked as the notifier marks them."""
+        report = await scan(self.connection, moment)
+        return silenced_report(report, self.silences, moment.date())
 
     def _fill(self, record: Day, counts: _Counts) -> None:
         record.published = counts.published
@@ -338,7 +350,7 @@ class _Run:
     async def finish(self) -> None:
         replay = self.replay
         replay.end = self.sim.now
-        report = await scan(self.connection, self.sim.now)
+        report = await self._scan(self.sim.now)
         replay.final_report = report
         replay.findings = open_findings(report)
         replay.notes = _notes(self.sim)
@@ -424,6 +436,13 @@ def _services(options: ReplayOptions) -> Iterator[tuple[Simulator, _Broker]]:
     with Simulator(fixture) as sim:
         if options.fault_rate:
             sim.set_fault_rate(options.fault_rate, options.seed)
+        sim.teams_outages = [
+            (
+                datetime.combine(d, time(0), tzinfo=UTC),
+                datetime.combine(d + timedelta(days=1), time(0), tzinfo=UTC),
+            )
+            for d in options.teams_down
+        ]
         broker = broker_module.Broker(
             dict.fromkeys(QUEUES, queue),
             clock=lambda: sim.now,
@@ -488,6 +507,10 @@ async def _replay(
     retry = RetryPolicy(max_attempts=max(settings.http_max_attempts, 5), sleep=_no_sleep)
     conn = connection(sim, thresholds=settings.thresholds, retry=retry)
     state = tmp / "state.json"
+    # The silences a person added (`silence add`, in the configured state file) apply to the replay.
+    seeded = stored_silences(settings)
+    for silence in seeded:
+        await FileStateStore(state).put(SILENCE, silence.key, silence.to_value(), etag=None)
 
     def clock() -> datetime:  # one clock for the simulator, the broker and the app
         return sim.now
@@ -523,7 +546,7 @@ async def _replay(
             options.duplicate_rate,
             options.seed,
         )
-        run = _Run(options, settings, sim, broker, host, timer, daily_at, conn, replay)
+        run = _Run(options, settings, sim, broker, host, timer, daily_at, conn, replay, silences=seeded)
         day = start.date()
         for index in range(options.days or MAX_DAYS):
             record = await run.day(day, first=index == 0)
