@@ -8,6 +8,7 @@ a 4xx is not retried. Any 2xx is "accepted": the flow posts asynchronously (plat
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
@@ -36,6 +37,32 @@ def _hint(status: int, method: str) -> str:
 TEAMS = Service("Teams webhook", _hint)
 
 
+class _HideWebhookUrl(logging.Filter):
+    """httpx logs every request's full URL at INFO; the webhook's URL is a secret, so its query
+    (the `sig`) is replaced before any handler (App Insights, the console) sees the record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets and isinstance(record.args, tuple):
+            record.args = tuple(self._hidden(a) for a in record.args)
+        if self.secrets and isinstance(record.msg, str) and any(s in record.msg for s in self.secrets):
+            record.msg = self._hidden(record.msg)
+        return True
+
+    def _hidden(self, value: object) -> object:
+        text = str(value)
+        if not any(secret in text for secret in self.secrets):
+            return value
+        return text.split("?", 1)[0] + "?<hidden>"
+
+
+_FILTER = _HideWebhookUrl()
+logging.getLogger("httpx").addFilter(_FILTER)
+
+
 class TeamsWebhook(ClosingClient):
     """Posts one message (an Adaptive Card) per call to the webhook URL."""
 
@@ -49,6 +76,8 @@ class TeamsWebhook(ClosingClient):
         timeout: float = 30.0,
     ) -> None:
         self._url = url
+        if "?" in url:
+            _FILTER.secrets.add(url.split("?", 1)[1])
         self._retry = retry or RetryPolicy()
         self._on_request = on_request
         self._client = httpx.AsyncClient(verify=verify, timeout=timeout)

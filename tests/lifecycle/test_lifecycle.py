@@ -1,0 +1,197 @@
+"""The alert lifecycle, pure: what is posted for each finding as days pass (monitor.md, "Teams alerts")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from diagnostics.catalog import finding
+from diagnostics.lifecycle import (
+    AlertSettings,
+    Claim,
+    Outcome,
+    Silence,
+    SubjectAlerts,
+    advance,
+    claimed,
+    from_value,
+    posted,
+    released,
+    subject_key,
+    to_value,
+)
+from diagnostics.model import Finding, Severity, Subject
+
+DAY0 = datetime(2026, 11, 9, 7, tzinfo=UTC)
+INVOICE = Subject(type="provider_invoice", id="3a496486-0f7b-56ee-afa0-d8b3fea8006c", name="G011 2026-10")
+UNIT = "pi:3a496486-0f7b-56ee-afa0-d8b3fea8006c"
+
+
+def found(code: str = "PI_IMPORT_ERROR", severity: Severity | None = None, **changes: Any) -> Finding:
+    item = finding(code, INVOICE, "2026-10", f"{code} title", {"message": "x"}, ["do it"], severity=severity)
+    return item.model_copy(update=changes) if changes else item
+
+
+def day(n: int) -> datetime:
+    return DAY0 + timedelta(days=n)
+
+
+def run(
+    state: SubjectAlerts,
+    findings: Sequence[Finding],
+    at: datetime,
+    *,
+    unit: str = UNIT,
+    silences: Sequence[Silence] = (),
+    post_ok: bool = True,
+    partial: bool = False,
+) -> tuple[SubjectAlerts, dict[str, list[str]]]:
+    """One run as the notifier does it: advance, claim, post (or fail), settle; what was posted."""
+    outcome: Outcome = advance(
+        state, findings, unit=unit, run="r", now=at, silences=silences, partial=partial
+    )
+    state = outcome.state
+    told: dict[str, list[str]] = {}
+    if outcome.posts:
+        state = claimed(state, "r", at)
+        if post_ok:
+            for post in outcome.posts:
+                told.setdefault(post.change, []).append(post.entry.dedup_key)
+            state = posted(state, outcome.posts, at, "r")
+        else:
+            state = released(state, "r")
+    return from_value(to_value(state)), told  # through the stored form, as between runs
+
+
+def test_new_then_quiet_then_reminded_every_repeat_days() -> None:
+    state = SubjectAlerts(INVOICE)
+    item = found()
+    state, told = run(state, [item], day(0))
+    assert told == {"new": [item.dedup_key]}
+    for n in range(1, 7):
+        state, told = run(state, [item], day(n))
+        assert told == {}, n
+    state, told = run(state, [item], day(7))
+    assert told == {"reminded": [item.dedup_key]}
+    state, told = run(state, [item], day(8))
+    assert told == {}
+
+
+def test_a_severity_rise_posts_once_and_a_fall_posts_nothing() -> None:
+    state, _ = run(SubjectAlerts(INVOICE), [found(severity="warning")], day(0))
+    state, told = run(state, [found(severity="critical")], day(1))
+    assert told == {"escalated": [found().dedup_key]}
+    state, told = run(state, [found(severity="critical")], day(2))
+    assert told == {}
+    state, told = run(state, [found(severity="warning")], day(3))
+    assert told == {}
+
+
+def test_resolved_once_and_all_clear_since() -> None:
+    state, _ = run(SubjectAlerts(INVOICE), [found()], day(0))
+    state, told = run(state, [], day(1))
+    assert told == {"resolved": [found().dedup_key]}
+    assert state.all_clear_since == day(1)
+    state, told = run(state, [], day(2))
+    assert told == {}
+    assert state.all_clear_since == day(1)
+    entry = state.entries[found().dedup_key]
+    assert entry.resolved_at == day(1)
+    assert not entry.open
+
+
+def test_a_failed_post_stays_pending_and_is_posted_once_by_the_next_run() -> None:
+    state, told = run(SubjectAlerts(INVOICE), [found()], day(0), post_ok=False)
+    assert told == {}
+    assert state.entries[found().dedup_key].pending == "new"
+    assert state.claim is None  # released: the next run may post
+    state, told = run(state, [found()], day(1))
+    assert told == {"new": [found().dedup_key]}
+    state, told = run(state, [found()], day(2))
+    assert told == {}
+
+
+def test_a_claim_held_by_another_run_is_not_posted_until_it_expires() -> None:
+    state = SubjectAlerts(INVOICE, claim=Claim("other", day(0)))
+    outcome = advance(state, [found()], unit=UNIT, run="r", now=day(0) + timedelta(minutes=1))
+    assert outcome.posts == ()  # the other worker is posting
+    later = advance(state, [found()], unit=UNIT, run="r", now=day(0) + timedelta(hours=1))
+    assert [p.change for p in later.posts] == ["new"]  # it died mid-post: its change is not lost
+
+
+def test_info_and_muted_findings_are_never_posted_and_resolve_quietly() -> None:
+    info = found("USAGE_PULL_PENDING")
+    muted = found("PI_IMPORT_ERROR", muted=True, muted_by="X")
+    state, told = run(SubjectAlerts(INVOICE), [info, muted], day(0))
+    assert told == {}
+    state, told = run(state, [], day(1))
+    assert told == {}
+
+
+def test_a_muted_finding_that_alerts_later_is_new_then() -> None:
+    state, _ = run(SubjectAlerts(INVOICE), [found(muted=True)], day(0))
+    state, told = run(state, [found()], day(1))
+    assert told == {"new": [found().dedup_key]}
+
+
+def test_a_silenced_finding_never_posts_until_the_silence_ends() -> None:
+    item = found()
+    by_key = Silence(until=date(2026, 11, 12), reason="MS ticket", dedup_key=item.dedup_key)
+    by_code = Silence(until=date(2026, 11, 12), reason="MS ticket", code=item.code, subject_id=INVOICE.id)
+    for silence in (by_key, by_code):
+        state = SubjectAlerts(INVOICE)
+        for n in range(4):  # through the 12th, inclusive
+            state, told = run(state, [item], day(n), silences=[silence])
+            assert told == {}, n
+            assert state.entries[item.dedup_key].silenced_until == date(2026, 11, 12)
+        state, told = run(state, [item], day(4), silences=[silence])
+        assert told == {"new": [item.dedup_key]}
+
+
+def test_a_finding_resolves_only_when_no_unit_sees_it() -> None:
+    state, _ = run(SubjectAlerts(INVOICE), [found()], day(0), unit="a")
+    state, told = run(state, [found()], day(0), unit="b")
+    assert told == {}
+    state, told = run(state, [], day(1), unit="a")
+    assert told == {}  # unit b still sees it
+    state, told = run(state, [], day(1), unit="b")
+    assert told == {"resolved": [found().dedup_key]}
+
+
+def test_a_partial_report_resolves_nothing() -> None:
+    other = found("PI_CHECKSUM_MISMATCH")
+    state, _ = run(SubjectAlerts(INVOICE), [found(), other], day(0))
+    state, told = run(state, [other], day(1), partial=True)
+    assert told == {}
+    assert state.entries[found().dedup_key].open
+
+
+def test_a_reappearing_finding_is_new_again_and_a_flap_before_the_resolution_is_told_is_not() -> None:
+    state, _ = run(SubjectAlerts(INVOICE), [found()], day(0))
+    state, _ = run(state, [], day(1))
+    state, told = run(state, [found()], day(2))
+    assert told == {"new": [found().dedup_key]}
+    # Resolved, the post fails, then it is back: nothing was told, so nothing is new.
+    state, told = run(state, [], day(3), post_ok=False)
+    assert told == {}
+    state, told = run(state, [found()], day(4))
+    assert told == {}
+
+
+def test_resolved_findings_are_forgotten_after_the_keep_days() -> None:
+    state, _ = run(SubjectAlerts(INVOICE), [found()], day(0))
+    state, _ = run(state, [], day(1))
+    outcome = advance(
+        state, [], unit=UNIT, run="r", now=day(40), settings=AlertSettings(keep_resolved_days=30)
+    )
+    assert outcome.state.entries == {}
+
+
+def test_subject_keys_are_valid_state_keys() -> None:
+    odd = Subject(type="expected_provider_invoice", id="a/b#c?d\\e:2026-10", name="x")
+    key = subject_key(odd)
+    assert not set("/\\#?") & set(key)
+    assert subject_key(Subject(type="subscription", id="x" * 500, name="x")) != subject_key(
+        Subject(type="subscription", id="x" * 499 + "y", name="x")
+    )

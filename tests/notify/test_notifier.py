@@ -1,0 +1,160 @@
+"""The notifier against the simulator: the note upserted on the record through the real Dataverse
+client, the card posted to the Teams sink through the real webhook client, the state in memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from diagnostics.adapters.http import RetryPolicy
+from diagnostics.app.container import Container
+from diagnostics.app.notify import MonitorNotifier
+from diagnostics.catalog import finding
+from diagnostics.lifecycle import SILENCE, Silence
+from diagnostics.messages import InvoiceUnit
+from diagnostics.model import Finding, Report, Statistics, Subject
+from diagnostics.note import note_id
+from diagnostics.render_card import announced
+from diagnostics.settings import load_settings
+from simulator import Simulator, load_fixture
+from simulator.connect import connection
+from tests.fakes import FakeBus, FakeClock, InMemoryStateStore
+
+SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample-tenant.json"
+BLOCKED = "3a496486-0f7b-56ee-afa0-d8b3fea8006c"
+INVOICE = Subject(type="provider_invoice", id=BLOCKED, name="Microsoft G0113579246 2026-10")
+UNIT = InvoiceUnit(invoice_id=BLOCKED)
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(load_fixture(SAMPLE)) as running:
+        yield running
+
+
+@pytest.fixture
+async def container(sim: Simulator) -> AsyncIterator[Container]:
+    built = Container.from_connection(
+        connection(sim, retry=RetryPolicy(max_attempts=3, sleep=_no_sleep, jitter=lambda d: d)),
+        settings=load_settings({"DIAG_TEAMS_WEBHOOK_URL": sim.teams_webhook_url + "?sig=s3cret"}),
+        bus=FakeBus(),
+        state=InMemoryStateStore(),
+        clock=FakeClock(sim.now),
+    )
+    yield built
+    await built.aclose()
+
+
+def blocked(severity: str = "error") -> Finding:
+    return finding(
+        "US_BLOCKED_UNRESOLVED_CUSTOMER",
+        INVOICE,
+        "2026-10",
+        "Usage is blocked by a customer reference",
+        {"references": [{"reference": "r1", "name": "Tailspin Toys", "provider_account_exists": False}]},
+        ["Create the provider account"],
+        severity=severity,  # type: ignore[arg-type]
+    )
+
+
+def report(at: datetime, findings: Sequence[Finding]) -> Report:
+    return Report(
+        as_of=at,
+        period="2026-10",
+        statistics=Statistics.of(findings, checks=1, passed=0),
+        findings=tuple(findings),
+    )
+
+
+def posts(sim: Simulator) -> list[dict[str, list[str]]]:
+    return [{k: v for k, v in announced(json.loads(p.body)).items() if v} for p in sim.teams_received]
+
+
+async def test_one_note_and_one_post_for_an_unchanged_finding_then_resolved_and_all_clear(
+    sim: Simulator, container: Container
+) -> None:
+    assert isinstance(container.notifier, MonitorNotifier)
+    now = sim.now
+    for n in range(5):
+        await container.notifier.notify(
+            UNIT, report(now + timedelta(days=n), [blocked()]), at=now + timedelta(days=n)
+        )
+    [note] = sim.recorded_notes()
+    assert note.annotation_id == note_id(INVOICE)
+    assert note.object_id == BLOCKED
+    assert note.writes == 1
+    assert note.subject == "Usage-invoice diagnosis: 1 open (error)"
+    assert "Tailspin Toys (r1) — no provider account with this id" in (note.text or "")
+    assert posts(sim) == [{"new": [blocked().dedup_key]}]
+    url = sim.teams_received[0].body.decode()
+    assert f"main.aspx?etn=work365_providerinvoice&id={BLOCKED}&pagetype=entityrecord" in url
+
+    later = now + timedelta(days=6)
+    await container.notifier.notify(UNIT, report(later, []), at=later)
+    await container.notifier.notify(UNIT, report(later, []), at=later + timedelta(days=1))
+    [note] = sim.recorded_notes()
+    assert note.writes == 2
+    assert note.subject == "Usage-invoice diagnosis: all clear"
+    assert f"All clear since {later:%Y-%m-%d %H:%M} UTC." in (note.text or "")
+    assert posts(sim)[1:] == [{"resolved": [blocked().dedup_key]}]
+
+
+async def test_a_severity_rise_posts_once(sim: Simulator, container: Container) -> None:
+    now = sim.now
+    await container.notifier.notify(UNIT, report(now, [blocked("warning")]), at=now)
+    for n in (1, 2):
+        at = now + timedelta(days=n)
+        await container.notifier.notify(UNIT, report(at, [blocked("critical")]), at=at)
+    assert posts(sim) == [{"new": [blocked().dedup_key]}, {"escalated": [blocked().dedup_key]}]
+    [note] = sim.recorded_notes()
+    assert note.writes == 2
+    assert note.subject == "Usage-invoice diagnosis: 1 open (critical)"
+
+
+async def test_a_failed_post_is_posted_by_the_next_run_and_never_twice(
+    sim: Simulator, container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = sim.now
+    sim.teams_outages = [(now, now + timedelta(days=1))]
+    with caplog.at_level(logging.DEBUG):
+        await container.notifier.notify(UNIT, report(now, [blocked()]), at=now)
+    assert sim.teams_received == []
+    assert sim.requests[("POST", "/teams/webhook")] == 3  # 503 retried, then left for the next run
+    assert "s3cret" not in caplog.text
+    assert "the Teams post failed" in caplog.text
+    sim.teams_outages = []  # the simulator's clock stands still here: end the outage by hand
+    for n in (1, 2):
+        at = now + timedelta(days=n)
+        await container.notifier.notify(UNIT, report(at, [blocked()]), at=at)
+    assert posts(sim) == [{"new": [blocked().dedup_key]}]
+
+
+async def test_a_4xx_is_not_retried(sim: Simulator, container: Container) -> None:
+    sim.inject(status=400, path_prefix="/teams/", times=1)
+    await container.notifier.notify(UNIT, report(sim.now, [blocked()]), at=sim.now)
+    assert sim.requests[("POST", "/teams/webhook")] == 1
+    assert sim.teams_received == []
+
+
+async def test_a_silenced_finding_never_posts_and_stays_in_the_note_marked(
+    sim: Simulator, container: Container
+) -> None:
+    until = (sim.now + timedelta(days=3)).date()
+    silence = Silence(until=until, reason="MS ticket 42", dedup_key=blocked().dedup_key)
+    await container.state.put(SILENCE, silence.key, silence.to_value(), etag=None)
+    for n in range(3):
+        at = sim.now + timedelta(days=n)
+        await container.notifier.notify(UNIT, report(at, [blocked()]), at=at)
+    assert sim.teams_received == []
+    [note] = sim.recorded_notes()
+    assert f"silenced until {until.isoformat()}" in (note.text or "")
+    assert note.writes == 1
