@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from diagnostics.access import granted, read_access
 from diagnostics.checks import CHECKS, READS, Check
 from diagnostics.checks.context import Context
+from diagnostics.cli import main
 from diagnostics.loading import load_period
 from diagnostics.metadata import READ_COLUMNS, EntityMeta, EnvironmentMetadata
 from diagnostics.model import Report, Snapshot
@@ -34,6 +36,13 @@ SAMPLE = Path(__file__).resolve().parent.parent / "simulator" / "samples" / "sam
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 API = "/api/data/v9.2/"
 PI = "work365_providerinvoice"
+
+
+@pytest.fixture(autouse=True)
+def _clean_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs must not pick up settings (Partner Center, Dataverse) from the developer's shell."""
+    for name in [n for n in os.environ if n.startswith("DIAG_")]:
+        monkeypatch.delenv(name)
 
 
 def _sample(read_depth: dict[str, str]) -> dict[str, Any]:
@@ -343,3 +352,18 @@ def test_only_declared_columns_are_read_and_verified() -> None:
     ]
     for table, columns in READ_COLUMNS.items():
         assert set(columns) == declared[table]
+
+
+def test_diagnose_with_no_read_on_provider_invoices_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tenant.json"
+    path.write_text(json.dumps(_sample({PI: "None"})), encoding="utf-8")
+    code = main(["diagnose", "G0113579246", "--simulate", str(path), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    report = json.loads(out)
+    codes = {f["code"] for f in report["findings"]}
+    assert "READ_ACCESS_LIMITED" in codes
+    failed = {f["evidence"]["check"] for f in report["findings"] if f["code"] == "CHECK_FAILED"}
+    assert failed == _needing(PI)
