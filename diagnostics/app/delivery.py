@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from diagnostics.app.container import Container, counting_requests, get_container
-from diagnostics.app.outcome import COMPLETE, Outcome, classify, settle
+from diagnostics.app.outcome import COMPLETE, Outcome, classify, retry, settle
 from diagnostics.errors import DiagnosticsError
 from diagnostics.messages import MessageError
 from diagnostics.ports import MessageActions
@@ -57,16 +57,20 @@ async def deliver(
     started = time.perf_counter()
     result: Handled | None = None
     error: BaseException | None = None
+    deadline: asyncio.Timeout | None = None
     with counting_requests() as tally:
         try:
             current = container()
             body = message_body(message)
-            async with asyncio.timeout(current.settings.message_deadline_seconds):
+            seconds = current.settings.message_deadline_seconds
+            async with asyncio.timeout(seconds) as deadline:
                 result = await handler(current, body)
             outcome = COMPLETE
         except Exception as exc:
             error = exc
             outcome = classify(exc)
+            if deadline is not None and deadline.expired():
+                outcome = retry(f"took longer than {seconds} s (DIAG_MESSAGE_DEADLINE_SECONDS)")
     try:
         settle(outcome, message, actions)
     finally:

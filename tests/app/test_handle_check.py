@@ -3,6 +3,8 @@ bus, the state and the notifier; settlement through `deliver` and the fake messa
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from datetime import UTC, date, datetime
 
@@ -151,3 +153,24 @@ async def test_when_the_invoice_is_gone_the_pending_recheck_is_cancelled(
     # A planned check of an invoice that does not exist is a message a person should look at.
     planned = await handle(changing, check(InvoiceUnit(invoice_id=BLOCKED)))
     assert [(a, r) for a, _, r, _ in planned.settled] == [("deadletter", "InvoiceNotFound")]
+
+
+async def test_a_message_past_its_deadline_is_retried(container: Container) -> None:
+    hurried = dataclasses.replace(
+        container, settings=container.settings.model_copy(update={"message_deadline_seconds": 0.05})
+    )
+
+    async def slow(c: Container, body: bytes) -> object:
+        await asyncio.sleep(5)
+        raise AssertionError("not reached")
+
+    actions = FakeMessageActions()
+    outcome = await deliver(
+        QUEUE_INVOICE_CHECKS,
+        ReceivedMessage(b"{}", message_id="slow"),
+        actions,
+        slow,  # type: ignore[arg-type]
+        container=lambda: hurried,
+    )
+    assert actions.settled == [("abandon", "slow", None, None)]
+    assert outcome.description == "took longer than 0.05 s (DIAG_MESSAGE_DEADLINE_SECONDS)"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from diagnostics.app.container import Container, counting_requests
-from diagnostics.app.plan import PLANNER, WATERMARK, PlanView, plan_units, run_planner
+from diagnostics.app.plan import PLANNER, WATERMARK, PlanView, plan_today, plan_units, run_planner
+from diagnostics.errors import ServiceUnreachable
 from diagnostics.messages import decode_check
 from diagnostics.model import PIStatus, ProviderKind
 from diagnostics.settings import Thresholds
@@ -125,3 +128,27 @@ async def test_run_planner_publishes_and_moves_the_watermark(container: Containe
     assert 1 <= again.published < result.published  # only what changed since, and what is open
     assert len(bus.sent) == len(requests)
     assert bus.dropped_duplicates == again.published
+
+
+async def test_a_failed_plan_raises_for_the_timer_retry_and_keeps_the_watermark(
+    container: Container, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    await run_planner(container)
+    stored = await container.state.get(WATERMARK, PLANNER)
+    sim.inject(status=503, path_prefix="/api/data")
+    try:
+        with pytest.raises(ServiceUnreachable):
+            await plan_today(past_due=True, container=lambda: container)
+    finally:
+        sim.clear_faults()
+    assert await container.state.get(WATERMARK, PLANNER) == stored
+    assert any(r.getMessage().startswith("plan failed past_due=True") for r in caplog.records)
+
+
+async def test_a_missed_day_catches_up_from_the_watermark() -> None:
+    # The plan of Nov 10 ran; Nov 11's did not. Nov 12's plans what changed on Nov 11 too.
+    changed = invoice(
+        "pi-late", period="2026-07", created=OLD, modified=datetime(2026, 11, 11, 15, tzinfo=UTC)
+    )
+    view = PlanView((provider(),), (*healthy_history(), changed), (), frozenset())
+    assert "pi:pi-late" in keys(view, watermark=datetime(2026, 11, 10, 6, 50, tzinfo=UTC))

@@ -14,7 +14,7 @@ from azure.core.credentials import AccessToken
 
 from diagnostics.adapters.dataverse import DataverseClient, Query
 from diagnostics.adapters.state_file import FileStateStore
-from diagnostics.app.container import Container, counting_requests, use_container
+from diagnostics.app.container import Container, counting_requests, get_container, use_container
 from diagnostics.errors import ConfigError
 from diagnostics.ports import ConflictError, StateStore
 from simulator import Simulator
@@ -142,3 +142,33 @@ def test_state_file_is_plain_json(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     asyncio.run(FileStateStore(path).put("watermark", "planner", {"at": "t"}, etag=None))
     assert json.loads(path.read_text())["watermark"]["planner"]["value"] == {"at": "t"}
+
+
+async def test_get_container_builds_once_from_the_settings(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in {
+        "DIAG_DATAVERSE_URL": sim.dataverse_url,
+        "DIAG_DATAVERSE_CREDENTIAL": "client_secret",
+        "DIAG_DATAVERSE_TENANT_ID": sim.tenant_id,
+        "DIAG_DATAVERSE_CLIENT_ID": sim.client_id,
+        "DIAG_DATAVERSE_CLIENT_SECRET": sim.client_secret,
+        "DIAG_AUTHORITY_HOST": sim.authority,
+        "DIAG_CA_BUNDLE": str(sim.ca_file),
+        "DIAG_STATE_FILE": str(tmp_path / "state.json"),
+        "DIAG_DATAVERSE_MAX_CONCURRENCY": "3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    previous = use_container(None)
+    try:
+        built = get_container()
+        assert get_container() is built
+        assert built.settings.dataverse_max_concurrency == 3
+        assert (await built.dataverse.get("WhoAmI"))["UserId"]
+        await built.aclose()
+        monkeypatch.delenv("DIAG_DATAVERSE_URL")
+        use_container(None)
+        with pytest.raises(ConfigError, match="DIAG_DATAVERSE_URL"):
+            get_container()
+    finally:
+        use_container(previous)
