@@ -10,6 +10,7 @@ What azure-servicebus 7.15 expects (learnt from its pyamqp code and frame traces
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -50,6 +51,31 @@ _TICK_SECONDS = 0.05  # scheduled messages, lock expiry, a moved simulated clock
 _CREDIT = 200
 _LOCK_LOST = "com.microsoft:message-lock-lost"
 _MGMT = "$management"
+
+
+_Handler = Callable[["_Server", proton.Event], None]
+
+
+def _guarded(handler: _Handler) -> _Handler:
+    """A bug or an unexpected frame must not kill the broker's thread (every client would then
+    hang until its timeout): log it, keep it for `Broker.errors()`, and refuse the delivery."""
+
+    @functools.wraps(handler)
+    def run(server: _Server, event: proton.Event) -> None:
+        try:
+            handler(server, event)
+        except Exception as exc:
+            _log.exception("the local Service Bus broker failed in %s", handler.__name__)
+            server._broker._record_error(f"{handler.__name__}: {type(exc).__name__}: {exc}")
+            delivery = event.delivery
+            if delivery is not None and not delivery.settled:
+                delivery.local.condition = Condition(
+                    "amqp:internal-error", str(exc), {proton.symbol("error"): type(exc).__name__}
+                )
+                delivery.update(Delivery.REJECTED)
+                delivery.settle()
+
+    return run
 
 
 def free_port(host: str) -> int:
@@ -131,6 +157,7 @@ class _Server(Handshaker):
     def request_stop(self) -> None:
         self._stop.set()
 
+    @_guarded
     def on_timer_task(self, event: proton.Event) -> None:
         if self._stop.is_set():
             self._acceptor.close()
@@ -158,6 +185,7 @@ class _Server(Handshaker):
         if event.connection is not None:
             self._connections.discard(event.connection)
 
+    @_guarded
     def on_link_remote_open(self, event: proton.Event) -> None:
         link: Link = event.link
         if not link.state & Endpoint.LOCAL_UNINIT:
@@ -179,6 +207,7 @@ class _Server(Handshaker):
             link.condition = _not_found(path)
             link.close()
 
+    @_guarded
     def on_link_flow(self, event: proton.Event) -> None:
         link = event.link
         if link.is_sender:
@@ -186,6 +215,7 @@ class _Server(Handshaker):
 
     # -- deliveries ---------------------------------------------------------------------------
 
+    @_guarded
     def on_delivery(self, event: proton.Event) -> None:
         delivery: Delivery = event.delivery
         link = delivery.link
@@ -463,6 +493,18 @@ class AmqpServer:
         self._error: BaseException | None = None
 
     def start(self, timeout: float = 5.0) -> None:
+        # The free port is found before proton listens on it; another process may take it in
+        # between, so try a few.
+        for _ in range(3):
+            self._error = None
+            if self._start_once(timeout) or not isinstance(self._error, OSError | proton.ProtonException):
+                break
+        if self._error is not None or self._thread is None:
+            raise RuntimeError(
+                f"the local Service Bus broker did not start on {self.host}:{self.port}: {self._error}"
+            )
+
+    def _start_once(self, timeout: float) -> bool:
         ready = threading.Event()
         self.port = free_port(self.host)
         self._server = _Server(self._broker, self.host, self.port, ready)
@@ -472,16 +514,18 @@ class AmqpServer:
         def run() -> None:
             try:
                 container.run()
-            except BaseException as exc:  # reported by start()/stop(), not lost in a thread
+            except BaseException as exc:  # reported by start(), not lost in a thread
                 self._error = exc
                 ready.set()
 
         self._thread = threading.Thread(target=run, name=f"servicebus-broker-{self.port}", daemon=True)
         self._thread.start()
-        if not ready.wait(timeout) or self._error is not None:
-            raise RuntimeError(
-                f"the local Service Bus broker did not start on {self.host}:{self.port}: {self._error}"
-            )
+        if ready.wait(timeout) and self._error is None:
+            return True
+        self._thread.join(1.0)
+        self._thread = None
+        self._error = self._error or TimeoutError(f"not listening after {timeout:.0f} s")
+        return False
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._server is None or self._thread is None:

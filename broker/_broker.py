@@ -49,6 +49,7 @@ class Broker:
             for name, opts in options.items()
         }
         self._tokens: list[tuple[str, str]] = []
+        self._errors: list[str] = []
         self._server = AmqpServer(self, host)
         self._started = False
 
@@ -121,6 +122,12 @@ class Broker:
             queues = [self._queue(queue)] if queue is not None else list(self._queues.values())
             return all(q.idle(now, mono) for q in queues)
 
+    def errors(self) -> list[str]:
+        """What the broker itself failed at (a bug, or a frame it could not handle): one line each.
+        Empty in a healthy run; tests and the replay can check it."""
+        with self._lock:
+            return list(self._errors)
+
     def cbs_tokens(self) -> list[tuple[str, str]]:
         """(audience, token) of every CBS put-token, in order."""
         with self._lock:
@@ -161,6 +168,10 @@ class Broker:
             now = self._now()
             at = envelope.scheduled_enqueue_time or now
             return queue.schedule(envelope, at, now)
+
+    def _record_error(self, line: str) -> None:
+        with self._lock:
+            self._errors.append(line)
 
     def _record_token(self, audience: str, token: str) -> None:
         with self._lock:

@@ -41,6 +41,8 @@ class QueueOptions:
     # None turns duplicate detection off (Azure: requiresDuplicateDetection=false).
     duplicate_detection_window: timedelta | None = timedelta(minutes=10)
     dead_lettering_on_expiration: bool = False
+    # Not an Azure setting: this queue's share of messages delivered twice (None: the broker's).
+    duplicate_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_delivery_count < 1:
@@ -135,11 +137,13 @@ class MessageQueue:
         seed: int = 0,
         dead_letter_queue: bool = False,
     ) -> None:
-        if not 0.0 <= duplicate_rate <= 1.0:
-            raise ValueError("duplicate_rate must be between 0 and 1")
         self.name = name
         self.options = options or QueueOptions()
-        self._duplicate_rate = duplicate_rate
+        self._duplicate_rate = (
+            self.options.duplicate_rate if self.options.duplicate_rate is not None else duplicate_rate
+        )
+        if not 0.0 <= self._duplicate_rate <= 1.0:
+            raise ValueError("duplicate_rate must be between 0 and 1")
         self._seed = seed
         self._is_dlq = dead_letter_queue
         self._next_sequence = 1

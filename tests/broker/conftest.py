@@ -29,6 +29,7 @@ QUEUES = {
     # no peek-lock receiver: expiry and receive-and-delete
     "quiet": QueueOptions(dead_lettering_on_expiration=True),
     "async": QueueOptions(),
+    "twice": QueueOptions(duplicate_rate=1.0),  # every message delivered a second time
     "host-auto": QueueOptions(max_delivery_count=2),
     "host-manual": QueueOptions(max_delivery_count=2),
     "host-identity": QueueOptions(),
@@ -44,6 +45,7 @@ def clock() -> SimulatedClock:
 def broker(clock: SimulatedClock) -> Iterator[Broker]:
     with running_broker(QUEUES, clock=clock) as running:
         yield running
+        assert running.errors() == []
 
 
 class Links:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusReceiveMode
 from azure.servicebus.aio import ServiceBusClient as AsyncServiceBusClient
-from azure.servicebus.exceptions import MessageAlreadySettled, MessagingEntityNotFoundError
+from azure.servicebus.exceptions import MessageAlreadySettled, MessagingEntityNotFoundError, ServiceBusError
 
-from broker import Broker, QueueOptions
+from broker import Broker
 from broker.testing import SimulatedClock, running_broker
-from tests.broker.conftest import ONE_DAY, Links, close_all, receive_all
+from tests.broker.conftest import ONE_DAY, Links, receive_all
 
 
 def uid(prefix: str) -> str:
@@ -235,25 +234,19 @@ async def test_async_client_send_schedule_receive_settle(broker: Broker, clock: 
     assert dlq.locked == 0
 
 
-def test_duplicate_injection_delivers_completed_messages_once_more() -> None:
-    with running_broker({"dup": QueueOptions()}, duplicate_rate=1.0, seed=3) as broker:
-        client = ServiceBusClient.from_connection_string(broker.connection_string)
-        sender = client.get_queue_sender("dup")
-        receiver = client.get_queue_receiver("dup", max_wait_time=0.3).__enter__()
-        try:
-            sender.send_messages(
-                [ServiceBusMessage("a", message_id="a"), ServiceBusMessage("b", message_id="b")]
-            )
-            seen = []
-            while batch := receiver.receive_messages(max_message_count=4, max_wait_time=0.3):
-                for message in batch:
-                    seen.append((message.message_id, str(message), message.delivery_count))
-                    receiver.complete_message(message)
-        finally:
-            close_all(sender, receiver)
-        assert sorted(seen) == [("a", "a", 0), ("a", "a", 1), ("b", "b", 0), ("b", "b", 1)]
-        stats = broker.stats("dup")
-        assert (stats.duplicates_injected, stats.completed) == (2, 4)
+def test_duplicate_injection_delivers_completed_messages_once_more(broker: Broker, links: Links) -> None:
+    links.sender("twice").send_messages(
+        [ServiceBusMessage("a", message_id="a"), ServiceBusMessage("b", message_id="b")]
+    )
+    receiver = links.receiver("twice")
+    seen = []
+    while batch := receiver.receive_messages(max_message_count=4, max_wait_time=0.2):
+        for message in batch:
+            seen.append((message.message_id, str(message), message.delivery_count))
+            receiver.complete_message(message)
+    assert sorted(seen) == [("a", "a", 0), ("a", "a", 1), ("b", "b", 0), ("b", "b", 1)]
+    stats = broker.stats("twice")
+    assert (stats.duplicates_injected, stats.completed) == (2, 4)
 
 
 def test_stop_is_clean_and_frees_the_port() -> None:
@@ -274,11 +267,17 @@ def test_introspection_names_an_unknown_queue(broker: Broker) -> None:
         broker.stats("nope")
 
 
-def test_the_clock_must_be_aware(broker: Broker) -> None:
-    del broker
-    naive = Broker(["q"], clock=lambda: __import__("datetime").datetime(2026, 1, 1))
-    with pytest.raises(ValueError, match="timezone-aware"):
-        naive._now()
-
-
-asyncio  # noqa: B018 - imported for the async test's event loop policy
+def test_a_failure_inside_the_broker_is_reported_and_it_keeps_serving() -> None:
+    moments = [datetime(2026, 11, 9, 7, 0)]  # naive: a mistake the broker must name
+    with running_broker(["q"], clock=lambda: moments[0]) as broker:
+        with ServiceBusClient.from_connection_string(broker.connection_string, retry_total=0) as client:
+            sender = client.get_queue_sender("q")
+            with pytest.raises(ServiceBusError):
+                sender.send_messages(ServiceBusMessage("x"))
+            assert broker.errors() == [
+                "on_delivery: ValueError: the broker's clock must return timezone-aware UTC datetimes"
+            ]
+            moments[0] = moments[0].replace(tzinfo=UTC)
+            sender.send_messages(ServiceBusMessage("x"))
+            sender.close()
+        assert broker.stats("q").active == 1

@@ -177,6 +177,7 @@ def test_duplicate_injection_is_deterministic_for_a_seed() -> None:
     assert completed_twice(MessageQueue("q", duplicate_rate=0.3, seed=7), 200) == twice
     assert completed_twice(MessageQueue("q", duplicate_rate=0.3, seed=8), 200) != twice
     assert completed_twice(MessageQueue("q"), 50) == set()
+    assert len(completed_twice(MessageQueue("q", QueueOptions(duplicate_rate=1.0)), 5)) == 5
 
 
 def test_bad_options_are_refused() -> None:
