@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
 from diagnostics.adapters.dataverse import Query, canonical_guid, canonical_or_same, odata_string
@@ -86,7 +87,7 @@ class Row:
 
     def _key(self, column: str) -> str:
         actual = self.schema.col(self.table, column)
-        if TABLES[self.table].column(column).type == "Lookup":
+        if _is_lookup(self.table, column):
             return f"_{actual}_value"
         return actual
 
@@ -518,6 +519,7 @@ def _first_line(exc: BaseException) -> str:
     return (text[0][:150] if text else "") or type(exc).__name__
 
 
+@cache  # the default schema is fixed; every value of every row asks (row decoding's hot path)
 def _is_lookup(table: str, column: str) -> bool:
     return TABLES[table].column(column).type == "Lookup"
 
