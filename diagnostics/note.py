@@ -191,7 +191,11 @@ def render_note(state: SubjectAlerts, *, checked_at: datetime) -> NoteContent | 
         key=lambda e: (e.silenced_until is not None, SEVERITY_RANK.get(e.severity, 9), e.code, e.dedup_key),
     )
     resolved = sorted(
-        (e for e in state.entries.values() if not e.open and e.resolved_at is not None),
+        (
+            e
+            for e in state.entries.values()
+            if not e.open and e.resolved_at is not None and (e.alerting or e.silenced_until)
+        ),
         key=lambda e: (e.resolved_at, e.dedup_key),
     )
     if not shown and not resolved:

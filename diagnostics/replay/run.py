@@ -353,8 +353,12 @@ class _Run:
         report = await self._scan(self.sim.now)
         replay.final_report = report
         replay.findings = open_findings(report)
-        replay.notes = _notes(self.sim)
-        replay.teams_posts = [_post(p.at, p.body) for p in self.sim.teams_received]
+        # In a stable order: handlers run side by side, so arrival order is not the story's.
+        replay.notes = sorted(_notes(self.sim), key=lambda n: (n.subject_type, n.subject_name, n.subject_id))
+        replay.teams_posts = sorted(
+            (_post(p.at, p.body) for p in self.sim.teams_received),
+            key=lambda p: (p.at, p.new, p.escalated, p.reminded, p.resolved),
+        )
         replay.dead_letters = [
             DeadLetterRecord(queue, str(d.reason), str(d.description), d.message_id)
             for queue in QUEUES
