@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 from azure.servicebus import ServiceBusReceivedMessage
-from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver
+from azure.servicebus.aio import AutoLockRenewer, ServiceBusClient, ServiceBusReceiver
 
 Clock = Callable[[], datetime]
 IdleProbe = Callable[[str], bool]  # queue name → nothing due or locked there
@@ -104,6 +104,16 @@ def _index(app: func.FunctionApp) -> list[_Function]:
     return indexed
 
 
+def _duration_seconds(text: str) -> float:
+    """A host.json TimeSpan, `[d.]hh:mm:ss[.fff]`, in seconds."""
+    try:
+        hours, minutes, seconds = text.split(":")
+        days, _, hours = hours.rpartition(".")
+        return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        raise HostConfigurationError(f"host.json: {text!r} is not a duration like 00:05:00") from None
+
+
 def _route_pattern(route: str) -> re.Pattern[str]:
     parts, last = [], 0
     for match in _ROUTE_PARAMETER.finditer(route):
@@ -162,19 +172,29 @@ class LocalFunctionsHost:
         env: Mapping[str, str],
         *,
         clock: Clock | None = None,
-        max_concurrent_calls: int = 16,
+        max_concurrent_calls: int | None = None,
         idle: IdleProbe | None = None,
         receive_wait: float = 0.1,
         credential: Any = None,
+        host_json: Mapping[str, Any] | None = None,
     ) -> None:
         """`idle(queue)` (e.g. `Broker.idle`) tells `drain` when a queue has nothing left; without
         it a receive round that gets nothing ends the drain. `credential` serves identity-based
-        connections (`<connection>__fullyQualifiedNamespace`); DefaultAzureCredential by default."""
-        if max_concurrent_calls < 1:
+        connections (`<connection>__fullyQualifiedNamespace`); DefaultAzureCredential by default.
+        `host_json` (the app's parsed host.json) gives what the host takes from it: Service Bus
+        `maxConcurrentCalls` (unless `max_concurrent_calls` is given; else 16) and
+        `maxAutoLockRenewalDuration` (5 minutes by default, as Azure's), and the HTTP `routePrefix`."""
+        extensions = (host_json or {}).get("extensions", {})
+        service_bus, http = extensions.get("serviceBus", {}), extensions.get("http", {})
+        max_calls = max_concurrent_calls or int(service_bus.get("maxConcurrentCalls", 16))
+        if max_calls < 1:
             raise HostConfigurationError("max_concurrent_calls must be at least 1")
         self._env = dict(env)
         self._clock: Clock = clock or (lambda: datetime.now(UTC))
-        self._max_calls = max_concurrent_calls
+        self._max_calls = max_calls
+        self._lock_renewal = _duration_seconds(str(service_bus.get("maxAutoLockRenewalDuration", "00:05:00")))
+        self._route_prefix = str(http.get("routePrefix", _ROUTE_PREFIX)).strip("/")
+        self._renewer: AutoLockRenewer | None = None
         self._idle = idle
         self._receive_wait = receive_wait
         self._credential = credential
@@ -267,7 +287,11 @@ class LocalFunctionsHost:
         # Kept open across rounds and drains: opening a link costs about half a second in the SDK.
         receiver = self._receivers.get(trigger.function.name)
         if receiver is None:
-            receiver = self._client(trigger).get_queue_receiver(trigger.queue)
+            if self._renewer is None:  # as the host: locks renewed while a function runs
+                self._renewer = AutoLockRenewer(max_lock_renewal_duration=self._lock_renewal)
+            receiver = self._client(trigger).get_queue_receiver(
+                trigger.queue, auto_lock_renewer=self._renewer
+            )
             # Opened here: a receive with the short round wait would time out opening the link.
             await receiver.__aenter__()
             self._receivers[trigger.function.name] = receiver
@@ -364,8 +388,8 @@ class LocalFunctionsHost:
     ) -> func.HttpResponse:
         method = method.upper()
         relative = path.split("?", 1)[0].strip("/")
-        prefix = _ROUTE_PREFIX + "/"
-        if not relative.lower().startswith(prefix):
+        prefix = self._route_prefix + "/" if self._route_prefix else ""
+        if not relative.lower().startswith(prefix.lower()):
             return func.HttpResponse(f"no function at {path}", status_code=404)
         relative = relative[len(prefix) :]
         for route in self._routes:
@@ -402,6 +426,9 @@ class LocalFunctionsHost:
         receivers, clients = list(self._receivers.values()), list(self._clients.values())
         self._receivers.clear()
         self._clients.clear()
+        if self._renewer is not None:
+            await self._renewer.close()
+            self._renewer = None
         # Side by side: the SDK spends about a second closing each receiver.
         await asyncio.gather(*(receiver.close() for receiver in receivers))
         await asyncio.gather(*(client.close() for client in clients))

@@ -151,6 +151,16 @@ async def test_http_routes(broker: Broker) -> None:
         assert b"RuntimeError: handler broke" in failed.get_body()
 
 
+async def test_host_json_route_prefix_and_a_bad_duration(broker: Broker) -> None:
+    host_json = {"extensions": {"http": {"routePrefix": "v1"}, "serviceBus": {"maxConcurrentCalls": 2}}}
+    async with LocalFunctionsHost(app, env_for(broker), host_json=host_json) as host:
+        assert (await host.call_http("GET", "/v1/items/7")).status_code == 200
+        assert (await host.call_http("GET", "/api/items/7")).status_code == 404
+    bad = {"extensions": {"serviceBus": {"maxAutoLockRenewalDuration": "five minutes"}}}
+    with pytest.raises(HostConfigurationError, match="'five minutes' is not a duration like 00:05:00"):
+        LocalFunctionsHost(app, env_for(broker), host_json=bad)
+
+
 async def test_missing_settings_are_named(broker: Broker) -> None:
     with pytest.raises(HostConfigurationError, match="MANUAL_QUEUE is not set"):
         LocalFunctionsHost(app, {"TEST_SB": broker.connection_string})
