@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Azurite (the Azure Storage emulator) for the state-store tests: tools/package.json, not deployed.
+NPM_STAMP := tools/node_modules/.installed
 
 .PHONY: demo test lint typecheck unit fuzz bench clean
 
@@ -11,6 +13,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+$(NPM_STAMP): tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 20 (the state-store tests start Azurite from tools/)" >&2; exit 2; }
+	cd tools && npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m diagnostics demo
@@ -22,8 +29,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest
+# Under make (and in CI) the Azurite tests must run: DIAG_TEST_AZURITE=required fails them, not skips.
+unit: $(STAMP) $(NPM_STAMP)
+	DIAG_TEST_AZURITE=required $(BIN)/python -m pytest
 
 test: lint typecheck unit
 
@@ -35,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/node_modules

@@ -86,9 +86,19 @@ class Settings(BaseSettings):
     # Concurrent Dataverse requests per worker process; Dataverse refuses more than 52 at once per
     # user (service protection), and every instance of the app counts against that (README).
     dataverse_max_concurrency: int = Field(8, ge=1, le=52)
-    # Where the planner's watermark, pending re-checks and notified fingerprints are kept until the
-    # Table Storage adapter lands; empty = a file in the temporary directory.
+    # A local file for the planner's watermark, pending re-checks and notified fingerprints (the
+    # command line, the replay); empty = Table Storage when configured (below), else a temp file.
     state_file: Path | None = None
+    # The state store on Azure Table Storage, in the app's own storage account, read from the
+    # Functions host's own settings: `AzureWebJobsStorage` (a connection string; locally
+    # `UseDevelopmentStorage=true` is Azurite) or its identity-based form (`__accountName` or
+    # `__tableServiceUri`, `__credential=managedidentity`, `__clientId`). DIAG_STATE_FILE wins when set.
+    state_table: str = "diagnostics"
+    storage_connection: SecretStr | None = None
+    storage_account_name: str | None = None
+    storage_table_uri: str | None = None
+    storage_credential: str | None = None
+    storage_client_id: str | None = None
     # How long the verified schema (one metadata read) is reused before it is read again.
     schema_cache_seconds: int = Field(3600, ge=0, le=24 * 3600)
     # Longest time one message may take; past it the delivery fails and Service Bus retries it.
@@ -165,6 +175,11 @@ class Settings(BaseSettings):
 _HOST_NAMES = {
     "servicebus_namespace": "DIAG_SERVICEBUS__fullyQualifiedNamespace",
     "servicebus_client_id": "DIAG_SERVICEBUS__clientId",
+    "storage_connection": "AzureWebJobsStorage",
+    "storage_account_name": "AzureWebJobsStorage__accountName",
+    "storage_table_uri": "AzureWebJobsStorage__tableServiceUri",
+    "storage_credential": "AzureWebJobsStorage__credential",
+    "storage_client_id": "AzureWebJobsStorage__clientId",
 }
 
 
@@ -196,6 +211,9 @@ def service_url(value: str | None) -> str | None:
     return value
 
 
+_HIDDEN = frozenset({"servicebus", "storage_connection"})  # connection strings hold keys
+
+
 def _env_name(field: str) -> str:
     return _HOST_NAMES.get(field) or f"{ENV_PREFIX}{field.upper()}"
 
@@ -212,7 +230,7 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     field = str(err["loc"][0]) if err["loc"] else "?"
     got = err.get("input")
-    shown = "" if got is None or "secret" in field or field == "servicebus" else f" (got {str(got)[:60]!r})"
+    shown = "" if got is None or "secret" in field or field in _HIDDEN else f" (got {str(got)[:60]!r})"
     message = str(err["msg"]).removeprefix("Value error, ")
     return f"setting {_env_name(field)}: {message}{shown}"
 
@@ -303,4 +321,31 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             "setting DIAG_SERVICEBUS: set either the connection string or "
             "DIAG_SERVICEBUS__fullyQualifiedNamespace, not both"
         )
+    _check_storage(settings)
     return settings
+
+
+def _check_storage(settings: Settings) -> None:
+    credential = (settings.storage_credential or "").strip().casefold()
+    if credential and credential != "managedidentity":
+        raise ConfigError(
+            "setting AzureWebJobsStorage__credential: only 'managedidentity' is understood "
+            "(leave it empty to sign in with DefaultAzureCredential)"
+        )
+    try:
+        service_url(settings.storage_table_uri)  # https, or http to this machine (Azurite)
+    except ValueError:
+        raise ConfigError(
+            "setting AzureWebJobsStorage__tableServiceUri: must be a URL such as "
+            "https://<account>.table.core.windows.net (plain http only to localhost)"
+        ) from None
+    if settings.storage_account_name and not re.match(r"^[a-z0-9]{3,24}$", settings.storage_account_name):
+        raise ConfigError(
+            "setting AzureWebJobsStorage__accountName: must be a storage account name "
+            "(3-24 lowercase letters and digits)"
+        )
+    if not re.match(r"^[A-Za-z][A-Za-z0-9]{2,62}$", settings.state_table):
+        raise ConfigError(
+            f"setting DIAG_STATE_TABLE: {settings.state_table!r} is not a table name "
+            "(3-63 letters and digits, starting with a letter)"
+        )

@@ -27,6 +27,7 @@ from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.adapters.state_file import FileStateStore
 from diagnostics.adapters.teams import TeamsWebhook
 from diagnostics.app.notify import MonitorNotifier, NoteWriter
+from diagnostics.adapters.state_table import TableStateStore
 from diagnostics.errors import ConfigError
 from diagnostics.lifecycle import AlertSettings
 from diagnostics.ports import Clock, MessageBus, Notifier, OutgoingMessage, StateStore
@@ -182,9 +183,10 @@ class Container:
         closers: list[Callable[[], Awaitable[None]]] = [dataverse.aclose]
         if partner_center is not None:
             closers.append(partner_center.aclose)
-        closing = getattr(bus, "aclose", None)
-        if closing is not None:
-            closers.append(closing)
+        for adapter in (bus, state):
+            closing = getattr(adapter, "aclose", None)
+            if closing is not None:
+                closers.append(closing)
         schema = SchemaCache(dataverse, connection.schema_map, settings.schema_cache_seconds)
         if notifier is None:
             # The living note on each subject's record; Teams posts when the webhook is set.
@@ -251,8 +253,30 @@ def default_state_file() -> Path:
 
 
 def state_store(settings: Settings) -> StateStore:
-    """The state store the settings name: the local file (the command line, `func start`)."""
-    return FileStateStore(settings.state_file or default_state_file())
+    """Table Storage when the app's storage account is configured (always, in Azure), else a local
+    file (the command line, the replay); DIAG_STATE_FILE, when set, always means the file."""
+    if settings.state_file is not None:
+        return FileStateStore(settings.state_file)
+    if settings.storage_connection is not None:
+        return TableStateStore.from_connection_string(
+            settings.storage_connection.get_secret_value(), settings.state_table
+        )
+    if settings.storage_table_uri or settings.storage_account_name:
+        from azure.identity import (  # noqa: PLC0415  (slow import, only in Azure)
+            DefaultAzureCredential,
+            ManagedIdentityCredential,
+        )
+
+        endpoint = (
+            settings.storage_table_uri or f"https://{settings.storage_account_name}.table.core.windows.net"
+        )
+        credential = (
+            ManagedIdentityCredential(client_id=settings.storage_client_id)
+            if settings.storage_client_id or settings.storage_credential
+            else DefaultAzureCredential()
+        )
+        return TableStateStore.from_endpoint(endpoint, credential, settings.state_table)
+    return FileStateStore(default_state_file())
 
 
 def build_container(settings: Settings) -> Container:
