@@ -274,6 +274,10 @@ def test_without_storage_settings_the_state_is_a_local_file(tmp_path: Path) -> N
         ({"AzureWebJobsStorage__credential": "secret"}, "AzureWebJobsStorage__credential"),
         ({"AzureWebJobsStorage__accountName": "Not_An_Account"}, "AzureWebJobsStorage__accountName"),
         ({"AzureWebJobsStorage__tableServiceUri": "contoso"}, "AzureWebJobsStorage__tableServiceUri"),
+        (
+            {"AzureWebJobsStorage__tableServiceUri": "http://contoso.table.core.windows.net"},
+            "AzureWebJobsStorage__tableServiceUri",
+        ),
         ({"DIAG_STATE_TABLE": "x"}, "DIAG_STATE_TABLE"),
     ],
 )
