@@ -25,9 +25,9 @@ from diagnostics.adapters.http import RequestCounter, RequestRecord
 from diagnostics.adapters.partner_center import PartnerCenterClient
 from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.adapters.state_file import FileStateStore
+from diagnostics.adapters.state_table import TableStateStore
 from diagnostics.adapters.teams import TeamsWebhook
 from diagnostics.app.notify import MonitorNotifier, NoteWriter
-from diagnostics.adapters.state_table import TableStateStore
 from diagnostics.errors import ConfigError
 from diagnostics.lifecycle import AlertSettings
 from diagnostics.ports import Clock, MessageBus, Notifier, OutgoingMessage, StateStore
