@@ -492,7 +492,9 @@ def run_replay(
     ):
         if prepare is not None:
             prepare(broker.connection_string)
-        return asyncio.run(_replay(options, settings, sim, broker, Path(tmp), progress))
+        # The silences a person added (`silence add`, in the configured state file) apply here too.
+        seeded = stored_silences(settings)
+        return asyncio.run(_replay(options, settings, sim, broker, Path(tmp), progress, seeded))
 
 
 async def _replay(
@@ -502,6 +504,7 @@ async def _replay(
     broker: _Broker,
     tmp: Path,
     progress: Callable[[Day], None] | None,
+    seeded: list[Silence],
 ) -> Replay:
     from simulator.connect import connection  # noqa: PLC0415  (a dev tool, not deployed)
 
@@ -511,8 +514,6 @@ async def _replay(
     retry = RetryPolicy(max_attempts=max(settings.http_max_attempts, 5), sleep=_no_sleep)
     conn = connection(sim, thresholds=settings.thresholds, retry=retry)
     state = tmp / "state.json"
-    # The silences a person added (`silence add`, in the configured state file) apply to the replay.
-    seeded = stored_silences(settings)
     for silence in seeded:
         await FileStateStore(state).put(SILENCE, silence.key, silence.to_value(), etag=None)
 
