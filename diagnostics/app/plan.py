@@ -35,6 +35,7 @@ from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import BillingContract, PIStatus, Provider, ProviderInvoice, ProviderKind
 from diagnostics.periods import add_months, day_in_following_month, period_start, period_under_review
 from diagnostics.ports import ConflictError
+from diagnostics.schema import column_key, label_key
 from diagnostics.settings import Thresholds
 from diagnostics.snapshot_loader import (  # the loader's row builders: one reading of a row
     DataverseReader,
@@ -52,8 +53,28 @@ PLANNER = "planner"  # its key
 # Dataverse's clock and ours may differ a little: the next plan looks back this much further, and
 # the day's message ids make the overlap harmless.
 WATERMARK_OVERLAP = timedelta(minutes=10)
-# The snapshot parts (failure keys) the planner reads.
-PLANNER_READS = frozenset({"providers", "provider_invoices", "contracts", "subscriptions"})
+# What the planner cannot do without (failure keys, schema.py): without it, it plans only the
+# tenant unit, which reports why. The contract rule needs more; without that, it is skipped alone.
+_PI, _BC, _SUB = "work365_providerinvoice", "work365_billingcontract", "work365_subscription"
+PLANNER_READS = frozenset(
+    {
+        "providers",
+        "provider_invoices",
+        column_key(_PI, "work365_providerinvoice_billingperiodstart"),
+        label_key("work365_provider", "work365_provider_type"),
+    }
+)
+CONTRACT_RULE_READS = frozenset(
+    {
+        "contracts",
+        "subscriptions",
+        column_key(_BC, "work365_billingcontract_nextinvoicedate"),
+        column_key(_SUB, "work365_subscription_billingcontract"),
+        column_key(_SUB, "work365_subscription_subscriptiontype"),
+        label_key(_SUB, "work365_subscription_subscriptiontype"),
+        label_key(_SUB, "statuscode"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -175,18 +196,17 @@ async def read_plan_view(
     bc = "work365_billingcontract"
     next_date = loader.c(bc, "work365_billingcontract_nextinvoicedate")
     until = (today + timedelta(days=thresholds.at_risk_days)).isoformat()
-    queries = [
-        loader.query("work365_provider"),
-        loader.query(pi, invoice_filter),
-        loader.query(bc, f"{next_date} ge {today.isoformat()} and {next_date} le {until}"),
-    ]
+    queries = [loader.query("work365_provider"), loader.query(pi, invoice_filter)]
+    contract_rule = not (CONTRACT_RULE_READS & schema.unavailable.keys())
+    if contract_rule:
+        queries.append(loader.query(bc, f"{next_date} ge {today.isoformat()} and {next_date} le {until}"))
     answers: list[list[dict[str, Any]]] = []
     for answer in await dv.batch(queries):
         if isinstance(answer, ServiceError):
             raise answer
         answers.append(answer)
-    raw_providers, raw_invoices, raw_contracts = answers
-    contracts = loader.rows(bc, raw_contracts, _contract)
+    raw_providers, raw_invoices = answers[0], answers[1]
+    contracts = loader.rows(bc, answers[2], _contract) if contract_rule else []
     usage_contracts: set[str] = set()
     if contracts:
         sub = "work365_subscription"

@@ -7,14 +7,25 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from diagnostics.app.container import Container, counting_requests
-from diagnostics.app.plan import PLANNER, WATERMARK, PlanView, plan_today, plan_units, run_planner
+from diagnostics.app.plan import (
+    PLANNER,
+    WATERMARK,
+    PlanResult,
+    PlanView,
+    plan_today,
+    plan_units,
+    run_planner,
+)
 from diagnostics.errors import ServiceUnreachable
 from diagnostics.messages import decode_check
 from diagnostics.model import PIStatus, ProviderKind
-from diagnostics.settings import Thresholds
+from diagnostics.schema import SchemaMap
+from diagnostics.settings import Thresholds, load_settings
 from simulator import Simulator
+from simulator.connect import connection
 from tests.app.builders import MANUAL, contract, invoice, provider
-from tests.fakes import FakeBus, InMemoryStateStore
+from tests.app.conftest import BLOCKED, NO_WAIT
+from tests.fakes import FakeBus, FakeClock, InMemoryStateStore, RecordingNotifier
 
 NOW = datetime(2026, 11, 12, 7, 0, tzinfo=UTC)
 T = Thresholds()
@@ -152,3 +163,41 @@ async def test_a_missed_day_catches_up_from_the_watermark() -> None:
     )
     view = PlanView((provider(),), (*healthy_history(), changed), (), frozenset())
     assert "pi:pi-late" in keys(view, watermark=datetime(2026, 11, 10, 6, 50, tzinfo=UTC))
+
+
+async def _planned_with(sim: Simulator, columns: dict[str, str]) -> tuple[PlanResult, list[str]]:
+    # A schema map naming a column the environment does not have: the real verification marks it
+    # unreadable, as it would for a partner whose Work 365 differs.
+    built = Container.from_connection(
+        connection(sim, retry=NO_WAIT, schema_map=SchemaMap(columns=columns, source="test")),
+        settings=load_settings({}),
+        bus=FakeBus(),
+        state=InMemoryStateStore(),
+        notifier=RecordingNotifier(),
+        clock=FakeClock(sim.now),
+    )
+    try:
+        result = await run_planner(built)
+        assert isinstance(built.bus, FakeBus)
+        return result, [decode_check(b).message_id for b in built.bus.bodies("invoice-checks")]
+    finally:
+        await built.aclose()
+
+
+async def test_without_the_contracts_next_invoice_date_only_the_contract_rule_is_skipped(
+    sim: Simulator,
+) -> None:
+    result, ids = await _planned_with(
+        sim, {"work365_billingcontract.work365_billingcontract_nextinvoicedate": "w365_missing"}
+    )
+    assert not result.blind
+    assert not any(i.startswith("check:contract:") for i in ids)
+    assert f"check:pi:{BLOCKED}:2026-11-12" in ids
+
+
+async def test_without_the_invoices_period_the_plan_is_only_the_tenant_unit(sim: Simulator) -> None:
+    result, ids = await _planned_with(
+        sim, {"work365_providerinvoice.work365_providerinvoice_billingperiodstart": "w365_missing"}
+    )
+    assert result.blind
+    assert ids == ["check:tenant:2026-10:2026-11-12"]  # its report says what cannot be read
