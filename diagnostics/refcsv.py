@@ -52,7 +52,20 @@ Decisions where the contract is silent
   warning saying so), distinct from a file that cannot be parsed.
 * Unparseable (`RefFileError`, one-line reason): no recognisable id column in the header; binary
   data (NUL bytes, control characters, a ZIP/Excel/PDF signature); HTML, XML or JSON instead of
-  CSV; bytes that are neither UTF-8 nor Windows-1252; a quoted field that is never closed.
+  CSV; bytes that are neither UTF-8 nor Windows-1252; a quoted field that is never closed (or a
+  field longer than the csv module's field limit, 128 KB); a header of more than 1,000 columns.
+* Warnings stay short whatever the file: at most ten lines listed per kind, at most ten unknown
+  types named (the others summed up).
+
+Size
+----
+Time and memory are linear in the size of the file with a small constant (a 10 MB note in about
+0.4 s of CPU): the header and blank lines are found with regular expressions, quotes are checked by
+the csv module itself (a sentinel line after the text that an unclosed quote swallows), blank and
+delimiter-only rows are dropped without Python-level work, and each row costs a fixed number of
+string operations. Notes over DIAG_NOTE_MAX_BYTES never reach the parser (snapshot_loader).
+
+`references_in_message` reads the references a provider invoice's message names (see there).
 
 The module is pure: no I/O, no clock, no logging.
 """
