@@ -10,6 +10,7 @@ built from a note carries what the parser made of it (`notes`, with its warnings
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ class _Lookups:
     accounts: dict[str, list[ProviderAccount]] = field(default_factory=dict)
     subscriptions: dict[str, list[Subscription]] = field(default_factory=dict)
     currencies: dict[str, list[Currency]] = field(default_factory=dict)
+    owners: dict[str, list[tuple[int, str, ProviderAccount]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ctx: Context) -> _Lookups:
@@ -57,6 +59,7 @@ class _Lookups:
             accounts=_index(ctx.snap.provider_accounts, lambda pa: pa.provider_specific_id),
             subscriptions=_index(ctx.snap.subscriptions, lambda s: s.provider_subscription_id),
             currencies=_index(ctx.snap.currencies, lambda c: c.iso_code),
+            owners=_owner_keys(ctx.snap.provider_accounts),
         )
 
 
@@ -88,18 +91,36 @@ def _resolve_customer(ctx: Context, look: _Lookups, ref: Reference) -> Resolutio
     return Resolution(ref, resolved, evidence, _latest(pa.modified_on, pa.created_on) if resolved else None)
 
 
-def _owner_account(ctx: Context, ref: Reference) -> ProviderAccount | None:
+_WORD = re.compile(r"\w+")
+
+
+def _owner_keys(accounts: Sequence[ProviderAccount]) -> dict[str, list[tuple[int, str, ProviderAccount]]]:
+    """Provider accounts by the first word of their tenant id and of their name (casefolded), so a
+    reference's text is matched word by word instead of against every account."""
+    out: dict[str, list[tuple[int, str, ProviderAccount]]] = {}
+    for order, pa in enumerate(accounts):
+        for key in (pa.provider_specific_id, pa.name):
+            folded = (key or "").casefold()
+            first = _WORD.search(folded)
+            if len(folded) >= 4 and first:
+                out.setdefault(first.group(0), []).append((order, folded, pa))
+    return out
+
+
+def _owner_account(look: _Lookups, ref: Reference) -> ProviderAccount | None:
     """The provider account an unresolved subscription belongs to, when errors.csv names it.
 
     The layout is not published: the customer may appear in the reference's name or message as its
-    tenant id or tenant name.
+    tenant id or tenant name. The first such account (in the tenant's order) is taken.
     """
     text = f"{ref.name or ''} {ref.message or ''}".casefold()
-    for pa in ctx.snap.provider_accounts:
-        for key in (pa.provider_specific_id, pa.name):
-            if key and len(key) >= 4 and key.casefold() in text:
-                return pa
-    return None
+    found = [
+        (order, pa)
+        for word in dict.fromkeys(_WORD.findall(text))
+        for order, key, pa in look.owners.get(word, ())
+        if key in text
+    ]
+    return min(found, key=lambda item: item[0])[1] if found else None
 
 
 def _resolve_subscription(ctx: Context, look: _Lookups, ref: Reference) -> Resolution:
@@ -109,7 +130,7 @@ def _resolve_subscription(ctx: Context, look: _Lookups, ref: Reference) -> Resol
         sub = subs[0]
         evidence |= {"subscription_id": sub.id, "subscription": sub.name, "subscription_active": sub.active}
         return Resolution(ref, sub.active, evidence, _latest(sub.modified_on, sub.created_on))
-    owner = _owner_account(ctx, ref)
+    owner = _owner_account(look, ref)
     if owner is not None:
         evidence |= {
             "customer_provider_account_id": owner.id,
