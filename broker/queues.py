@@ -238,11 +238,9 @@ class MessageQueue:
     def peek(self, from_sequence: int, count: int, now: datetime, mono: float) -> list[StoredMessage]:
         """Active, locked and scheduled messages from `from_sequence` on, in sequence order."""
         self.refresh(now, mono)
-        numbers = sorted(n for n in self._messages if n >= from_sequence)
-        numbers += (m.sequence_number for m in self._locked.values() if m.sequence_number >= from_sequence)
-        numbers.sort()
-        by_number = {**self._messages, **{m.sequence_number: m for m in self._locked.values()}}
-        return [by_number[n] for n in numbers[:count]]
+        held = (*self._messages.values(), *self._locked.values())
+        candidates = (m for m in held if m.sequence_number >= from_sequence)
+        return heapq.nsmallest(count, candidates, key=lambda m: m.sequence_number)
 
     # -- time ----------------------------------------------------------------------------------
 
