@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from simulator.tls import write_self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "tools" / "node_modules" / "azurite" / "dist" / "src" / "table" / "main.js"
@@ -27,10 +30,12 @@ INSTALL_HINT = "run `make` (or `cd tools && npm ci`) to install Azurite; it need
 @dataclass(frozen=True)
 class Azurite:
     port: int
+    ca_file: Path | None = None  # with TLS and OAuth: the certificate to trust
 
     @property
     def table_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        scheme = "http" if self.ca_file is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
@@ -60,22 +65,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, ca_file: Path | None) -> bool:
     # Any HTTP answer (Azurite says 403 to an unsigned request) means the table service is up.
     try:
-        httpx.get(url, timeout=0.5)
+        httpx.get(
+            url, timeout=0.5, verify=True if ca_file is None else ssl.create_default_context(cafile=ca_file)
+        )
     except httpx.TransportError:
         return False
     return True
 
 
 @contextlib.contextmanager
-def running_azurite(timeout: float = 30.0) -> Iterator[Azurite]:
+def running_azurite(*, oauth: bool = False, timeout: float = 30.0) -> Iterator[Azurite]:
+    """Azurite's table service; with `oauth`, over TLS (a throw-away certificate) accepting bearer
+    tokens as Table Storage does (Azurite's basic check: audience, issuer, lifetime; no signature)."""
     node = shutil.which("node")
     assert node is not None
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="azurite-") as workdir:
         log_path = Path(workdir) / "azurite.log"
+        extra: list[str] = []
+        ca_file = None
+        if oauth:
+            ca_file, key_file = write_self_signed(Path(workdir))
+            extra = ["--oauth", "basic", "--cert", str(ca_file), "--key", str(key_file)]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [
@@ -89,6 +103,7 @@ def running_azurite(timeout: float = 30.0) -> Iterator[Azurite]:
                     "127.0.0.1",
                     "--tablePort",
                     str(port),
+                    *extra,
                 ],
                 cwd=workdir,
                 stdin=subprocess.DEVNULL,
@@ -96,9 +111,9 @@ def running_azurite(timeout: float = 30.0) -> Iterator[Azurite]:
                 stderr=subprocess.STDOUT,
             )
         try:
-            azurite = Azurite(port)
+            azurite = Azurite(port, ca_file)
             deadline = time.monotonic() + timeout
-            while not _answers(f"{azurite.table_endpoint}/Tables"):
+            while not _answers(f"{azurite.table_endpoint}/Tables", ca_file):
                 if process.poll() is not None or time.monotonic() > deadline:
                     output = log_path.read_text(errors="replace").strip()[-500:]
                     raise RuntimeError(f"Azurite did not start on port {port}: {output or 'no output'}")

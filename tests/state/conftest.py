@@ -22,6 +22,13 @@ def azurite() -> Iterator[Azurite]:
         yield running
 
 
+@pytest.fixture(scope="session")
+def azurite_oauth(azurite: Azurite) -> Iterator[Azurite]:
+    """A second Azurite, over TLS, accepting bearer tokens (the managed-identity path)."""
+    with running_azurite(oauth=True) as running:
+        yield running
+
+
 @pytest.fixture
 def table_name() -> str:
     return f"t{uuid.uuid4().hex[:20]}"
