@@ -115,17 +115,20 @@ async def load(state: StateStore) -> list[Silence]:
 
 
 def stored(settings: Settings) -> list[Silence]:
-    """The silences in the local state file the settings name; none when there is no file yet."""
-    path = settings.state_file
-    if path is None:
-        from diagnostics.app.container import default_state_file  # noqa: PLC0415  (loads the SDKs)
+    """The silences in the state store the settings name (the one `silence add` writes to)."""
+    from diagnostics.app.container import state_store  # noqa: PLC0415  (loads the SDKs)
 
-        path = default_state_file()
-    if not path.exists():
-        return []
-    from diagnostics.adapters.state_file import FileStateStore  # noqa: PLC0415
+    store = state_store(settings)
 
-    return asyncio.run(load(FileStateStore(path)))
+    async def read() -> list[Silence]:
+        try:
+            return await load(store)
+        finally:
+            closing = getattr(store, "aclose", None)
+            if closing is not None:
+                await closing()
+
+    return asyncio.run(read())
 
 
 def silenced_report(report: Report, silences: list[Silence], today: date) -> Report:

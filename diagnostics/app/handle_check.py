@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from diagnostics.app.container import Container
-from diagnostics.app.notify import notify_if_changed
+from diagnostics.app.notify import notify_gone, notify_if_changed
 from diagnostics.app.recheck import (
     RecheckAction,
     RecheckDecision,
@@ -124,6 +124,8 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
         # Gone (often deleted on purpose, so that Work 365 re-imports it): nothing to re-check.
         gone = RecheckDecision(None, None, "the invoice is gone")
         cancelled = await reconcile_recheck(c.bus, c.state, request.unit, gone, today=today)
+        # What was told about it resolves (its note went with the record).
+        await notify_gone(c.notifier, c.state, request.unit, at=now)
         if request.reason == "recheck":
             return CheckResult(key, 0, recheck=cancelled, note="the invoice is gone")
         raise

@@ -31,7 +31,7 @@ from diagnostics.lifecycle import (
     to_value,
 )
 from diagnostics.messages import Unit, unit_key
-from diagnostics.model import Finding, Report, Subject
+from diagnostics.model import Finding, Report, Statistics, Subject
 from diagnostics.note import NoteContent, blocks_of, note_id, note_record, render_note
 from diagnostics.ports import ConflictError, Notifier, StateStore
 from diagnostics.render_card import CardItem, build_card, record_url
@@ -75,6 +75,14 @@ async def notify_if_changed(
             etag=stored.etag if stored else None,
         )
     return True
+
+
+async def notify_gone(notifier: Notifier, state: StateStore, unit: Unit, *, at: datetime) -> None:
+    """The unit's record is gone (an invoice deleted so that Work 365 re-imports it): nothing is
+    found about it any more, so what was told about it resolves."""
+    if getattr(notifier, "decides_changes", False):
+        empty = Report(as_of=at, period="", statistics=Statistics.of((), checks=0, passed=0), findings=())
+        await notifier.notify(unit, empty, at=at)
 
 
 # --- the living note and the Teams card ---------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.app.container import Container
-from diagnostics.app.notify import MonitorNotifier
+from diagnostics.app.notify import MonitorNotifier, notify_gone
 from diagnostics.catalog import finding
 from diagnostics.lifecycle import SILENCE, Silence
 from diagnostics.messages import InvoiceUnit
@@ -158,3 +158,12 @@ async def test_a_silenced_finding_never_posts_and_stays_in_the_note_marked(
     [note] = sim.recorded_notes()
     assert f"silenced until {until.isoformat()}" in (note.text or "")
     assert note.writes == 1
+
+
+async def test_a_deleted_invoice_resolves_what_was_told_about_it(
+    sim: Simulator, container: Container
+) -> None:
+    await container.notifier.notify(UNIT, report(sim.now, [blocked()]), at=sim.now)
+    later = sim.now + timedelta(days=1)
+    await notify_gone(container.notifier, container.state, UNIT, at=later)
+    assert posts(sim) == [{"new": [blocked().dedup_key]}, {"resolved": [blocked().dedup_key]}]
