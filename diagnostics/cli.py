@@ -24,6 +24,7 @@ from diagnostics import silences
 from diagnostics.connect import real_connection, retry_policy, schema_map_of
 from diagnostics.engine import needs_attention
 from diagnostics.errors import AuthError, ConfigError, DiagnosticsError, InputError
+from diagnostics.lifecycle import Silence
 from diagnostics.periods import parse_as_of
 from diagnostics.render import RENDERERS, cut, plain
 from diagnostics.service import Connection, scan, verify_schema
@@ -168,10 +169,20 @@ def _print(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _silences(settings: Settings) -> list[Silence]:
+    """The silences to mark in the report; when the state store cannot be read, none (every
+    finding then alerts, which is never less safe) and a one-line warning."""
+    try:
+        return silences.stored(settings)
+    except DiagnosticsError as exc:
+        print(f"warning: silences not applied: {exc}", file=sys.stderr)
+        return []
+
+
 def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     with _target(args, settings) as target:
         report = asyncio.run(scan(target.connection, target.as_of, getattr(args, "invoice", None)))
-        report = silences.silenced_report(report, silences.stored(settings), target.as_of.date())
+        report = silences.silenced_report(report, _silences(settings), target.as_of.date())
         _print(RENDERERS[args.format](report))
         if args.verbose:
             counts = target.connection.requests.by_service()
