@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.credentials import AzureNamedKeyCredential, TokenCredential
+from azure.core.credentials import AccessToken, AzureNamedKeyCredential, TokenCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -167,6 +167,32 @@ def mapped_error(exc: AzureError, what: str, table: str) -> Exception:
     )
 
 
+class _AppIdentity(AsyncCredential):
+    """The app's identity; a failed sign-in says so (not "grant the role", which would mislead)."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        try:
+            return await super().get_token(*scopes, **kwargs)
+        except ClientAuthenticationError as exc:  # CredentialUnavailableError included
+            raise _sign_in_failed(exc) from None
+        except AzureError as exc:
+            raise ServiceUnreachable(
+                f"Table Storage: the identity endpoint did not answer ({one_line(str(exc), limit=160)}); "
+                "the delivery is retried later"
+            ) from None
+        except Exception as exc:  # an answer the identity library could not read: no traceback
+            raise _sign_in_failed(exc) from None
+
+
+def _sign_in_failed(exc: Exception) -> AuthError:
+    reason = one_line(str(exc) or type(exc).__name__, limit=160)
+    return AuthError(
+        f"Table Storage: the app's identity could not sign in ({reason}): turn on the Function app's "
+        "managed identity (AzureWebJobsStorage__clientId for a user-assigned one), or locally set "
+        "AzureWebJobsStorage to a connection string"
+    )
+
+
 # --- the store ------------------------------------------------------------------------------------
 
 
@@ -233,7 +259,7 @@ class TableStateStore:
         thread), or an account name and key."""
         signer: Any = credential
         if not isinstance(credential, AzureNamedKeyCredential):
-            signer = AsyncCredential(credential)
+            signer = _AppIdentity(credential)
         service = TableServiceClient(
             endpoint, credential=signer, **cls._client_options(retry_total, transport)
         )

@@ -64,8 +64,12 @@ def identity(monkeypatch: pytest.MonkeyPatch, azurite_oauth: Azurite) -> Iterato
         def do_GET(self) -> None:
             query = parse_qs(urlsplit(self.path).query)
             if self.headers.get("X-IDENTITY-HEADER") != SECRET_HEADER:
-                self.send_response(401)
+                refusal = b'{"error":"invalid_request","error_description":"X-IDENTITY-HEADER is wrong"}'
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(refusal)))
                 self.end_headers()
+                self.wfile.write(refusal)
                 return
             endpoint.asked.append(query)
             body = json.dumps(
@@ -140,3 +144,18 @@ async def test_a_token_for_another_resource_is_refused_with_the_role_to_grant(
     finally:
         await store.aclose()
     assert "\n" not in str(caught.value)
+
+
+async def test_an_identity_that_cannot_sign_in_says_so(
+    identity: IdentityEndpoint, azurite_oauth: Azurite, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-header-the-endpoint-expects")
+    store = state_store(load_settings(_settings(azurite_oauth, table_name)))
+    try:
+        with pytest.raises(AuthError, match="the app's identity could not sign in") as caught:
+            await store.get("watermark", "planner")
+    finally:
+        await store.aclose()
+    assert "\n" not in str(caught.value)
+    assert ROLE not in str(caught.value)
+    assert not identity.asked
