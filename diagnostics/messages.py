@@ -84,7 +84,10 @@ class CheckRequest(_Frozen):
 
     @property
     def message_id(self) -> str:
-        return f"check:{unit_key(self.unit)}:{self.day.isoformat()}"
+        # A re-check has its own id: it must not take the place of (or be dropped as a duplicate
+        # of) the planner's check of the same unit on the same day.
+        prefix = "recheck" if self.reason == "recheck" else "check"
+        return f"{prefix}:{unit_key(self.unit)}:{self.day.isoformat()}"
 
 
 class Reference(_Frozen):

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     http_max_attempts: int = Field(5, ge=1, le=10)
 
     schedule: str = "0 0 7 * * *"  # NCRONTAB for the timer trigger (six fields)
+    # Re-checks of an invoice waiting for its usage come due this long after the planner's daily
+    # time (never on it: the morning's planned check cancels the afternoon's re-check when the usage
+    # has arrived overnight).
+    recheck_delay_hours: int = Field(6, ge=1, le=23)
     schema_map_file: Path | None = None
 
     # --- the monitor (Function app) ---

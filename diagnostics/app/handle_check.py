@@ -19,9 +19,10 @@ from diagnostics.app.notify import notify_gone, notify_if_changed
 from diagnostics.app.recheck import (
     RecheckAction,
     RecheckDecision,
-    daily_time,
     decide_recheck,
+    gone,
     invoice_facts,
+    recheck_time,
     reconcile_recheck,
 )
 from diagnostics.errors import InvoiceNotFound
@@ -105,7 +106,7 @@ async def _check(c: Container, unit: Unit, now: datetime) -> tuple[Report, Reche
             has_usage,
             now=now,
             thresholds=c.thresholds,
-            daily_at=daily_time(c.settings.schedule),
+            daily_at=recheck_time(c.settings.schedule, c.settings.recheck_delay_hours),
         )
     return report, decision
 
@@ -122,8 +123,7 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
         if not isinstance(request.unit, InvoiceUnit):
             raise
         # Gone (often deleted on purpose, so that Work 365 re-imports it): nothing to re-check.
-        gone = RecheckDecision(None, None, "the invoice is gone")
-        cancelled = await reconcile_recheck(c.bus, c.state, request.unit, gone, today=today)
+        cancelled = await reconcile_recheck(c.bus, c.state, request.unit, gone(), now=now)
         # What was told about it resolves (its note went with the record).
         await notify_gone(c.notifier, c.state, request.unit, at=now)
         if request.reason == "recheck":
@@ -138,7 +138,7 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
         )
     action: RecheckAction = "none"
     if decision is not None and isinstance(request.unit, InvoiceUnit):
-        action = await reconcile_recheck(c.bus, c.state, request.unit, decision, today=today)
+        action = await reconcile_recheck(c.bus, c.state, request.unit, decision, now=now)
     notified = await notify_if_changed(c.notifier, c.state, request.unit, report, at=now)
     return CheckResult(
         key,

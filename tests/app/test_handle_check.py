@@ -55,8 +55,9 @@ async def test_a_blocked_invoice_hands_off_references_schedules_a_recheck_and_no
     [scheduled] = bus.scheduled.values()
     recheck = decode_check(scheduled.message.body)
     assert (recheck.reason, recheck.day) == ("recheck", date(2026, 11, 13))
-    assert scheduled.at == datetime(2026, 11, 13, 7, 0, tzinfo=UTC)  # DIAG_SCHEDULE's time
-    assert scheduled.message.message_id == f"check:pi:{BLOCKED}:2026-11-13"
+    # DIAG_SCHEDULE's time + DIAG_RECHECK_DELAY_HOURS; its own id, apart from the planner's check
+    assert scheduled.at == datetime(2026, 11, 13, 13, 0, tzinfo=UTC)
+    assert scheduled.message.message_id == f"recheck:pi:{BLOCKED}:2026-11-13"
     pending = await state.get(RECHECK, f"pi:{BLOCKED}")
     assert pending is not None
     assert pending.value["sequence_number"] == scheduled.sequence_number

@@ -10,7 +10,14 @@ import pytest
 from diagnostics.app.delivery import message_body
 from diagnostics.app.notify import notify_if_changed
 from diagnostics.app.outcome import classify, settle
-from diagnostics.app.recheck import RECHECK, RecheckDecision, daily_time, decide_recheck, reconcile_recheck
+from diagnostics.app.recheck import (
+    RECHECK,
+    RecheckDecision,
+    daily_time,
+    decide_recheck,
+    recheck_time,
+    reconcile_recheck,
+)
 from diagnostics.catalog import TENANT, finding
 from diagnostics.errors import (
     AuthError,
@@ -39,10 +46,26 @@ def decide(
     return decide_recheck(pi, owner, has_usage, now=now, thresholds=T, daily_at=SEVEN)
 
 
-def test_tomorrow_at_the_schedule_time_while_inside_the_window() -> None:
+def test_tomorrow_at_the_recheck_time_while_inside_the_window() -> None:
     decision = decide(datetime(2026, 11, 9, 5, 45, tzinfo=UTC))
+    assert decision.needed
     assert decision.day == date(2026, 11, 13)
     assert decision.at == datetime(2026, 11, 13, 7, 0, tzinfo=UTC)
+    assert decision.closes == datetime(2026, 11, 24, 5, 45, tzinfo=UTC)
+
+
+def test_the_recheck_time_is_the_plans_time_plus_the_delay() -> None:
+    assert recheck_time("0 0 7 * * *", 6) == time(13)
+    assert recheck_time("0 30 20 * * *", 6) == time(2, 30)  # wraps past midnight
+
+
+def test_still_needed_when_the_window_closes_before_tomorrows_recheck() -> None:
+    # Created Oct 29 05:45: the window closes Nov 13 05:45, before tomorrow's 07:00 — but it is
+    # still open now, so a re-check already pending for today stays (see reconcile).
+    decision = decide(datetime(2026, 10, 29, 5, 45, tzinfo=UTC))
+    assert decision.needed
+    assert decision.at is None
+    assert "window closes" in decision.why
 
 
 @pytest.mark.parametrize(
@@ -50,20 +73,19 @@ def test_tomorrow_at_the_schedule_time_while_inside_the_window() -> None:
     [
         ({"has_usage": True}, "usage has arrived"),
         ({"manual": True}, "not from an automatic"),
-        # Created Oct 29 05:45: the window closes Nov 13 05:45, before tomorrow's 07:00.
-        ({"created": datetime(2026, 10, 29, 5, 45, tzinfo=UTC)}, "window closes"),
-        ({"created": datetime(2026, 10, 1, tzinfo=UTC)}, "window closes"),
+        ({"created": datetime(2026, 10, 1, tzinfo=UTC)}, "window closed"),
     ],
 )
 def test_no_recheck(kwargs: dict, why: str) -> None:  # type: ignore[type-arg]
     created = kwargs.pop("created", datetime(2026, 11, 9, tzinfo=UTC))
     decision = decide(created, **kwargs)
+    assert not decision.needed
     assert decision.day is None
     assert why in decision.why
 
 
 def test_a_gone_invoice_needs_no_recheck() -> None:
-    assert decide_recheck(None, None, False, now=NOW, thresholds=T, daily_at=SEVEN).day is None
+    assert not decide_recheck(None, None, False, now=NOW, thresholds=T, daily_at=SEVEN).needed
 
 
 @pytest.mark.parametrize(
@@ -79,29 +101,65 @@ def test_daily_time(schedule: str, expected: time) -> None:
     assert daily_time(schedule) == expected
 
 
-async def test_reconcile_schedules_once_then_cancels_when_no_longer_needed() -> None:
+CLOSES = datetime(2026, 11, 20, 6, tzinfo=UTC)
+
+
+def waiting(day: date) -> RecheckDecision:
+    return RecheckDecision(True, day, datetime.combine(day, time(13), tzinfo=UTC), "waiting", CLOSES)
+
+
+async def test_reconcile_schedules_keeps_and_cancels_when_no_longer_needed() -> None:
     bus, state = FakeBus(), InMemoryStateStore()
     unit = InvoiceUnit(invoice_id="pi-1")
-    wanted = RecheckDecision(date(2026, 11, 13), datetime(2026, 11, 13, 7, tzinfo=UTC), "waiting")
-    today = NOW.date()
-    assert await reconcile_recheck(bus, state, unit, wanted, today=today) == "scheduled"
-    assert await reconcile_recheck(bus, state, unit, wanted, today=today) == "kept"
-    [(number, scheduled)] = bus.scheduled.items()
+    morning = datetime(2026, 11, 12, 7, tzinfo=UTC)
+    assert await reconcile_recheck(bus, state, unit, waiting(date(2026, 11, 13)), now=morning) == "scheduled"
+    # A duplicate delivery of the same check keeps it.
+    assert await reconcile_recheck(bus, state, unit, waiting(date(2026, 11, 13)), now=morning) == "kept"
+    [(first, scheduled)] = bus.scheduled.items()
     assert decode_check(scheduled.message.body).reason == "recheck"
-    # Next day: the re-check was delivered; the next one is scheduled in its place.
-    later = RecheckDecision(date(2026, 11, 14), datetime(2026, 11, 14, 7, tzinfo=UTC), "waiting")
-    assert await reconcile_recheck(bus, state, unit, later, today=date(2026, 11, 13)) == "scheduled"
-    assert bus.cancelled == []  # the one for Nov 13 was already delivered: nothing to cancel
+    # Nov 13, 07:00: the planner's check finds no usage yet; the afternoon's re-check stays.
+    next_morning = datetime(2026, 11, 13, 7, tzinfo=UTC)
+    assert await reconcile_recheck(bus, state, unit, waiting(date(2026, 11, 14)), now=next_morning) == "kept"
+    # 13:00: the re-check itself is delivered; the next one is scheduled in its place.
+    afternoon = datetime(2026, 11, 13, 13, tzinfo=UTC)
+    assert (
+        await reconcile_recheck(bus, state, unit, waiting(date(2026, 11, 14)), now=afternoon) == "scheduled"
+    )
+    assert bus.cancelled == []  # the one for Nov 13 was delivered: nothing to cancel
     stored = await state.get(RECHECK, "pi:pi-1")
     assert stored is not None
     second = stored.value["sequence_number"]
-    # Usage arrives the same day: the pending re-check is cancelled and forgotten.
-    done = RecheckDecision(None, None, "the usage has arrived")
-    assert await reconcile_recheck(bus, state, unit, done, today=date(2026, 11, 13)) == "cancelled"
+    assert second != first
+    # Nov 14, 07:00: the usage arrived overnight: the afternoon's re-check is cancelled and forgotten.
+    done = RecheckDecision(False, None, None, "the usage has arrived")
+    day_after = datetime(2026, 11, 14, 7, tzinfo=UTC)
+    assert await reconcile_recheck(bus, state, unit, done, now=day_after) == "cancelled"
     assert bus.cancelled == [second]
     assert await state.get(RECHECK, "pi:pi-1") is None
-    assert await reconcile_recheck(bus, state, unit, done, today=date(2026, 11, 13)) == "none"
-    assert number != second
+    assert await reconcile_recheck(bus, state, unit, done, now=day_after) == "none"
+
+
+async def test_no_new_recheck_once_the_window_closes_before_it() -> None:
+    bus, state = FakeBus(), InMemoryStateStore()
+    unit = InvoiceUnit(invoice_id="pi-1")
+    assert (
+        await reconcile_recheck(
+            bus, state, unit, waiting(date(2026, 11, 19)), now=datetime(2026, 11, 18, 7, tzinfo=UTC)
+        )
+        == "scheduled"
+    )
+    last = RecheckDecision(True, None, None, "the pull window closes", CLOSES)
+    # Nov 19, 07:00: the afternoon's re-check is still inside the window: kept.
+    assert (
+        await reconcile_recheck(bus, state, unit, last, now=datetime(2026, 11, 19, 7, tzinfo=UTC)) == "kept"
+    )
+    # 13:00: it is delivered; the next one would come after the close: none, and the record goes.
+    assert (
+        await reconcile_recheck(bus, state, unit, last, now=datetime(2026, 11, 19, 13, tzinfo=UTC)) == "none"
+    )
+    assert len(bus.scheduled) == 1
+    assert bus.cancelled == []
+    assert await state.get(RECHECK, "pi:pi-1") is None
 
 
 def report(*codes: str) -> Report:

@@ -52,12 +52,14 @@ def test_the_window_story_day_by_day(window_run: tuple[int, dict[str, Any]]) -> 
     assert _column(result, "date") == ["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12"]
     # Each day the timer publishes one check per unit: the two invoices and the tenant-wide checks.
     assert _column(result, "published") == [3, 3, 3, 3]
-    # A re-check each day for each invoice inside its window without usage: the EU invoice's
-    # chain ends when its usage arrives (the 11th), the US one's when its window closes (13th,
-    # 05:30: the 12th's check schedules none for the 13th, 07:00).
+    # A re-check each day (due 13:00) for each invoice inside its window without usage: the EU
+    # invoice's chain ends when its usage arrives (the 11th, 04:00: that morning's planned check
+    # sees it and cancels the afternoon's re-check); the US one's when its window closes (13th,
+    # 05:30: the 12th's re-check schedules none for the 13th, 13:00).
     assert _column(result, "rechecks_scheduled") == [2, 2, 1, 0]
+    assert _column(result, "rechecks_cancelled") == [0, 0, 1, 0]
     # The day's planned checks plus the re-checks that came due.
-    assert _column(result, "handled") == [3, 5, 5, 4]
+    assert _column(result, "handled") == [3, 5, 4, 4]
     assert _column(result, "dead_lettered") == [0, 0, 0, 0]
     assert result["dead_letters"] == []
     _nothing_lost(result)
