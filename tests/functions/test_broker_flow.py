@@ -87,8 +87,8 @@ async def test_plan_publish_drain_settle_and_a_recheck_on_the_broker(
 
     # The blocked October invoice waits for its usage: tomorrow's re-check is on the broker.
     [(number, message_id, due)] = broker.scheduled("invoice-checks")
-    assert message_id == f"check:pi:{BLOCKED}:2026-11-13"
-    assert due == datetime(2026, 11, 13, 7, 0, tzinfo=UTC)
+    assert message_id == f"recheck:pi:{BLOCKED}:2026-11-13"
+    assert due == datetime(2026, 11, 13, 13, 0, tzinfo=UTC)  # the plan's time + DIAG_RECHECK_DELAY_HOURS
     stored = await container.state.get(RECHECK, f"pi:{BLOCKED}")
     assert stored is not None
     assert stored.value["sequence_number"] == number
