@@ -76,6 +76,15 @@ def _scalar(key: str, value: Any, currency: str | None) -> str:
         return "yes" if value else "no"
     if any(word in key for word in _AMOUNT_WORDS) and isinstance(value, int | float | str | Decimal):
         return _amount(value, currency)
+    if isinstance(value, Mapping):
+        # A nested record: its facts in words, ids left out (the record links carry them).
+        return ", ".join(
+            f"{_words(k)}: {_scalar(k, v, currency)}"
+            for k, v in value.items()
+            if v is not None and k != "id" and not k.endswith("_id")
+        )
+    if isinstance(value, list | tuple):
+        return "; ".join(_scalar(key, v, currency) for v in value)
     return str(value)
 
 

@@ -150,3 +150,15 @@ def test_a_large_run_is_cut_under_28_kb_with_and_n_more() -> None:
     assert f"… and {400 - shown} more" in json.dumps(payload, ensure_ascii=False)
     # Cut as late as it can be: one more finding (about 1 KB) would not have fitted.
     assert size > MAX_BYTES - 1_200
+
+
+def test_nested_evidence_reads_as_words_without_ids_or_braces() -> None:
+    lines = evidence_lines(
+        {
+            "not_ready": [
+                {"provider": "Microsoft", "provider_invoices": [{"id": "3a49", "status": "Error"}]}
+            ],
+            "sync_disabled": True,
+        }
+    )
+    assert lines == ["Not ready: Provider: Microsoft, Provider invoices: Status: Error", "Sync disabled: yes"]
