@@ -3,17 +3,19 @@ its input, calls one function of `diagnostics`, and returns.
 
 No `from __future__ import annotations` here: the worker reads the parameters' annotations to inject
 the Service Bus SDK types (the received message and its settlement actions).
+
+Cold start: the app's own modules (pydantic models, httpx, azure-identity, the Service Bus client)
+are imported inside each function, when it first runs. The Service Bus extension cannot wait: the
+worker resolves these annotations (`typing.get_type_hints`) when it indexes the functions, right
+after importing this module, and recognises the SDK types through the registry the extension fills
+when imported; so its import (most of it azure-servicebus) is part of every cold start.
+`make bench` measures both.
 """
 
 import azure.functions as func
 from azurefunctions.extensions.bindings import servicebus
 
-from diagnostics.app.delivery import deliver
-from diagnostics.app.handle_check import handle_check
-from diagnostics.app.plan import plan_today
-from diagnostics.app.resolve_references import handle_references
-from diagnostics.http_api import diagnose_request, health_request, partner_center_event
-from diagnostics.messages import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
+from diagnostics.queues import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -28,6 +30,8 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 )
 async def plan_checks(timer: func.TimerRequest) -> None:
     """Daily: publish one check per unit of work that needs one today."""
+    from diagnostics.app.plan import plan_today
+
     await plan_today(past_due=timer.past_due)
 
 
@@ -42,6 +46,9 @@ async def invoice_checks(
     message: servicebus.ServiceBusReceivedMessage, message_actions: servicebus.ServiceBusMessageActions
 ) -> None:
     """Check one unit; settles the message itself (complete, abandon, or dead-letter with a reason)."""
+    from diagnostics.app.delivery import deliver
+    from diagnostics.app.handle_check import handle_check
+
     await deliver(QUEUE_INVOICE_CHECKS, message, message_actions, handle_check)
 
 
@@ -56,6 +63,9 @@ async def reference_resolution(
     message: servicebus.ServiceBusReceivedMessage, message_actions: servicebus.ServiceBusMessageActions
 ) -> None:
     """Look up an invoice's unresolved references again; settles the message itself."""
+    from diagnostics.app.delivery import deliver
+    from diagnostics.app.resolve_references import handle_references
+
     await deliver(QUEUE_REFERENCE_RESOLUTION, message, message_actions, handle_references)
 
 
@@ -63,6 +73,8 @@ async def reference_resolution(
 @app.route(route="invoices/{id}/diagnose", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def diagnose_invoice(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/invoices/{id}/diagnose[?as_of=ISO] → the report JSON of that provider invoice."""
+    from diagnostics.http_api import diagnose_request
+
     result = await diagnose_request(req.route_params.get("id", ""), as_of=req.params.get("as_of"))
     return func.HttpResponse(result.body, status_code=result.status, mimetype="application/json")
 
@@ -71,6 +83,8 @@ async def diagnose_invoice(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="partner-center/events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def partner_center_events(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/partner-center/events: Partner Center's invoice-ready webhook → checks of the period."""
+    from diagnostics.http_api import partner_center_event
+
     result = await partner_center_event(req.get_body())
     return func.HttpResponse(result.body, status_code=result.status, mimetype="application/json")
 
@@ -79,5 +93,7 @@ async def partner_center_events(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: 200 when Dataverse, Service Bus and the state store answer, else 503."""
+    from diagnostics.http_api import health_request
+
     result = await health_request()
     return func.HttpResponse(result.body, status_code=result.status, mimetype="application/json")

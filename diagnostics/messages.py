@@ -17,11 +17,11 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-QUEUE_INVOICE_CHECKS = "invoice-checks"
-QUEUE_REFERENCE_RESOLUTION = "reference-resolution"
-# The app setting (connection prefix) the Service Bus triggers and the publisher use. In Azure it is
-# identity-based (`DIAG_SERVICEBUS__fullyQualifiedNamespace`); locally a connection string.
-SERVICEBUS_CONNECTION = "DIAG_SERVICEBUS"
+# The queue names and the connection setting live in a module without pydantic, so that
+# `function_app` can name them at import without paying for the message models (cold start).
+from diagnostics.queues import QUEUE_INVOICE_CHECKS, QUEUE_REFERENCE_RESOLUTION, SERVICEBUS_CONNECTION
+
+__all__ = ["QUEUE_INVOICE_CHECKS", "QUEUE_REFERENCE_RESOLUTION", "SERVICEBUS_CONNECTION"]
 MESSAGE_VERSION = 1
 _MAX_BODY = 64 * 1024  # a check message is a few hundred bytes; anything larger is not ours
 

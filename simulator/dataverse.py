@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -54,6 +56,7 @@ _USER_PRIVILEGES = re.compile(
     r"^systemusers\((?P<id>[^)]+)\)/Microsoft\.Dynamics\.CRM\.RetrieveUserPrivileges(?:\(\))?$"
 )
 _PREFER_ITEM = re.compile(r'\s*([\w.-]+)\s*(?:=\s*("[^"]*"|[^,]*))?\s*(?:,|$)')
+_CACHED_RESULTS = 16  # queries whose continuations are served from memory
 _LINK_SAFE = ",'()=$"  # left readable in @odata.nextLink, as Dataverse leaves them
 _SYSTEM_SET = ("createdon", "modifiedon")  # set by the platform; writes to them are ignored
 
@@ -87,6 +90,11 @@ class DataverseApi:
         self.tenant = tenant
         self._base_url = base_url
         self._batch = batch
+        # The filtered, ordered rows of recent queries, for their `$skiptoken` continuations: a page
+        # then costs O(page), not a re-filter and re-sort of the whole table (a 500,000-row table is
+        # read in 100 pages). A first page always recomputes; any write makes an entry stale.
+        self._results: OrderedDict[tuple[object, ...], _Result] = OrderedDict()
+        self._results_lock = threading.Lock()
 
     @property
     def service_root(self) -> str:
@@ -164,24 +172,11 @@ class DataverseApi:
                 "$expand on rows is not supported by the simulator; select the _<lookup>_value instead."
             )
         select = parse_select(options["$select"], props, table.type_name) if "$select" in options else None
-        # Less than organization-level Read: only the identity's own rows, and it owns none.
-        rows = list(table.rows.values()) if access.check_read(self.tenant, table) else []
-        if "$filter" in options:
-            predicate = parse_filter(options["$filter"], props, table.type_name)
-            rows = [r for r in rows if predicate(r.values)]
         if "$apply" in options:
-            return self._apply(table, options["$apply"], rows, props)
-        if "$orderby" in options:
-            order = parse_orderby(options["$orderby"], props, table.type_name)
-            rows = sort_rows(rows, order, props, lambda r: r.values)
-        total = len(rows)
-        if "$top" in options:
-            top = options["$top"]
-            if not top.isdigit() or int(top) == 0:
-                raise bad_request(f"Invalid value '{top}' for $top query option found.")
-            rows = rows[: int(top)]
+            return self._apply(table, options["$apply"], self._filtered(table, options, props), props)
+        result = self._result(table, options, props)
+        rows, keys, total = result.rows, result.keys, result.total
         page_size, applied = _page_size(prefer)
-        keys = [str(r.values[table.primary_key]) for r in rows]
         offset = skip_offset(options.get("$skiptoken"), keys, page_size)
         page = rows[offset : offset + page_size]
         context = f"{self.service_root}$metadata#{table.entity_set}" + (
@@ -196,7 +191,10 @@ class DataverseApi:
         body["value"] = [self.tenant.wire_row(table, row, select, wanted) for row in page]
         if offset + page_size < len(rows):
             cookie = paging_cookie(
-                offset // page_size + 2, table.primary_key, keys[offset], keys[offset + len(page) - 1]
+                offset // page_size + 2,
+                table.primary_key,
+                str(page[0].values[table.primary_key]),
+                str(page[-1].values[table.primary_key]),
             )
             body["@odata.nextLink"] = self._next_link(request, cookie)
         headers = {}
@@ -206,6 +204,52 @@ class DataverseApi:
                 parts + ([f"odata.maxpagesize={page_size}"] if applied else [])
             )
         return odata_response(200, body, headers)
+
+    def _filtered(
+        self, table: ServedTable, options: Mapping[str, str], props: dict[str, str | None]
+    ) -> list[Row]:
+        # Less than organization-level Read: only the identity's own rows, and it owns none.
+        rows = list(table.rows.values()) if access.check_read(self.tenant, table) else []
+        if "$filter" in options:
+            predicate = parse_filter(options["$filter"], props, table.type_name)
+            rows = [r for r in rows if predicate(r.values)]
+        return rows
+
+    def _result(
+        self, table: ServedTable, options: Mapping[str, str], props: dict[str, str | None]
+    ) -> _Result:
+        """The query's rows, filtered, ordered and cut to `$top`, with each row's position by key;
+        from the cache for a continuation (`$skiptoken`) of a query served since the last write."""
+        readable = access.check_read(self.tenant, table)
+        cache_key = (
+            table.entity_set,
+            readable,
+            self.tenant.generation,
+            *(options.get(o) for o in ("$filter", "$orderby", "$top")),
+        )
+        if "$skiptoken" in options:
+            with self._results_lock:
+                cached = self._results.get(cache_key)
+            if cached is not None:
+                return cached
+        rows = self._filtered(table, options, props)
+        if "$orderby" in options:
+            order = parse_orderby(options["$orderby"], props, table.type_name)
+            rows = sort_rows(rows, order, props, lambda r: r.values)
+        total = len(rows)  # what `$count` counts: before `$top`
+        if "$top" in options:
+            top = options["$top"]
+            if not top.isdigit() or int(top) == 0:
+                raise bad_request(f"Invalid value '{top}' for $top query option found.")
+            rows = rows[: int(top)]
+        keys = {str(r.values[table.primary_key]): i for i, r in enumerate(rows)}
+        result = _Result(rows, keys, total)
+        with self._results_lock:
+            self._results[cache_key] = result
+            self._results.move_to_end(cache_key)
+            while len(self._results) > _CACHED_RESULTS:
+                self._results.popitem(last=False)
+        return result
 
     def _next_link(self, request: Request, cookie: str) -> str:
         kept = [(k, v) for k, v in request.params() if k != "$skiptoken"]
@@ -472,6 +516,13 @@ class DataverseApi:
             f"An undeclared property '{navigation}' which only has property annotations in the payload but no "
             "property value was found in the payload."
         )
+
+
+@dataclass(frozen=True)
+class _Result:
+    rows: list[Row]
+    keys: dict[str, int]  # primary key -> position in rows
+    total: int  # rows before `$top`
 
 
 def _annotation_patterns(prefer: Mapping[str, str]) -> list[str]:

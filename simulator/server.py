@@ -80,6 +80,8 @@ class Simulator:
         self._port = port
         self._round_trips: Counter[str] = Counter()
         self._count_lock = threading.Lock()
+        self.in_flight = 0  # requests being served now
+        self.max_in_flight = 0  # the most served at once, since start (the client's concurrency)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._cert_dir: Path | None = None
@@ -263,6 +265,16 @@ class Simulator:
 
     def handle(self, request: Request, target_length: int) -> Response:
         self._count(request, envelope=True)
+        with self._count_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._handle(request, target_length)
+        finally:
+            with self._count_lock:
+                self.in_flight -= 1
+
+    def _handle(self, request: Request, target_length: int) -> Response:
         outcome = self.faults.take(request.path)
         if outcome.delay:
             time.sleep(outcome.delay)

@@ -151,6 +151,8 @@ class Tenant:
         self.notes: list[dict[str, Any]] = []
         self.writes: list[dict[str, Any]] = []
         self._version = 0
+        # Bumped by every write (and undo): a cached query result from an older generation is stale.
+        self.generation = 0
         self._journal: list[tuple[ServedTable, str, Row | None]] | None = None
         self.tables: dict[str, ServedTable] = {}
         for number, definition in enumerate(TABLES.values()):
@@ -321,6 +323,7 @@ class Tenant:
         """Insert, replace or (row=None) delete a row, remembering the old one inside a change set."""
         if self._journal is not None:
             self._journal.append((table, key, table.rows.get(key)))
+        self.generation += 1
         if row is None:
             table.rows.pop(key, None)
         else:
@@ -333,6 +336,7 @@ class Tenant:
         try:
             yield
         except BaseException:
+            self.generation += 1
             for table, key, old in reversed(self._journal):
                 if old is None:
                     table.rows.pop(key, None)
