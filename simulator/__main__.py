@@ -1,5 +1,5 @@
 """`python -m simulator serve FIXTURE [--port N] [--latency-ms N] [--jitter-ms N] [--fault SPEC]...
-[--fault-rate P [--seed S]] [--http]`
+[--fault-rate P [--seed S]] [--http]`; `python -m simulator generate --customers N [--seed S]`
 
 Serves a fixture until Ctrl-C. A bad fixture, fault spec or busy port ends it with status 2 and one
 line on stderr.
@@ -8,6 +8,7 @@ line on stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from types import FrameType
 
 from simulator.faults import Fault
 from simulator.fixture import FixtureError, load_fixture
+from simulator.generate import generate
 from simulator.server import Simulator
 
 FAULT_HELP = (
@@ -85,7 +87,28 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--http", action="store_true", help="plain http instead of https (azure-identity needs https)"
     )
+    generate = commands.add_parser(
+        "generate",
+        help="print a generated tenant fixture (JSON) with planted faults, reproducible from a seed",
+    )
+    generate.add_argument("--customers", type=_positive, required=True, help="number of customers")
+    generate.add_argument("--seed", type=int, default=1, help="the same seed gives the same tenant")
+    generate.add_argument("--subscriptions", type=_positive, default=5, help="per customer")
+    generate.add_argument("--usage", type=_positive, default=10, help="usage summaries per subscription")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"bad count {text!r}: give a whole number of at least 1")
+    return int(text)
+
+
+def _print_generated(args: argparse.Namespace) -> int:
+    generated = generate(args.customers, args.seed, subscriptions=args.subscriptions, usage=args.usage)
+    json.dump(generated.fixture, sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
+    return 0
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -94,6 +117,8 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "generate":
+        return _print_generated(args)
     try:
         fixture = load_fixture(args.fixture)
         simulator = Simulator(fixture, port=args.port, tls=not args.http).start()

@@ -1,0 +1,72 @@
+"""The scanning process of `make bench`: one scan of a simulator served by the parent, in a process
+of its own so that its peak memory and CPU are the scan's alone (the simulator's tables are not).
+
+Reads a JSON object on stdin (where the simulator is, how to sign in, the simulated `now`); prints
+one JSON object: wall and CPU seconds of the scan, the process's peak resident memory, round trips
+by service, findings by code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import ssl
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from azure.identity import ClientSecretCredential
+
+from diagnostics.schema import SchemaMap
+from diagnostics.service import Connection, PartnerCenterAccess, scan
+from diagnostics.settings import Thresholds
+
+
+def _connection(where: dict[str, Any]) -> Connection:
+    credential = ClientSecretCredential(
+        where["tenant_id"],
+        where["client_id"],
+        where["client_secret"],
+        authority=where["authority"],
+        disable_instance_discovery=True,
+        connection_verify=where["ca_file"],
+    )
+    return Connection(
+        where["url"],
+        credential,
+        PartnerCenterAccess(where["url"], credential),
+        SchemaMap(),
+        Thresholds(),
+        verify=ssl.create_default_context(cafile=where["ca_file"]),
+    )
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    where = json.load(sys.stdin)
+    conn = _connection(where)
+    wall, cpu = time.perf_counter(), _cpu()
+    report = asyncio.run(scan(conn, datetime.fromisoformat(where["now"])))
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    json.dump(
+        {
+            "seconds": wall,
+            "cpu_seconds": cpu,
+            "peak_mb": peak_kib / 1024,
+            "round_trips": conn.requests.by_service(),
+            "findings": dict(Counter(f.code for f in report.findings)),
+        },
+        sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    main()
