@@ -13,7 +13,8 @@ def read_json_object(path: Path, what: str, error: type[InputError] = InputError
     """The file's JSON object; `error(...)` naming `what` (e.g. "fixture x.json") when it is missing,
     unreadable, not JSON, or not an object."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark (Notepad, PowerShell's Out-File) is read past, not a JSON error.
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise error(f"{what} does not exist; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:

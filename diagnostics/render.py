@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from typing import Any
 
 from diagnostics.model import SEVERITY_RANK, Finding, Report, Subject
+from diagnostics.text import cut, money, plain
+
+__all__ = ["RENDERERS", "cause_of", "cut", "plain", "to_html", "to_json", "to_text"]
 
 _SUBJECT_NOUN = {
     "provider_invoice": "Provider invoice",
@@ -36,28 +38,9 @@ def _groups(report: Report) -> list[tuple[Subject, list[Finding]]]:
     return [(items[0].subject, items) for items in ordered]
 
 
-# Terminal escape sequences (CSI, OSC, and two-character ESC forms) and the 8-bit CSI.
-_ESCAPE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]"
-)
-# Line breaks and tabs become spaces; other C0/C1 controls, and bidi overrides and isolates
-# (which reorder what a reader sees: "Trojan Source"), are dropped.
-_BREAKS = re.compile("[\t\n\v\f\r\x85\u2028\u2029]+")
-_HIDDEN = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_LIST_ITEMS = 8
 MAX_EVIDENCE_LINES = 20
 MAX_CAUSE = 120
-
-
-def plain(text: object) -> str:
-    """Tenant-provided text made safe for a terminal: one line, no escapes, no hidden reordering."""
-    value = _ESCAPE.sub("", str(text))
-    return _HIDDEN.sub("", _BREAKS.sub(" ", value))
-
-
-def cut(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters; a cut text ends with "…" so nobody takes it as whole."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _more(hidden: int, noun: str = "") -> str:
@@ -78,10 +61,21 @@ def _short(value: Any) -> str:
     return plain(value)
 
 
+# Evidence keys that hold money: shown with the finding's currency where the evidence names it
+# ("currency"; usage costs are summed over summaries whose invoices a unit may not load).
+AMOUNT_KEYS = frozenset(
+    {"cost", "uninvoiced_cost", "cost_after_end", "difference", "usage_total", "previous_usage_total"}
+)
+
+
 def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     lines: list[str] = []
+    currency = evidence.get("currency")
     for key, value in evidence.items():
-        if value is None or value == []:
+        if value is None or value == [] or key == "currency":
+            continue
+        if key in AMOUNT_KEYS and "currency" in evidence and isinstance(value, str | int | float):
+            lines.append(f"{key}: {money(plain(value), plain(currency) if currency else None)}")
             continue
         if key == "proposed_override_file":
             lines.append(f"{key}: in the JSON (or write it with `schema verify --write FILE`)")

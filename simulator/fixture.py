@@ -224,6 +224,7 @@ class _Loader:
         unchecked = row.pop(RAW_KEY, None)
         if table.logical == "annotation":
             self.document(row, path)
+        self.row_keys(table, row, path)
         known = _COLUMN_NAMES[table.logical]
         for name, value in list(row.items()):
             if name in known and value is not None:
@@ -241,6 +242,27 @@ class _Loader:
                 raise self.fail(f"{path}.{RAW_KEY} must be an object of {table.logical}'s column names")
             row[RAW_KEY] = unchecked
         return row
+
+    def row_keys(self, table: TableDef, row: Mapping[str, Any], path: str) -> None:
+        """A row keeps any column, as Dataverse would return it (tenant-fixture.md), except one that is
+        a likely misspelling of a column of its table: a lookup or flag written under a slightly wrong
+        name would be silently ignored and take findings with it. A name with another publisher
+        prefix (contoso_…) is a partner's own column and is kept; so is an unknown name of the same
+        prefix that is close to no known column (a Work 365 column the tool does not read)."""
+        known = _COLUMN_NAMES[table.logical]
+        prefixes = {name.split("_", 1)[0] for name in known if "_" in name}
+        for name in row:
+            if name in known or not isinstance(name, str):
+                continue
+            prefix, underscore, _ = name.partition("_")
+            if underscore and prefix not in prefixes:
+                continue  # another publisher's column
+            close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+            if close:
+                raise self.fail(
+                    f"{path}: unknown column {name!r} of {table.logical}; did you mean {close[0]!r}? "
+                    "(a misspelt column would be ignored and hide findings)"
+                )
 
     def value(self, table: TableDef, column: ColumnDef, value: object, path: str) -> object:
         kind = column.type
@@ -569,6 +591,7 @@ class _Timeline:
         row = dict(raw)
         if table.logical == "annotation" and ("document_text" in row or "documentbody" in row):
             self.loader.document(row, path)
+        self.loader.row_keys(table, row, path)
         known = _COLUMN_NAMES[table.logical]
         for name, value in list(row.items()):
             if name in known and value is not None:

@@ -29,6 +29,9 @@ _PI, _US, _BS = "work365_providerinvoice", "work365_usagesummary", "work365_bill
 _SUB, _BC, _PA = "work365_subscription", "work365_billingcontract", "work365_provideraccount"
 _CUR = "transactioncurrency"
 _INVOICES = ("providers", "provider_invoices", "usage_summaries", "notes")
+# The currency an amount is in (findings show money with its currency): the invoice's currency
+# lookup and the currency's ISO code. Standard columns of every Dataverse table with money.
+_MONEY = ((_PI, "transactioncurrencyid"), (_CUR, "isocurrencycode"))
 
 # What each check reads beyond its parts' own columns. Declare every column whose value the
 # check's verdict depends on: an undeclared one that differs would be read as empty.
@@ -70,9 +73,15 @@ _READS: dict[str, Reads] = {
         ),
         ((_PI, "statuscode"), (_US, "statuscode"), (_BC, "statecode"), (_BS, "statuscode")),
     ),
-    "invoice_state": Reads(_INVOICES, ((_PI, "work365_providerinvoice_message"),), ((_PI, "statuscode"),)),
+    "invoice_state": Reads(
+        (*_INVOICES, "currencies"),
+        ((_PI, "work365_providerinvoice_message"), *_MONEY),
+        ((_PI, "statuscode"),),
+    ),
     "zero_placeholder": Reads(
-        _INVOICES, ((_PI, "work365_providerinvoice_usagetotal"),), ((_PI, "statuscode"),)
+        (*_INVOICES, "currencies"),
+        ((_PI, "work365_providerinvoice_usagetotal"), *_MONEY),
+        ((_PI, "statuscode"),),
     ),
     "period_gap": Reads(("providers", "provider_invoices")),
     "markup": Reads(

@@ -235,6 +235,14 @@ class Context:
         return _group(self.snap.invoices, lambda i: i.contract_id)
 
     @cached_property
+    def _currency_codes(self) -> dict[str, str]:
+        return {c.id: c.iso_code for c in self.snap.currencies if c.iso_code}
+
+    def currency_of(self, pi: ProviderInvoice | None) -> str | None:
+        """The ISO code of the invoice's currency; None when it has none or it is unknown."""
+        return self._currency_codes.get(pi.currency_id or "") if pi is not None else None
+
+    @cached_property
     def customer_invoices(self) -> dict[str, CustomerInvoice]:
         return {i.id: i for i in self.snap.invoices}
 

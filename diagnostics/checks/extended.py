@@ -19,6 +19,7 @@ from diagnostics.checks.context import (
 )
 from diagnostics.model import BillingSchedule, Finding, PIStatus, ScheduleStatus, Subscription
 from diagnostics.periods import add_months
+from diagnostics.text import cut
 
 _REGENERATE = (
     "Generate the usage invoice again, by hand, for the affected billing cycle (Billing Contract → Generate "
@@ -49,6 +50,7 @@ def check_zero_placeholder(ctx: Context) -> list[Finding]:
                 {
                     "provider_invoice_id": pi.id,
                     "usage_total": str(pi.usage_total if pi.usage_total is not None else Decimal(0)),
+                    "currency": ctx.currency_of(pi),
                     "usage_summaries": 0,
                     "previous_invoice_id": previous[0].id,
                     "previous_usage_total": str(previous[0].usage_total),
@@ -183,7 +185,7 @@ def check_archived_usage(ctx: Context) -> list[Finding]:
                 "will never be billed",
                 {
                     "subscription_id": sub.id,
-                    "archived_usage_summaries": [u.id for u in archived][:50],
+                    "archived_usage_summaries": [u.id for u in archived],
                     "count": len(archived),
                     "cost": str(cost),
                 },
@@ -225,7 +227,7 @@ def check_billing_schedules(ctx: Context) -> list[Finding]:
                         subject,
                         ctx.period,
                         f"Invoice generation failed for {contract.name or contract.id}: "
-                        f"{(schedule.message or 'no message').splitlines()[0][:120]}",
+                        f"{cut((schedule.message or 'no message').splitlines()[0], 120)}",
                         evidence,
                         [
                             "Billing Administrator dashboard → Missed or Errored Schedules: open the schedule and "

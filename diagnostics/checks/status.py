@@ -12,6 +12,7 @@ from diagnostics.catalog import finding
 from diagnostics.checks.context import Context, iso, pi_subject
 from diagnostics.model import Finding, PIStatus, ProviderInvoice, ProviderKind
 from diagnostics.periods import day_in_following_month
+from diagnostics.text import cut, money
 
 _CHECKSUM = re.compile(r"check\s*-?\s*sum", re.IGNORECASE)
 # The difference as Work 365 writes it, e.g. "Checksum failed. Difference: -1329.7525" ([S8]).
@@ -106,6 +107,7 @@ def _checksum(ctx: Context, pi: ProviderInvoice) -> Finding:
     evidence = _base_evidence(ctx, pi) | {
         "message": pi.message,
         "difference": str(difference) if difference is not None else None,
+        "currency": ctx.currency_of(pi),
         "override_tolerance": override_tolerance(difference) if difference is not None else None,
         "usage_file_day": iso(usage_file_day),
         "likely_causes": [
@@ -138,7 +140,7 @@ def _checksum(ctx: Context, pi: ProviderInvoice) -> Finding:
         pi_subject(pi),
         period,
         f"Checksum failed on {pi.invoice_number or pi.name}"
-        + (f": difference {difference}" if difference is not None else ""),
+        + (f": difference {money(difference, ctx.currency_of(pi))}" if difference is not None else ""),
         evidence,
         steps,
         severity="warning" if early else "error",
@@ -152,7 +154,7 @@ def _error_status(ctx: Context, pi: ProviderInvoice) -> Finding:
         "PI_IMPORT_ERROR",
         pi_subject(pi),
         ctx.period,
-        f"Import of {pi.invoice_number or pi.name} failed: {(pi.message or 'no message').splitlines()[0][:120]}",
+        f"Import of {pi.invoice_number or pi.name} failed: {cut((pi.message or 'no message').splitlines()[0], 120)}",
         _base_evidence(ctx, pi) | {"message": pi.message},
         [
             "Open the provider invoice and read its message and notes.",
