@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from diagnostics.adapters.http import within_deadline
 from diagnostics.app.container import Container, counting_requests, get_container
 from diagnostics.app.outcome import COMPLETE, Outcome, classify, retry, settle
 from diagnostics.errors import DiagnosticsError
@@ -63,8 +64,10 @@ async def deliver(
             current = container()
             body = message_body(message)
             seconds = current.settings.message_deadline_seconds
-            async with asyncio.timeout(seconds) as deadline:
-                result = await handler(current, body)
+            # The retry loop knows the deadline too: it takes no pause that would overrun it.
+            with within_deadline(seconds):
+                async with asyncio.timeout(seconds) as deadline:
+                    result = await handler(current, body)
             outcome = COMPLETE
         except Exception as exc:
             error = exc

@@ -175,3 +175,24 @@ async def test_a_message_past_its_deadline_is_retried(container: Container) -> N
     )
     assert actions.settled == [("abandon", "slow", None, None)]
     assert outcome.description == "took longer than 0.05 s (DIAG_MESSAGE_DEADLINE_SECONDS)"
+
+
+async def test_the_handler_runs_within_the_message_deadline(container: Container) -> None:
+    from diagnostics.adapters.http import current_deadline  # noqa: PLC0415
+
+    seen: list[float] = []
+
+    async def note_deadline(c: Container, body: bytes) -> None:
+        deadline = current_deadline()
+        assert deadline is not None
+        seen.append(deadline.remaining())
+
+    await deliver(
+        QUEUE_INVOICE_CHECKS,
+        ReceivedMessage(b"{}", message_id="timed"),
+        FakeMessageActions(),
+        note_deadline,  # type: ignore[arg-type]
+        container=lambda: container,
+    )
+    (left,) = seen
+    assert 0 < left <= container.settings.message_deadline_seconds
