@@ -27,6 +27,7 @@ from diagnostics.errors import AuthError, ConfigError, DiagnosticsError, InputEr
 from diagnostics.lifecycle import Silence
 from diagnostics.periods import parse_as_of
 from diagnostics.render import RENDERERS, cut, plain
+from diagnostics.render_html import to_html
 from diagnostics.service import Connection, scan, verify_schema
 from diagnostics.settings import Settings, load_settings
 
@@ -101,6 +102,7 @@ def _monitor(parser: argparse.ArgumentParser) -> None:
         help="share of messages the broker delivers twice",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault and duplicate choices")
+    parser.add_argument("--html", metavar="FILE", type=Path, help="also write the final HTML report here")
     _verbose(parser, argparse.SUPPRESS)
 
 
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _monitor(sub.add_parser("monitor", help="replay the daily monitor over simulated days (local)"))
     demo = sub.add_parser("demo", help="the monitor's month on the bundled sample tenant (simulated)")
     demo.add_argument("--format", choices=("text", "json"), default="text")
+    demo.add_argument("--html", metavar="FILE", type=Path, help="also write the final HTML report here")
     _verbose(demo, argparse.SUPPRESS)
     schema = sub.add_parser("schema", help="the schema map")
     schema_sub = schema.add_subparsers(dest="schema_command", required=True, parser_class=_Parser)
@@ -183,7 +186,10 @@ def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     with _target(args, settings) as target:
         report = asyncio.run(scan(target.connection, target.as_of, getattr(args, "invoice", None)))
         report = silences.silenced_report(report, _silences(settings), target.as_of.date())
-        _print(RENDERERS[args.format](report))
+        if args.format == "html":
+            _print(to_html(report, runbook_base=settings.runbook_base_url))
+        else:
+            _print(RENDERERS[args.format](report))
         if args.verbose:
             counts = target.connection.requests.by_service()
             print(f"requests: {counts}", file=sys.stderr)
@@ -199,9 +205,18 @@ def _cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
         # a link closed on exit) would only bury it, with tracebacks. -v shows them.
         logging.getLogger().setLevel(logging.CRITICAL)
     replay = run_replay(options, settings)
-    _print(to_json(replay) if args.format == "json" else to_text(replay))
     report = replay.final_report
+    if args.html is not None and report is not None:
+        _write(args.html, to_html(report, runbook_base=settings.runbook_base_url))
+    _print(to_json(replay) if args.format == "json" else to_text(replay))
     return EXIT_FINDINGS if report is not None and needs_attention(report) else EXIT_OK
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}; pass a writable --html FILE") from None
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -215,6 +230,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         duplicate_rate=0.0,
         seed=0,
         verbose=args.verbose,
+        html=args.html,
     )
     if args.format == "text":
         print(

@@ -14,6 +14,7 @@ from diagnostics.checks.records import check_unreadable_records
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics, Subject
 from diagnostics.settings import Thresholds
+from diagnostics.timeline import timelines
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,7 @@ def build_report(
         statistics=Statistics.of(findings, checks=len(checks), passed=passed),
         findings=tuple(findings),
         schema_map=schema_map,
+        timelines=timelines(ctx),
     )
 
 

@@ -311,6 +311,37 @@ class Statistics(Frozen):
         )
 
 
+class ContractTimeline(Frozen):
+    """A usage contract's invoice dates, as the timing checks saw them."""
+
+    id: str
+    name: str
+    invoiced_at: tuple[datetime, ...] = ()  # runs since the period closed (schedule run or invoice)
+    next_invoice_date: date | None = None
+
+
+class InvoiceTimeline(Frozen):
+    """One provider invoice's month (or an expected one that has not landed: `created_on` None),
+    from the snapshot the checks used; the HTML report draws it (diagnostics/timeline.py)."""
+
+    subject: Subject
+    provider: str | None
+    period: str
+    period_end: date
+    invoice_day: date  # the provider's invoice day in the following month
+    usage_file_day: date
+    created_on: datetime | None = None  # when Work 365 found the invoice
+    status: str | None = None
+    usage_first_synced: datetime | None = None
+    usage_last_synced: datetime | None = None
+    has_usage: bool = False  # True also when usage exists but its rows were not read
+    pull_window_end: datetime | None = None  # automatic providers only
+    total_amount: Decimal | None = None
+    currency: str | None = None
+    contracts: tuple[ContractTimeline, ...] = ()
+    more_contracts: int = 0
+
+
 class Report(Frozen):
     report_version: int = 1
     as_of: datetime
@@ -318,3 +349,5 @@ class Report(Frozen):
     statistics: Statistics
     findings: tuple[Finding, ...]
     schema_map: str = "defaults"
+    # Added field (findings.md allows it): the dates behind each reviewed invoice, for the HTML report.
+    timelines: tuple[InvoiceTimeline, ...] = ()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
@@ -11,7 +10,7 @@ from diagnostics.text import cut, money, plain
 
 __all__ = ["RENDERERS", "cause_of", "cut", "plain", "to_html", "to_json", "to_text"]
 
-_SUBJECT_NOUN = {
+SUBJECT_NOUN = {
     "provider_invoice": "Provider invoice",
     "expected_provider_invoice": "Expected provider invoice",
     "billing_contract": "Billing contract",
@@ -24,7 +23,7 @@ def to_json(report: Report) -> str:
     return json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False)
 
 
-def _groups(report: Report) -> list[tuple[Subject, list[Finding]]]:
+def groups(report: Report) -> list[tuple[Subject, list[Finding]]]:
     """Findings grouped by subject, the group with the worst unmuted finding first."""
     groups: dict[tuple[str, str], list[Finding]] = {}
     for item in report.findings:
@@ -68,7 +67,7 @@ AMOUNT_KEYS = frozenset(
 )
 
 
-def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
+def evidence_lines(evidence: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     currency = evidence.get("currency")
     for key, value in evidence.items():
@@ -89,7 +88,7 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
 
 
 def _shown_evidence(evidence: dict[str, Any]) -> list[str]:
-    lines = _evidence_lines(evidence)
+    lines = evidence_lines(evidence)
     if len(lines) <= MAX_EVIDENCE_LINES:
         return lines
     hidden = len(lines) - MAX_EVIDENCE_LINES + 1
@@ -105,7 +104,7 @@ def _summary(report: Report) -> str:
 
 
 def _subject_words(subject: Subject) -> str:
-    return f"{_SUBJECT_NOUN.get(subject.type, subject.type).lower()} {plain(subject.name)}"
+    return f"{SUBJECT_NOUN.get(subject.type, subject.type).lower()} {plain(subject.name)}"
 
 
 def cause_of(item: Finding, report: Report) -> str:
@@ -148,50 +147,18 @@ def to_text(report: Report) -> str:
         lines.append(f"Schema map: {plain(report.schema_map)}")
     if not report.findings:
         lines += ["", "Nothing found: every check passed."]
-    for subject, items in _groups(report):
-        lines += ["", f"■ {_SUBJECT_NOUN.get(subject.type, subject.type)}: {plain(subject.name)}"]
+    for subject, items in groups(report):
+        lines += ["", f"■ {SUBJECT_NOUN.get(subject.type, subject.type)}: {plain(subject.name)}"]
         for item in items:
             lines += _finding_text(item, report)
     return "\n".join(lines) + "\n"
 
 
-_CSS = (
-    "body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}"
-    "h2{margin-top:2rem;font-size:1.1rem}.f{border-left:4px solid #999;padding:.3rem .8rem;margin:.6rem 0}"
-    ".critical{border-color:#a00}.error{border-color:#d33}.warning{border-color:#e90}.info{border-color:#39c}"
-    ".muted{opacity:.55}code{background:#f3f3f3;padding:0 .2rem}dt{font-weight:600}"
-)
-
-
 def to_html(report: Report) -> str:
-    def esc(text: object) -> str:
-        return html.escape(plain(text))
+    """The HTML report (diagnostics/render_html.py), imported when asked for: it needs Jinja2."""
+    from diagnostics.render_html import to_html as render  # noqa: PLC0415
 
-    parts = [
-        "<!doctype html><html lang='en'><meta charset='utf-8'>",
-        f"<title>Work 365 diagnosis {esc(report.period)}</title><style>{_CSS}</style>",
-        f"<h1>Work 365 usage-invoice diagnosis — {esc(report.period)}</h1>",
-        f"<p>As of {esc(report.as_of.strftime('%Y-%m-%d %H:%M UTC'))}. {esc(_summary(report))}</p>",
-    ]
-    if not report.findings:
-        parts.append("<p>Nothing found: every check passed.</p>")
-    for subject, items in _groups(report):
-        parts.append(f"<h2>{esc(_SUBJECT_NOUN.get(subject.type, subject.type))}: {esc(subject.name)}</h2>")
-        for item in items:
-            muted = " muted" if item.muted else ""
-            parts.append(f"<div class='f {esc(item.severity)}{muted}'>")
-            parts.append(f"<p><strong>{esc(item.severity.upper())}</strong> <code>{esc(item.code)}</code> ")
-            parts.append(f"{esc(item.title)}{' (muted)' if item.muted else ''}</p>")
-            if item.muted:
-                parts.append(f"<p>Explained by {esc(cause_of(item, report))}</p>")
-            if item.remediation and not item.muted:
-                parts.append("<ol>" + "".join(f"<li>{esc(step)}</li>" for step in item.remediation) + "</ol>")
-            evidence = _evidence_lines(item.evidence)
-            if evidence:
-                parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in evidence) + "</ul>")
-            parts.append(f"<p><a href='{esc(item.runbook)}'>Runbook: {esc(item.code)}</a></p></div>")
-    parts.append("</html>")
-    return "\n".join(parts) + "\n"
+    return render(report)
 
 
 RENDERERS = {"text": to_text, "json": to_json, "html": to_html}

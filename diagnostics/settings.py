@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     # A note over this size is reported as too large instead of downloaded (Dataverse allows 128 MB).
     note_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
 
+    # Where runbook links point (the folder of the CODE.md pages, or the app's /api/runbook route).
+    # Empty: the app's own route in Azure, the repository's docs/findings in a checkout.
+    runbook_base_url: str | None = None
+
     @field_validator("dataverse_url")
     @classmethod
     def _dataverse_url(cls, value: str | None) -> str | None:
@@ -140,6 +144,15 @@ class Settings(BaseSettings):
             if url is None
             else str(httpx.URL(url).copy_with(path="/", query=None, fragment=None)).rstrip("/")
         )
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _runbook_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().startswith(("https://", "http://", "file:")):
+            raise ValueError("must be an absolute https:// (or file:) URL of the runbook pages")
+        return value.strip()
 
     @field_validator("partner_center_url", "authority_host")
     @classmethod

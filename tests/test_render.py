@@ -42,7 +42,7 @@ def test_html_escapes_record_data() -> None:
     html = to_html(report_with_checksum_and_muted_window())  # type: ignore[arg-type]
     assert "Microsoft &lt;G1&gt; &amp; co" in html
     assert "<G1>" not in html
-    assert "href='docs/findings/PI_CHECKSUM_MISMATCH.md'" in html
+    assert 'docs/findings/PI_CHECKSUM_MISMATCH.md">Runbook: PI_CHECKSUM_MISMATCH</a>' in html
 
 
 def test_json_is_the_report_contract() -> None:

@@ -17,10 +17,12 @@ from diagnostics.model import BillingContract, Finding, Provider, ScheduleStatus
 from diagnostics.periods import day_in_following_month, start_of_day
 
 
-def _invoice_runs(ctx: Context, contract: BillingContract) -> list[tuple[datetime, dict[str, Any]]]:
-    """When the contract generated invoices since the period closed: schedule run dates, else the
-    created-on of its invoices."""
-    since = start_of_day(day_in_following_month(ctx.period, 1))
+def invoice_runs(
+    ctx: Context, contract: BillingContract, period: str | None = None
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """When the contract generated invoices since the period (default: the one under review) closed:
+    schedule run dates, else the created-on of its invoices."""
+    since = start_of_day(day_in_following_month(period or ctx.period, 1))
     runs: list[tuple[datetime, dict[str, Any]]] = []
     seen_invoices: set[str] = set()
     for schedule in ctx.schedules_by_contract.get(contract.id, []):
@@ -55,7 +57,7 @@ def _late_usage(ctx: Context, contract: BillingContract) -> Finding | None:
     if not late:
         return None
     synced_at = min(u.created_on for u in late)
-    earlier = [run for run in _invoice_runs(ctx, contract) if run[0] < synced_at]
+    earlier = [run for run in invoice_runs(ctx, contract) if run[0] < synced_at]
     if not earlier:
         return None
     ran_at, run = earlier[-1]
