@@ -97,3 +97,17 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 
     result = await health_request()
     return func.HttpResponse(result.body, status_code=result.status, mimetype="application/json")
+
+
+@app.function_name(name="runbook")
+@app.route(route="runbook/{code}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def runbook(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/runbook/{code}: a finding's runbook page. Anonymous: the pages are the project's
+    public documentation, holding no tenant data, and the links in notes and Teams cards must open
+    for every reader without a function key (a key in a link would give it away)."""
+    from diagnostics.runbook_pages import page
+
+    result = page(req.route_params.get("code", ""))
+    return func.HttpResponse(
+        result.body, status_code=result.status, headers={"Content-Type": result.content_type}
+    )

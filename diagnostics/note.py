@@ -18,6 +18,7 @@ from typing import Any
 
 from diagnostics.lifecycle import Entry, SubjectAlerts
 from diagnostics.model import SEVERITY_RANK, Finding, Subject
+from diagnostics.runbooks import runbook_url
 
 # The namespace of the notes' ids: fixed forever, or every subject would get a second note.
 NOTE_NAMESPACE = uuid.UUID("6f2b3c9e-5d1a-4e8f-9b7c-0a1d2e3f4a5b")
@@ -117,8 +118,9 @@ def _reference_words(ref: Mapping[str, Any]) -> str:
     return f"{label} — {', '.join(facts)}" if facts else label
 
 
-def evidence_lines(evidence: Mapping[str, Any]) -> list[str]:
-    """The evidence in words, one fact a line; record ids and empty values are left out."""
+def evidence_lines(evidence: Mapping[str, Any], *, limit: int | None = _MAX_LINES) -> list[str]:
+    """The evidence in words, one fact a line; record ids and empty values are left out. Cut at
+    `limit` lines (the note; None: all, the HTML report)."""
     currency = next((str(evidence[k]) for k in _CURRENCY_KEYS if evidence.get(k)), None)
     lines: list[str] = []
     for key, value in evidence.items():
@@ -145,9 +147,9 @@ def evidence_lines(evidence: Mapping[str, Any]) -> list[str]:
             lines.append(f"{_words(key)}: {inner}")
         else:
             lines.append(f"{_words(key)}: {_scalar(key, value, currency)}")
-    if len(lines) > _MAX_LINES:
-        hidden = len(lines) - _MAX_LINES
-        lines = [*lines[:_MAX_LINES], f"… and {hidden} more (see the report)"]
+    if limit is not None and len(lines) > limit:
+        hidden = len(lines) - limit
+        lines = [*lines[:limit], f"… and {hidden} more (see the report)"]
     return lines
 
 
@@ -161,13 +163,15 @@ def finding_block(finding: Finding) -> str:
     if finding.remediation:
         lines.append("What to do:")
         lines += [f"  {n}. {step}" for n, step in enumerate(finding.remediation, start=1)]
-    lines.append(f"Runbook: {finding.runbook}")
+    lines.append(f"Runbook: {runbook_url(finding.runbook)}")
     text = "\n".join(lines)
     return text if len(text) <= _MAX_BLOCK else text[: _MAX_BLOCK - 1] + "…"
 
 
 def next_step(finding: Finding) -> str:
-    return finding.remediation[0] if finding.remediation else f"See the runbook: {finding.runbook}"
+    return (
+        finding.remediation[0] if finding.remediation else f"See the runbook: {runbook_url(finding.runbook)}"
+    )
 
 
 def blocks_of(findings: Sequence[Finding]) -> dict[str, tuple[str, str]]:

@@ -8,7 +8,6 @@ only draws it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -19,33 +18,13 @@ from typing import Any
 import jinja2
 
 from diagnostics.model import SEVERITY_RANK, Finding, InvoiceTimeline, Report, Subject
-from diagnostics.render import SUBJECT_NOUN, cause_of, evidence_lines, groups, plain
+from diagnostics.note import evidence_lines
+from diagnostics.render import SUBJECT_NOUN, cause_of, groups, plain
+from diagnostics.runbooks import default_runbook_base, runbook_url
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-RUNBOOK_ROUTE = "/api/runbook"
-_DOCS = Path(__file__).resolve().parent.parent / "docs" / "findings"
 # How many findings the summary names as "fix first".
 FIX_FIRST = 3
-
-
-# --- runbook links ---------------------------------------------------------------------------
-
-
-def default_runbook_base(environ: dict[str, str] | None = None) -> str:
-    """Where runbook links point when DIAG_RUNBOOK_BASE_URL is not set: in Azure, the app's own
-    `GET /api/runbook/{code}` route (App Service sets WEBSITE_HOSTNAME); in a checkout, the
-    runbook pages on this disk (a file: URL, absolute, so the report opens anywhere on this machine)."""
-    env = os.environ if environ is None else environ
-    host = env.get("WEBSITE_HOSTNAME")
-    if host:
-        return f"https://{host}{RUNBOOK_ROUTE}"
-    return _DOCS.as_uri()
-
-
-def runbook_url(runbook: str, base: str | None = None) -> str:
-    """The absolute link of a finding's runbook page (`runbook` is `docs/findings/CODE.md`)."""
-    page = runbook.rsplit("/", 1)[-1]
-    return f"{(base or default_runbook_base()).rstrip('/')}/{page}"
 
 
 # --- the timeline, laid out ------------------------------------------------------------------
@@ -369,7 +348,7 @@ def money_at_stake(report: Report) -> list[Stake]:
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
@@ -393,7 +372,7 @@ def to_html(report: Report, *, runbook_base: str | None = None) -> str:
                 {
                     "item": item,
                     "title": plain(item.title),
-                    "evidence": evidence_lines(item.evidence),
+                    "evidence": [plain(line) for line in evidence_lines(item.evidence, limit=None)],
                     "remediation": [plain(step) for step in item.remediation],
                     "runbook": runbook_url(item.runbook, base),
                     "cause": cause_of(item, report) if item.muted else "",
@@ -404,7 +383,7 @@ def to_html(report: Report, *, runbook_base: str | None = None) -> str:
         for subject, items in groups(report)
     ]
     return (
-        _environment()
+        environment()
         .get_template("report.html.j2")
         .render(
             report=report,

@@ -12,7 +12,8 @@ import pytest
 from diagnostics.cli import SAMPLE_TENANT, main
 from diagnostics.errors import ConfigError
 from diagnostics.model import ContractTimeline, InvoiceTimeline, Subject
-from diagnostics.render_html import default_runbook_base, layout, runbook_url, to_html
+from diagnostics.render_html import layout, to_html
+from diagnostics.runbooks import default_runbook_base, runbook_url
 from diagnostics.settings import load_settings
 from tests.test_render import report_with_checksum_and_muted_window
 

@@ -44,6 +44,7 @@ def test_the_app_has_exactly_these_functions() -> None:
         "diagnose_invoice",
         "partner_center_events",
         "health",
+        "runbook",
     }
 
 
