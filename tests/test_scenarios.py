@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from diagnostics.cli import main
+from tests.sim_env import use_simulator_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -556,16 +557,7 @@ def test_unreachable_dataverse_cannot_complete(
 
     # Sign-in works (at the simulator's token endpoint); Dataverse itself is not there.
     with Simulator(load_fixture(SCENARIOS / "healthy_invoiced_day15.json")) as sim:
-        for name, value in {
-            "DIAG_HTTP_MAX_ATTEMPTS": "1",
-            "DIAG_DATAVERSE_CREDENTIAL": "client_secret",
-            "DIAG_DATAVERSE_TENANT_ID": sim.tenant_id,
-            "DIAG_DATAVERSE_CLIENT_ID": sim.client_id,
-            "DIAG_DATAVERSE_CLIENT_SECRET": sim.client_secret,
-            "DIAG_AUTHORITY_HOST": sim.authority,
-            "DIAG_CA_BUNDLE": str(sim.ca_file),
-        }.items():
-            monkeypatch.setenv(name, value)
+        use_simulator_settings(monkeypatch, sim, DIAG_HTTP_MAX_ATTEMPTS="1", DIAG_DATAVERSE_URL="")
         code, _out, err = _run(capsys, "scan", "--dataverse-url", "https://127.0.0.1:9", "--format", "json")
     assert code == 3, (code, err)
     assert "could not be reached" in err

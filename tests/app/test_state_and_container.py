@@ -19,6 +19,7 @@ from diagnostics.errors import ConfigError
 from diagnostics.ports import ConflictError, StateStore
 from simulator import Simulator
 from tests.fakes import InMemoryStateStore
+from tests.sim_env import use_simulator_settings
 
 
 def _names(folder: Path) -> list[str]:
@@ -147,18 +148,9 @@ def test_state_file_is_plain_json(tmp_path: Path) -> None:
 async def test_get_container_builds_once_from_the_settings(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name, value in {
-        "DIAG_DATAVERSE_URL": sim.dataverse_url,
-        "DIAG_DATAVERSE_CREDENTIAL": "client_secret",
-        "DIAG_DATAVERSE_TENANT_ID": sim.tenant_id,
-        "DIAG_DATAVERSE_CLIENT_ID": sim.client_id,
-        "DIAG_DATAVERSE_CLIENT_SECRET": sim.client_secret,
-        "DIAG_AUTHORITY_HOST": sim.authority,
-        "DIAG_CA_BUNDLE": str(sim.ca_file),
-        "DIAG_STATE_FILE": str(tmp_path / "state.json"),
-        "DIAG_DATAVERSE_MAX_CONCURRENCY": "3",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_simulator_settings(
+        monkeypatch, sim, DIAG_STATE_FILE=str(tmp_path / "state.json"), DIAG_DATAVERSE_MAX_CONCURRENCY="3"
+    )
     previous = use_container(None)
     try:
         built = get_container()

@@ -11,6 +11,7 @@ import pytest
 
 from diagnostics.http_api import diagnose_request
 from simulator import Simulator, load_fixture
+from tests.sim_env import use_simulator_settings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample-tenant.json"
 
@@ -23,17 +24,7 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 def app_settings(sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name, value in {
-        "DIAG_STATE_FILE": str(tmp_path / "state.json"),
-        "DIAG_DATAVERSE_URL": sim.dataverse_url,
-        "DIAG_DATAVERSE_CREDENTIAL": "client_secret",
-        "DIAG_DATAVERSE_TENANT_ID": sim.tenant_id,
-        "DIAG_DATAVERSE_CLIENT_ID": sim.client_id,
-        "DIAG_DATAVERSE_CLIENT_SECRET": sim.client_secret,
-        "DIAG_AUTHORITY_HOST": sim.authority,
-        "DIAG_CA_BUNDLE": str(sim.ca_file),
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_simulator_settings(monkeypatch, sim, DIAG_STATE_FILE=str(tmp_path / "state.json"))
 
 
 def _error(result: object) -> str:

@@ -18,6 +18,7 @@ from simulator import Simulator, load_fixture
 from simulator.connect import connection
 from tests.app.conftest import NO_WAIT
 from tests.fakes import FakeBus, FakeClock, InMemoryStateStore, RecordingNotifier
+from tests.sim_env import use_simulator_settings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample-tenant.json"
 MICROSOFT = "ad6ce976-763b-53b7-ac41-fc81f9a6f63f"
@@ -125,17 +126,7 @@ async def test_health_names_what_cannot_be_reached(sim: Simulator) -> None:
 async def test_health_without_service_bus_settings_names_the_setting(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name, value in {
-        "DIAG_DATAVERSE_URL": sim.dataverse_url,
-        "DIAG_DATAVERSE_CREDENTIAL": "client_secret",
-        "DIAG_DATAVERSE_TENANT_ID": sim.tenant_id,
-        "DIAG_DATAVERSE_CLIENT_ID": sim.client_id,
-        "DIAG_DATAVERSE_CLIENT_SECRET": sim.client_secret,
-        "DIAG_AUTHORITY_HOST": sim.authority,
-        "DIAG_CA_BUNDLE": str(sim.ca_file),
-        "DIAG_STATE_FILE": str(tmp_path / "state.json"),
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_simulator_settings(monkeypatch, sim, DIAG_STATE_FILE=str(tmp_path / "state.json"))
     monkeypatch.delenv("DIAG_SERVICEBUS", raising=False)
     status, body = await get_health()
     assert status == 503
