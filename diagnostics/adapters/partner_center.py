@@ -11,12 +11,11 @@ then treat those periods as unknown.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import uuid
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
-
 import httpx
 from azure.core.credentials import TokenCredential
 
@@ -37,6 +36,9 @@ APPLICATION_NAME = "work365-usage-diagnostics"
 # Invoices read by id at the same time: few, because Microsoft advises against high parallelism
 # (platform-apis.md 1.8) and only the candidates of one billing period are ever read.
 MAX_CONCURRENT_READS = 4
+# Partner Center invoice ids are letters and digits (G012345678, D0300012345). The id goes into the
+# URL path, so anything else (`..`, `/`, `%`, spaces) could address another resource: refused.
+_INVOICE_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 def _hint(status: int, method: str) -> str:
@@ -118,8 +120,16 @@ class PartnerCenterClient(ClosingClient):
             seen.add(uri)
 
     async def get_invoice(self, invoice_id: str) -> dict[str, Any]:
-        """One invoice by id, with its billing period (App+User credentials only, per Microsoft)."""
-        return await self._get(f"invoices/{quote(invoice_id, safe='')}", {}, str(uuid.uuid4()))
+        """One invoice by id, with its billing period (App+User credentials only, per Microsoft).
+
+        An id that is not letters and digits raises `ServiceError` before any request is sent.
+        """
+        if not isinstance(invoice_id, str) or not _INVOICE_ID.fullmatch(invoice_id):
+            raise ServiceError(
+                f"Partner Center invoice id {str(invoice_id)[:40]!r} is not letters and digits "
+                "(like G012345678): not read; check the invoice id in Dataverse"
+            )
+        return await self._get(f"invoices/{invoice_id}", {}, str(uuid.uuid4()))
 
     async def read_invoices(self, invoice_ids: Sequence[str]) -> list[dict[str, Any] | ServiceError]:
         """`get_invoice` for each id, at most `MAX_CONCURRENT_READS` at a time; results in order.

@@ -184,3 +184,36 @@ async def test_a_page_without_items_is_an_error(credential: Any, retry: RetryPol
     async with partner_center(handler, credential, retry) as pc:
         with pytest.raises(ServiceError, match="without an 'items' list"):
             await pc.list_invoices()
+
+
+@pytest.mark.parametrize(
+    "invoice_id", ["..", "G01/../x", "G01%2F", "G0 1", "", "G01?x=1", "G01#", "Ğ01", "G01\n"]
+)
+async def test_an_invoice_id_that_is_not_letters_and_digits_sends_no_request(
+    credential: Any, retry: RetryPolicy, invoice_id: str
+) -> None:
+    handler, seen = recording(lambda r: httpx.Response(200, json={"id": "G01"}))
+
+    async with partner_center(handler, credential, retry) as pc:
+        with pytest.raises(ServiceError) as raised:
+            await pc.get_invoice(invoice_id)
+        [refused] = await pc.read_invoices([invoice_id])
+
+    assert seen == []
+    assert isinstance(refused, ServiceError)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "not letters and digits" in message
+
+
+@pytest.mark.parametrize("invoice_id", ["G012345678", "D0300012345"])
+async def test_a_partner_center_invoice_id_is_read_at_its_path(
+    credential: Any, retry: RetryPolicy, invoice_id: str
+) -> None:
+    handler, seen = recording(lambda r: httpx.Response(200, json={"id": invoice_id}))
+
+    async with partner_center(handler, credential, retry) as pc:
+        invoice = await pc.get_invoice(invoice_id)
+
+    assert invoice == {"id": invoice_id}
+    assert [str(r.url) for r in seen] == [f"{DEFAULT_BASE_URL}/v1/invoices/{invoice_id}"]
