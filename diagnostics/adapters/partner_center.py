@@ -16,6 +16,7 @@ import ssl
 import uuid
 from collections.abc import Sequence
 from typing import Any
+
 import httpx
 from azure.core.credentials import TokenCredential
 
