@@ -4,12 +4,14 @@ consistent (an Active invoice that claims usage has it)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from diagnostics.checks.context import Context
 from diagnostics.engine import build_report
-from diagnostics.model import Currency, PIStatus
+from diagnostics.model import Currency, PIStatus, UsageSummary
 from diagnostics.render import to_text
 from diagnostics.settings import Thresholds
 from tests.test_engine import invoice, snapshot
@@ -89,3 +91,37 @@ def test_every_active_invoice_of_the_sample_tenant_that_claims_usage_has_it() ->
                 sum(costs),
                 claimed,
             )
+
+
+def _usage(id_: str, invoice_id: str | None) -> UsageSummary:
+    return UsageSummary(
+        id=id_,
+        provider_invoice_id=invoice_id,
+        subscription_id="sub-1",
+        customer_id=None,
+        invoice_id=None,
+        charge_start=None,
+        charge_end=None,
+        cost=Decimal("2.50"),
+        markup=None,
+        archived=True,
+        created_on=datetime(2026, 11, 10, tzinfo=UTC),
+    )
+
+
+def test_usage_costs_carry_the_currency_of_their_provider_invoice_or_say_it_is_unknown() -> None:
+    eur = Currency(id="cur-eur", iso_code="EUR", name="Euro", active=True, modified_on=None)
+    usd_invoice = invoice(id="pi-usd", currency_id="cur-usd")
+    eur_invoice = invoice(id="pi-eur", currency_id="cur-eur")
+    no_currency = invoice(id="pi-none", currency_id=None)
+    ctx = Context(
+        snapshot(provider_invoices=(usd_invoice, eur_invoice, no_currency), currencies=(USD, eur)),
+        Thresholds(),
+    )
+
+    assert ctx.currency_of_usage([_usage("u1", "pi-usd"), _usage("u2", "pi-usd")]) == "USD"
+    # Two currencies cannot be summed into one amount; an invoice without one, or one not loaded, is unknown.
+    assert ctx.currency_of_usage([_usage("u1", "pi-usd"), _usage("u2", "pi-eur")]) is None
+    assert ctx.currency_of_usage([_usage("u1", "pi-usd"), _usage("u2", "pi-none")]) is None
+    assert ctx.currency_of_usage([_usage("u1", "pi-not-loaded")]) is None
+    assert ctx.currency_of_usage([_usage("u1", None)]) is None

@@ -243,6 +243,18 @@ class Context:
         return self._currency_codes.get(pi.currency_id or "") if pi is not None else None
 
     @cached_property
+    def _provider_invoices_by_id(self) -> dict[str, ProviderInvoice]:
+        return {pi.id: pi for pi in self.snap.provider_invoices}
+
+    def currency_of_usage(self, usage: Iterable[UsageSummary]) -> str | None:
+        """The ISO code of these usage summaries' currency, which is their provider invoice's (usage has
+        no currency column); None when any is unknown or they differ, so no sum is shown as one currency."""
+        codes = {
+            self.currency_of(self._provider_invoices_by_id.get(u.provider_invoice_id or "")) for u in usage
+        }
+        return codes.pop() if len(codes) == 1 else None
+
+    @cached_property
     def customer_invoices(self) -> dict[str, CustomerInvoice]:
         return {i.id: i for i in self.snap.invoices}
 

@@ -19,7 +19,7 @@ from diagnostics.checks.context import (
 )
 from diagnostics.model import BillingSchedule, Finding, PIStatus, ScheduleStatus, Subscription
 from diagnostics.periods import add_months
-from diagnostics.text import cut
+from diagnostics.text import cut, money
 
 _REGENERATE = (
     "Generate the usage invoice again, by hand, for the affected billing cycle (Billing Contract → Generate "
@@ -176,18 +176,20 @@ def check_archived_usage(ctx: Context) -> list[Finding]:
         if not archived:
             continue
         cost = sum((u.cost or Decimal(0) for u in archived), Decimal(0))
+        currency = ctx.currency_of_usage(archived)
         out.append(
             finding(
                 "USAGE_ARCHIVED",
                 subscription_subject(sub, ctx.snap.account_names),
                 ctx.period,
-                f"{len(archived)} usage summaries of {sub.name or sub.id} for {ctx.period} are archived and "
-                "will never be billed",
+                f"{len(archived)} usage summaries of {sub.name or sub.id} for {ctx.period} "
+                f"({money(cost, currency)}) are archived and will never be billed",
                 {
                     "subscription_id": sub.id,
                     "archived_usage_summaries": [u.id for u in archived],
                     "count": len(archived),
                     "cost": str(cost),
+                    "currency": currency,
                 },
                 [
                     "Find out why the usage was archived; archived usage is never billed.",
@@ -275,19 +277,22 @@ def check_contract_expired(ctx: Context) -> list[Finding]:
         ]
         if not after:
             continue
+        cost = sum((u.cost or Decimal(0) for u in after), Decimal(0))
+        currency = ctx.currency_of_usage(after)
         out.append(
             finding(
                 "CONTRACT_EXPIRED_WITH_USAGE",
                 contract_subject(contract),
                 ctx.period,
                 f"{contract.name or contract.id} ended on {end.isoformat()} without auto-renew, but usage "
-                "continues",
+                f"continues ({money(cost, currency)} after the end)",
                 {
                     "billing_contract_id": contract.id,
                     "end_date": iso(end),
                     "auto_renew": contract.auto_renew,
                     "usage_summaries_after_end": len(after),
-                    "cost_after_end": str(sum((u.cost or Decimal(0) for u in after), Decimal(0))),
+                    "cost_after_end": str(cost),
+                    "currency": currency,
                 },
                 [
                     "Extend the contract's End Date or turn on Auto-Renew.",

@@ -15,6 +15,7 @@ from diagnostics.catalog import finding
 from diagnostics.checks.context import Context, contract_subject, iso
 from diagnostics.model import BillingContract, Finding, Provider, ScheduleStatus, UsageSummary
 from diagnostics.periods import day_in_following_month, start_of_day
+from diagnostics.text import money
 
 
 def invoice_runs(
@@ -62,6 +63,7 @@ def _late_usage(ctx: Context, contract: BillingContract) -> Finding | None:
         return None
     ran_at, run = earlier[-1]
     cost = sum((u.cost or Decimal(0) for u in late), Decimal(0))
+    currency = ctx.currency_of_usage(late)
     evidence = {
         "billing_contract_id": contract.id,
         "invoice_ran_at": iso(ran_at),
@@ -70,13 +72,14 @@ def _late_usage(ctx: Context, contract: BillingContract) -> Finding | None:
         "subscriptions": subs,
         "uninvoiced_usage_summaries": len(late),
         "uninvoiced_cost": str(cost),
+        "currency": currency,
     }
     return finding(
         "USAGE_SYNCED_AFTER_CONTRACT_INVOICE",
         contract_subject(contract),
         ctx.period,
         f"{contract.name or contract.id} invoiced on {ran_at.date().isoformat()}, before the {ctx.period} usage "
-        f"arrived on {synced_at.date().isoformat()}",
+        f"({money(cost, currency)}) arrived on {synced_at.date().isoformat()}",
         evidence,
         [
             "Generate the invoice again, by hand, for the current billing cycle: Billing Contract → Generate "

@@ -11,7 +11,7 @@ round trips as the ids allow (diagnostics/loading/units.py says which checks run
 - expected invoice: one round trip (the provider and its invoices of the look-back), Partner
   Center asked at the same time.
 - billing contract: two round trips — (1) the contract, its usage subscriptions, schedules and
-  customer invoices, the providers, the provider invoices of the period; (2) those subscriptions'
+  customer invoices, the providers, the provider invoices of the period and the currencies; (2) those subscriptions'
   usage of the period and whether each of the period's invoices has usage.
 """
 
@@ -274,6 +274,7 @@ async def load_contract_unit(
     )
     first.add("providers", "work365_provider")
     first.add("provider_invoices", _PI, _periods_filter(loader, unit.period, unit.period))
+    first.add("currencies", "transactioncurrency")  # the usage's currency is its provider invoice's
     _contract_rows(first, [contract], period=unit.period, as_of=as_of, t=t)
     await run(dv, first, answers)
 
