@@ -38,7 +38,8 @@ SAMPLE_TENANT = Path(__file__).resolve().parent.parent / "simulator" / "samples"
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage block: the contract's "one-line reason".
-        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+        # The message quotes what was typed, which may hold line breaks or escapes: made plain.
+        self.exit(EXIT_USAGE, f"error: {cut(plain(message), 600)} (see '{self.prog} --help')\n")
 
 
 def _verbose(parser: argparse.ArgumentParser, default: Any) -> None:

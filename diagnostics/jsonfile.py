@@ -17,10 +17,10 @@ def read_json_object(path: Path, what: str, error: type[InputError] = InputError
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise error(f"{what} does not exist; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{what} cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise error(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise error(f"{what} cannot be read: {exc}") from None
     except RecursionError:
         raise error(f"{what} is nested too deeply to be read as JSON") from None
     if not isinstance(raw, dict):

@@ -41,6 +41,13 @@ def _silence_of(args: argparse.Namespace, until: date, reason: str) -> Silence:
         raise InputError("name the finding by --dedup-key KEY, or by --code CODE and --subject ID")
     if not args.dedup_key and not (args.code and args.subject):
         raise InputError("--code and --subject go together")
+    for option, value in (
+        ("--dedup-key", args.dedup_key),
+        ("--code", args.code),
+        ("--subject", args.subject),
+    ):
+        if value and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise InputError(f"{option} has a control character; copy it from the report")
     return Silence(
         until=until,
         reason=reason,
@@ -64,7 +71,10 @@ def _until(text: str, today: date) -> date:
 def run(args: argparse.Namespace, state: StateStore, *, today: date | None = None) -> str:
     """The command's output (one line or a listing). Raises InputError for bad arguments."""
     today = today or datetime.now(UTC).date()
-    return asyncio.run(_run(args, state, today))
+    try:
+        return asyncio.run(_run(args, state, today))
+    except ValueError as exc:  # a key the state store cannot hold (e.g. the local file's rules)
+        raise InputError(f"that silence cannot be stored: {exc}") from None
 
 
 async def _run(args: argparse.Namespace, state: StateStore, today: date) -> str:

@@ -32,6 +32,8 @@ _INVOICES = ("providers", "provider_invoices", "usage_summaries", "notes")
 # The currency an amount is in (findings show money with its currency): the invoice's currency
 # lookup and the currency's ISO code. Standard columns of every Dataverse table with money.
 _MONEY = ((_PI, "transactioncurrencyid"), (_CUR, "isocurrencycode"))
+# Usage has no currency: its cost is in the currency of the provider invoice it belongs to.
+_USAGE_MONEY = ((_US, "work365_usagesummary_providerinvoice"), *_MONEY)
 
 # What each check reads beyond its parts' own columns. Declare every column whose value the
 # check's verdict depends on: an undeclared one that differs would be read as empty.
@@ -59,10 +61,11 @@ _READS: dict[str, Reads] = {
     ),
     "write_in_products": Reads((*_INVOICES, "subscriptions"), ((_SUB, "work365_subscription_product"),)),
     "contract_timing": Reads(
-        (*_INVOICES, "subscriptions", "contracts", "schedules", "invoices"),
+        (*_INVOICES, "subscriptions", "contracts", "schedules", "invoices", "currencies"),
         (
             (_US, "work365_usagesummary_invoice"),
             (_US, "work365_usagesummary_cost"),
+            *_USAGE_MONEY,
             (_SUB, "work365_subscription_provider"),
             (_BC, "work365_billingcontract_startdate"),
             (_BC, "work365_billingcontract_nextinvoicedate"),
@@ -94,8 +97,8 @@ _READS: dict[str, Reads] = {
         ),
     ),
     "archived_usage": Reads(
-        (*_INVOICES, "subscriptions"),
-        ((_US, "work365_usagesummary_cost"), (_US, "work365_usagesummary_invoice")),
+        (*_INVOICES, "subscriptions", "currencies"),
+        ((_US, "work365_usagesummary_cost"), (_US, "work365_usagesummary_invoice"), *_USAGE_MONEY),
         ((_US, "statuscode"),),
     ),
     "billing_schedules": Reads(
@@ -110,8 +113,9 @@ _READS: dict[str, Reads] = {
         ((_BS, "statuscode"),),
     ),
     "contract_expired": Reads(
-        (*_INVOICES, "subscriptions", "contracts"),
+        (*_INVOICES, "subscriptions", "contracts", "currencies"),
         (
+            *_USAGE_MONEY,
             (_BC, "work365_billingcontract_enddate"),
             (_BC, "work365_billingcontract_autorenew"),
             (_US, "work365_usagesummary_chargestartdate"),
