@@ -144,7 +144,8 @@ def test_no_diagnose_request_ends_in_an_internal_error(tmp_path: Path) -> None:
         if status != 200:
             assert "\n" not in body, (invoice, as_of, body)
             error = json.loads(body)["error"]
-            assert isinstance(error, str) and error, (invoice, as_of, body)
+            assert isinstance(error, str), (invoice, as_of, body)
+            assert error.strip(), (invoice, as_of, body)
             assert not error.startswith("internal error"), (invoice, as_of, body)
 
     with (
