@@ -24,7 +24,7 @@ from diagnostics.render import to_json
 log = logging.getLogger("diagnostics.http")
 
 # Partner Center invoice ids (G012345678, D070002ISK) and manual numbers (IND-2026-10).
-_INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_INVOICE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def is_invoice_key(text: str) -> bool:
     try:
         uuid.UUID(text)
     except ValueError:
-        return bool(_INVOICE_NUMBER.match(text))
+        return bool(_INVOICE_NUMBER.fullmatch(text))  # fullmatch: `$` would let a trailing "\n" in
     return True
 
 

@@ -93,3 +93,10 @@ async def test_a_retry_after_beyond_the_http_deadline_fails_fast(
     assert "asked to wait 30 s, longer than the" in _error(result)
     assert "deadline" in _error(result)
     assert elapsed < 5
+
+
+@pytest.mark.parametrize("invoice", ["G0113579246\n", "G01 2", "../G01", "G01%2F"])
+async def test_an_invoice_number_with_a_line_break_or_a_path_is_400(invoice: str) -> None:
+    result = await diagnose_request(invoice)
+    assert result.status == 400
+    assert "neither a GUID nor a provider invoice number" in _error(result)
