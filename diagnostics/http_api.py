@@ -11,13 +11,24 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
+from diagnostics import silences
 from diagnostics.adapters.http import within_deadline
-from diagnostics.app.container import get_container
+from diagnostics.app.container import Container, get_container
 from diagnostics.app.diagnose import diagnose
 from diagnostics.app.events import parse_invoice_ready, publish_for_event
 from diagnostics.app.health import health
-from diagnostics.errors import AuthError, ConfigError, InputError, InvoiceNotFound, ServiceError
+from diagnostics.errors import (
+    AuthError,
+    ConfigError,
+    DiagnosticsError,
+    InputError,
+    InvoiceNotFound,
+    ServiceError,
+)
+from diagnostics.lifecycle import Silence
+from diagnostics.model import Report
 from diagnostics.periods import excerpt, parse_as_of
 from diagnostics.render import to_json
 
@@ -61,6 +72,20 @@ def _failure(exc: Exception, what: str) -> HttpResult:
     return _error(500, "internal error; the details are in the app's logs")
 
 
+async def _silences(container: Container) -> list[Silence]:
+    """The silences to mark, as `scan`/`diagnose` mark them; when the state store cannot be read,
+    none (every finding then alerts, which is never less safe) and a one-line warning."""
+    try:
+        return await silences.load(container.state)
+    except DiagnosticsError as exc:
+        log.warning("silences not applied: %s", exc)
+        return []
+
+
+async def _silenced(container: Container, report: Report, today: date) -> Report:
+    return silences.silenced_report(report, await _silences(container), today)
+
+
 async def diagnose_request(invoice: str, *, as_of: str | None = None) -> HttpResult:
     """Diagnose one provider invoice; the report JSON, or a one-line error and its status code."""
     if not is_invoice_key(invoice):
@@ -70,6 +95,7 @@ async def diagnose_request(invoice: str, *, as_of: str | None = None) -> HttpRes
         clock = parse_as_of(as_of, today=container.clock()) if as_of else container.clock()
         with within_deadline(container.settings.http_deadline_seconds):
             report = await diagnose(container, invoice, clock)
+            report = await _silenced(container, report, clock.date())
     except InvoiceNotFound as exc:
         return _error(404, str(exc))
     except Exception as exc:

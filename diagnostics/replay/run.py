@@ -359,6 +359,7 @@ class _Run:
             (_post(p.at, p.body) for p in self.sim.teams_received),
             key=lambda p: (p.at, p.new, p.escalated, p.reminded, p.resolved),
         )
+        replay.teams_bodies = [p.body for p in self.sim.teams_received]
         replay.dead_letters = [
             DeadLetterRecord(queue, str(d.reason), str(d.description), d.message_id)
             for queue in QUEUES

@@ -186,6 +186,8 @@ class Replay:
     dead_letters: list[DeadLetterRecord] = field(default_factory=list)
     final_report: Report | None = None
     findings: list[OpenFinding] = field(default_factory=list)  # open at the end
+    # Each Teams post's raw body as received, for tests that render the cards; not in the JSON.
+    teams_bodies: list[bytes] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         final = self.final_report
