@@ -5,7 +5,6 @@ rendered by the official Adaptive Cards renderer with the same checks as the bui
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ DAYS = 4  # from the sample tenant's start: new findings are posted, and resolve
 
 
 @pytest.fixture(scope="module")
-def posted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+def posted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     state = tmp_path_factory.mktemp("state") / "state.json"
     patch = pytest.MonkeyPatch()
     patch.setenv("DIAG_STATE_FILE", str(state))  # no silences of anyone's hide a card
@@ -30,7 +29,7 @@ def posted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, 
         replay = run_replay(ReplayOptions(Path(SAMPLE), days=DAYS), load_settings())
     finally:
         patch.undo()
-    yield [json.loads(body) for body in replay.teams_bodies]
+    return [json.loads(body) for body in replay.teams_bodies]
 
 
 def test_the_replay_posts_cards_of_every_kind(posted: list[dict[str, Any]]) -> None:

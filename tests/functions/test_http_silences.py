@@ -59,15 +59,20 @@ async def test_a_silenced_finding_is_marked_and_counted(state_file: Path) -> Non
     assert len(after["findings"]) == len(before["findings"])
 
 
+@pytest.fixture
+def unreadable_state(state_file: Path) -> Path:
+    state_file.write_text("not json", encoding="utf-8")
+    return state_file
+
+
 async def test_an_unreadable_state_store_warns_once_and_every_finding_alerts(
-    state_file: Path, caplog: pytest.LogCaptureFixture
+    unreadable_state: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    state_file.write_text("not json")
     with caplog.at_level(logging.WARNING, logger="diagnostics.http"):
         report = await _report()
     assert report["findings"]
     assert not any(f["silenced"] for f in report["findings"])
     warnings = [r.getMessage() for r in caplog.records if "silences not applied" in r.getMessage()]
     assert len(warnings) == 1
-    assert str(state_file) in warnings[0]
+    assert str(unreadable_state) in warnings[0]
     assert "\n" not in warnings[0]
