@@ -201,11 +201,16 @@ def _cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     from diagnostics.replay import ReplayOptions, run_replay, to_json, to_text  # noqa: PLC0415
 
     options = ReplayOptions(args.simulate, args.days, args.fault_rate, args.duplicate_rate, args.seed)
+    root = logging.getLogger()
+    level = root.level
     if not getattr(args, "verbose", False):
         # The story says what happened; the SDKs' and handlers' own warnings (a retried delivery,
         # a link closed on exit) would only bury it, with tracebacks. -v shows them.
-        logging.getLogger().setLevel(logging.CRITICAL)
-    replay = run_replay(options, settings)
+        root.setLevel(logging.CRITICAL)
+    try:
+        replay = run_replay(options, settings)
+    finally:
+        root.setLevel(level)  # in process (tests, embedding), later logging is not silenced
     report = replay.final_report
     if args.html is not None and report is not None:
         _write(args.html, to_html(report, runbook_base=settings.runbook_base_url))

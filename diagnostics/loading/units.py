@@ -14,8 +14,8 @@ from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
 from diagnostics.engine import build_report, run_checks
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit, Unit
-from diagnostics.model import Finding, Report, Snapshot
-from diagnostics.periods import add_months
+from diagnostics.model import Finding, Report, Snapshot, Statistics
+from diagnostics.periods import add_months, period_under_review
 from diagnostics.settings import Thresholds
 
 # check -> the codes it reports (findings.md sections 1-5). CHECK_FAILED comes from any of them.
@@ -163,7 +163,17 @@ def review(
     earlier = _earlier_findings(ctx, checks) if snapshot.open_periods else []
     if snapshot.unit is None or isinstance(snapshot.unit, ExpectedInvoiceUnit):
         earlier += _still_missing(ctx, checks)
-    return build_report(snapshot, thresholds, [*extra, *earlier], schema_map=schema_map, checks=checks)
+    report = build_report(snapshot, thresholds, [*extra, *earlier], schema_map=schema_map, checks=checks)
+    if snapshot.period >= period_under_review(snapshot.as_of):
+        return report
+    # A unit of an earlier period (an invoice still open from August, say): its forward-looking
+    # warnings belong to the period under review only, as in the scan — otherwise one contract's
+    # configuration would be reported (and posted to Teams) once per open period.
+    kept = [f for f in report.findings if f.code not in _NOT_FOR_EARLIER]
+    if len(kept) == len(report.findings):
+        return report
+    statistics = Statistics.of(kept, checks=report.statistics.checks, passed=report.statistics.passed)
+    return report.model_copy(update={"findings": tuple(kept), "statistics": statistics})
 
 
 __all__ = [
