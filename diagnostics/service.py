@@ -10,7 +10,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +20,7 @@ from azure.core.credentials import TokenCredential
 
 from diagnostics.access import ReadAccess, access_failures, read_access, read_access_finding
 from diagnostics.adapters.dataverse import DataverseClient
-from diagnostics.adapters.http import RequestCounter, RetryPolicy
+from diagnostics.adapters.http import RequestCounter, RequestRecord, RetryPolicy
 from diagnostics.adapters.partner_center import PartnerCenterClient
 from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import CHECKS
@@ -65,14 +65,21 @@ class Connection:
     requests: RequestCounter = field(default_factory=RequestCounter)
 
 
-@asynccontextmanager
-async def _clients(conn: Connection) -> AsyncIterator[tuple[DataverseClient, PartnerCenterClient | None]]:
+def build_clients(
+    conn: Connection,
+    on_request: Callable[[RequestRecord], None],
+    *,
+    max_concurrency: int | None = None,
+) -> tuple[DataverseClient, PartnerCenterClient | None]:
+    """The Dataverse client and, when configured, the Partner Center client of a connection; the
+    caller closes them (`aclose`)."""
     dv = DataverseClient(
         conn.dataverse_url,
         conn.dataverse_credential,
         verify=conn.verify,
         retry=conn.retry,
-        on_request=conn.requests,
+        on_request=on_request,
+        max_concurrency=max_concurrency,
     )
     pc = None
     if conn.partner_center is not None:
@@ -81,8 +88,14 @@ async def _clients(conn: Connection) -> AsyncIterator[tuple[DataverseClient, Par
             conn.partner_center.credential,
             verify=conn.verify,
             retry=conn.retry,
-            on_request=conn.requests,
+            on_request=on_request,
         )
+    return dv, pc
+
+
+@asynccontextmanager
+async def _clients(conn: Connection) -> AsyncIterator[tuple[DataverseClient, PartnerCenterClient | None]]:
+    dv, pc = build_clients(conn, conn.requests)
     try:
         yield dv, pc
     finally:

@@ -32,7 +32,7 @@ from diagnostics.errors import ConfigError
 from diagnostics.lifecycle import AlertSettings
 from diagnostics.ports import Clock, MessageBus, Notifier, OutgoingMessage, StateStore
 from diagnostics.schema import SchemaMap
-from diagnostics.service import Connection, Verification
+from diagnostics.service import Connection, Verification, build_clients
 from diagnostics.service import _verify as verify_with  # the one verification scan also runs
 from diagnostics.settings import Settings, Thresholds, load_settings
 
@@ -163,23 +163,9 @@ class Container:
             connection.requests(record)
             _count_request(record)
 
-        dataverse = DataverseClient(
-            connection.dataverse_url,
-            connection.dataverse_credential,
-            verify=connection.verify,
-            retry=connection.retry,
-            on_request=hook,
-            max_concurrency=settings.dataverse_max_concurrency,
+        dataverse, partner_center = build_clients(
+            connection, hook, max_concurrency=settings.dataverse_max_concurrency
         )
-        partner_center = None
-        if connection.partner_center is not None:
-            partner_center = PartnerCenterClient(
-                connection.partner_center.url,
-                connection.partner_center.credential,
-                verify=connection.verify,
-                retry=connection.retry,
-                on_request=hook,
-            )
         closers: list[Callable[[], Awaitable[None]]] = [dataverse.aclose]
         if partner_center is not None:
             closers.append(partner_center.aclose)
