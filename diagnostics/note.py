@@ -89,6 +89,31 @@ def _scalar(key: str, value: Any, currency: str | None) -> str:
     return str(value)
 
 
+_SHOWN_CANDIDATES = 3
+_VERDICTS = {
+    "confident": "best match",
+    "ambiguous": "ambiguous, choose one",
+    "uncertain": "possible matches",
+}
+
+
+def _candidate_words(ref: Mapping[str, Any]) -> str:
+    """The CRM accounts that might be the customer, best first: `best match: Tailspin Toys (95%,
+    same name …)`; the verdict says whether auto-fix could apply the first one."""
+    candidates = [c for c in ref.get("candidates") or [] if isinstance(c, Mapping)]
+    if not candidates:
+        return "no CRM account looks like this customer"
+    shown = [
+        f"{c.get('account') or '?'} ({round(float(c.get('confidence') or 0) * 100)}%"
+        + (f", {'; '.join(str(r) for r in c.get('reasons') or [])}" if c.get("reasons") else "")
+        + ")"
+        for c in candidates[:_SHOWN_CANDIDATES]
+    ]
+    more = len(candidates) - _SHOWN_CANDIDATES
+    tail = f" and {more} more" if more > 0 else ""
+    return f"{_VERDICTS.get(str(ref.get('match')), 'candidates')}: {' | '.join(shown)}{tail}"
+
+
 def _reference_words(ref: Mapping[str, Any]) -> str:
     """One unresolved reference as a sentence: who it is, and what the check found about it."""
     name = ref.get("name") or ref.get("customer") or ref.get("reference") or "?"
@@ -104,6 +129,11 @@ def _reference_words(ref: Mapping[str, Any]) -> str:
                 facts.append("sync disabled")
         else:
             facts.append("no provider account with this id")
+    if "candidates" in ref:
+        facts.append(_candidate_words(ref))
+        known = str(ref.get("partner_center") or "")
+        if known and not known.startswith("not asked"):
+            facts.append(known)
     if "subscription_exists" in ref:
         facts.append("subscription exists" if ref["subscription_exists"] else "no subscription with this id")
         if ref.get("customer"):
@@ -118,6 +148,18 @@ def _reference_words(ref: Mapping[str, Any]) -> str:
     return f"{label} — {', '.join(facts)}" if facts else label
 
 
+def change_words(change: Mapping[str, Any]) -> str:
+    """One change the tool made to a Work 365 record (or, in a dry run, would make), with when and
+    the value it replaced: `Changed 2026-11-12 09:00 UTC: mapped … (before: empty)`."""
+    verb = "Would change" if change.get("dry_run") else "Changed"
+    when = str(change.get("at") or "?").replace("T", " ").removesuffix("Z")[:16]
+    previous = change.get("previous")
+    before = (
+        f" (before: {previous if previous not in (None, '') else 'empty'})" if "previous" in change else ""
+    )
+    return f"{verb} {when} UTC: {change.get('what') or change.get('kind') or '?'}{before}"
+
+
 def evidence_lines(evidence: Mapping[str, Any], *, limit: int | None = _MAX_LINES) -> list[str]:
     """The evidence in words, one fact a line; record ids and empty values are left out. Cut at
     `limit` lines (the note; None: all, the HTML report)."""
@@ -128,6 +170,8 @@ def evidence_lines(evidence: Mapping[str, Any], *, limit: int | None = _MAX_LINE
             continue
         if key == "references" and isinstance(value, list):
             lines += [_reference_words(r) for r in value if isinstance(r, Mapping)]
+        elif key == "changes" and isinstance(value, list):
+            lines += [change_words(c) for c in value if isinstance(c, Mapping)]
         elif isinstance(value, list):
             items = [
                 ", ".join(

@@ -299,7 +299,12 @@ DEFAULT_TABLES: tuple[TableDef, ...] = (
         "accounts",
         "accountid",
         "name",
-        (*_standard("accountid"), _c("name", "Account Name", "String")),
+        # websiteurl: the customer's web domain, one way the reference handler matches a customer.
+        (
+            *_standard("accountid"),
+            _c("name", "Account Name", "String"),
+            _c("websiteurl", "Website", "String"),
+        ),
         _ACTIVE_INACTIVE,
     ),
     TableDef(

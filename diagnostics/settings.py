@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from diagnostics.errors import ConfigError
+from diagnostics.references.match import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,15 @@ class Settings(BaseSettings):
     gap_lookback_months: int = Field(3, ge=0, le=24)
     # A note over this size is reported as too large instead of downloaded (Dataverse allows 128 MB).
     note_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
+
+    # Auto-fix of unresolved references (README "Resolving references"): each kind off by default.
+    # Map an empty provider account to the CRM account matched at DIAG_AUTOFIX_MIN_CONFIDENCE or above.
+    autofix_map_accounts: bool = False
+    # Delete a blocked provider invoice once every reference resolves, so Work 365 re-imports it.
+    autofix_reimport: bool = False
+    autofix_min_confidence: float = Field(DEFAULT_THRESHOLD, ge=0.5, le=1.0)
+    # Record what would be done ("would map …") in the note and the log; write nothing to Work 365.
+    autofix_dry_run: bool = False
 
     # Where runbook links point (the folder of the CODE.md pages, or the app's /api/runbook route).
     # Empty: the app's own route in Azure, the repository's docs/findings in a checkout.

@@ -10,7 +10,7 @@ import pytest
 from diagnostics.cli import main
 from diagnostics.connect import ExplainedCredential, _identity_options, _verify
 from diagnostics.errors import ConfigError
-from diagnostics.settings import load_settings
+from diagnostics.settings import Settings, load_settings
 from simulator import Simulator, load_fixture
 
 
@@ -180,3 +180,29 @@ def test_a_failing_default_credential_says_what_to_do_in_one_line(monkeypatch: p
     assert "\n" not in message
     assert "az login" in message
     assert "DIAG_DATAVERSE_CREDENTIAL=client_secret" in message
+
+
+def test_every_autofix_setting_is_in_the_sample_and_the_readme() -> None:
+    """The auto-fix settings stay in step: the model, local.settings.sample.json and the README table."""
+    names = {f"DIAG_{n.upper()}" for n in Settings.model_fields if n.startswith("autofix_")}
+    assert names == {
+        "DIAG_AUTOFIX_MAP_ACCOUNTS",
+        "DIAG_AUTOFIX_REIMPORT",
+        "DIAG_AUTOFIX_MIN_CONFIDENCE",
+        "DIAG_AUTOFIX_DRY_RUN",
+    }
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = _sample_values()
+    for name in names:
+        assert name in sample, name
+        assert f"| `{name}` |" in readme, name
+    defaults = load_settings(_sample_values())
+    assert not defaults.autofix_map_accounts
+    assert not defaults.autofix_reimport
+    assert not defaults.autofix_dry_run
+    assert defaults.autofix_min_confidence == 0.9
+
+
+def test_autofix_confidence_out_of_range_is_named() -> None:
+    with pytest.raises(ConfigError, match="DIAG_AUTOFIX_MIN_CONFIDENCE"):
+        load_settings({"DIAG_AUTOFIX_MIN_CONFIDENCE": "1.5"})

@@ -36,6 +36,23 @@ from diagnostics.model import (
     Subscription,
 )
 from diagnostics.ports import ConflictError
+from diagnostics.references.candidates import (
+    CustomerLister,
+    PartnerCenterView,
+    account_query,
+    candidates_from,
+    read_partner_customers,
+    search_tokens,
+)
+from diagnostics.references.match import (
+    DEFAULT_THRESHOLD,
+    Candidate,
+    Party,
+    Proposal,
+    choose,
+    normalised_name,
+    rank,
+)
 from diagnostics.settings import Thresholds
 from diagnostics.snapshot_loader import (  # the loader's row builders: one reading of a row
     DataverseReader,
@@ -65,6 +82,11 @@ class ReferenceRecords:
     subscriptions: tuple[Subscription, ...] = ()
     currencies: tuple[Currency, ...] = ()
     account_names: dict[str, str] = field(default_factory=dict)
+    # per customer reference id (lower case): the CRM accounts its name or domain prefilter found
+    crm: dict[str, tuple[Candidate, ...]] = field(default_factory=dict)
+    # mapped provider accounts named like a customer of the request (other providers' accounts)
+    named_accounts: tuple[ProviderAccount, ...] = ()
+    partner_center: PartnerCenterView = field(default_factory=lambda: PartnerCenterView({}, "not asked"))
 
 
 @dataclass(frozen=True)
@@ -80,8 +102,66 @@ def _same(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
 
 
-def _customer_ref(records: ReferenceRecords, ref: Reference) -> dict[str, Any]:
-    found = [a for a in records.accounts if _same(a.provider_specific_id, ref.id)]
+_SHOWN_CANDIDATES = 5  # ranked candidates kept in the evidence per reference
+
+
+@dataclass(frozen=True)
+class CustomerMatch:
+    """Who a customer reference is in CRM: its provider accounts, and the accounts that might be it."""
+
+    reference: Reference
+    provider_accounts: tuple[ProviderAccount, ...]
+    proposals: tuple[Proposal, ...]
+    chosen: Proposal | None  # the one proposal at the threshold (`match.choose`)
+    threshold: float
+
+    @property
+    def resolved(self) -> bool:
+        return any(a.account_id is not None and a.active for a in self.provider_accounts)
+
+    @property
+    def verdict(self) -> str:
+        if self.chosen is not None:
+            return "confident"
+        if sum(p.confidence >= self.threshold for p in self.proposals) > 1:
+            return "ambiguous"
+        return "uncertain" if self.proposals else "no candidate"
+
+
+def customer_match(records: ReferenceRecords, ref: Reference, threshold: float) -> CustomerMatch:
+    """Pure: the reference's provider accounts and the CRM accounts ranked by the matcher. Accounts
+    other provider accounts of the same customer are mapped to are candidates too."""
+    found = tuple(a for a in records.accounts if _same(a.provider_specific_id, ref.id))
+    name = ref.name or next((a.name for a in found if a.name), None) or ""
+    customer = records.partner_center.customers.get(ref.id.strip().lower())
+    wanted = normalised_name(name)
+    siblings = [a for a in found if a.account_id] + [
+        a
+        for a in records.named_accounts
+        if a.account_id and wanted and normalised_name(a.name or "") == wanted
+    ]
+    linked = sorted({a.account_id for a in siblings if a.account_id})
+    candidates = {c.id: c for c in records.crm.get(ref.id.strip().lower(), ())}
+    for account_id in linked:
+        candidates.setdefault(account_id, Candidate(account_id, records.account_names.get(account_id, "?")))
+    party = Party(name, customer.domain if customer else None)
+    proposals = tuple(rank(party, list(candidates.values())))
+    return CustomerMatch(ref, found, proposals, choose(proposals, threshold), threshold)
+
+
+def _proposal_evidence(proposal: Proposal) -> dict[str, Any]:
+    return {
+        "account": proposal.candidate.name,
+        "account_id": proposal.candidate.id,
+        "website": proposal.candidate.website,
+        "confidence": round(proposal.confidence, 2),
+        "reasons": list(proposal.reasons),
+    }
+
+
+def _customer_ref(records: ReferenceRecords, ref: Reference, threshold: float) -> dict[str, Any]:
+    matched = customer_match(records, ref, threshold)
+    found = list(matched.provider_accounts)
     evidence: dict[str, Any] = {"reference": ref.id, "name": ref.name, "provider_account_exists": bool(found)}
     evidence["provider_accounts"] = [
         {
@@ -96,7 +176,13 @@ def _customer_ref(records: ReferenceRecords, ref: Reference) -> dict[str, Any]:
         }
         for a in found
     ]
-    evidence["resolved"] = any(a.account_id is not None and a.active for a in found)
+    evidence["resolved"] = matched.resolved
+    if not matched.resolved:
+        evidence |= {
+            "candidates": [_proposal_evidence(p) for p in matched.proposals[:_SHOWN_CANDIDATES]],
+            "match": matched.verdict,
+            "partner_center": records.partner_center.knows(ref.id),
+        }
     return evidence
 
 
@@ -150,6 +236,7 @@ def _currency_evidence(records: ReferenceRecords, ref: Reference) -> dict[str, A
     }
 
 
+_CHANGE_KINDS = {"customer": ("map_account",), "subscription": (), "currency": ()}
 _STEPS = {
     "customer": [
         "For each reference, look at the provider accounts in the evidence: fill the empty Account column "
@@ -170,14 +257,20 @@ _AFTER = (
 
 
 def reference_report(
-    request: ReferenceRequest, invoice: ProviderInvoice, records: ReferenceRecords, *, now: datetime
+    request: ReferenceRequest,
+    invoice: ProviderInvoice,
+    records: ReferenceRecords,
+    *,
+    now: datetime,
+    threshold: float = DEFAULT_THRESHOLD,
+    changes: Sequence[dict[str, Any]] = (),
 ) -> Report:
     """Pure: the invoice's US_BLOCKED_UNRESOLVED_* findings with what each reference finds now.
     A kind whose references all resolve now has no finding (the check says re-import next)."""
     subject = pi_subject(invoice)
     findings: list[Finding] = []
     builders: dict[str, Callable[[ReferenceRecords, Reference], dict[str, Any]]] = {
-        "customer": _customer_ref,
+        "customer": lambda records, ref: _customer_ref(records, ref, threshold),
         "subscription": _subscription_ref,
         "currency": _currency_evidence,
     }
@@ -202,6 +295,7 @@ def reference_report(
                     "invoice_number": invoice.invoice_number,
                     "references": evidence,
                     "looked_up_at": iso(now),
+                    "changes": [c for c in changes if c.get("kind") in _CHANGE_KINDS[kind]],
                 },
                 [*_STEPS[kind], _AFTER],
             )
@@ -230,12 +324,47 @@ def _any_of(column: str, values: Sequence[str]) -> str:
     return " or ".join(f"{column} eq {_literal(v)}" for v in values)
 
 
+def _customer_searches(
+    loader: Loader, request: ReferenceRequest, partner: PartnerCenterView
+) -> list[tuple[str, Query]]:
+    """Per customer reference, the accounts its name or Partner Center's domain for it finds; and
+    the mapped provider accounts named like one of the customers (the same customer elsewhere)."""
+    schema, pa = loader.schema, "work365_provideraccount"
+    parts: list[tuple[str, Query]] = []
+    tokens: set[str] = set()
+    for ref in sorted(
+        {r.id.strip().lower(): r for r in request.references if r.type == "customer"}.values(),
+        key=lambda r: r.id,
+    ):
+        customer = partner.customers.get(ref.id.strip().lower())
+        name = ref.name or (customer.name if customer else None)
+        query = account_query(schema, name, customer.domain if customer else None)
+        if query is not None:
+            parts.append((f"crm:{ref.id.strip().lower()}", query))
+        tokens |= set(search_tokens(name))
+    if tokens:
+        name_column = loader.c(pa, "work365_provideraccount_name")
+        named = " or ".join(f"contains({name_column},{_literal(t)})" for t in sorted(tokens))
+        mapped = f"{loader.c(pa, 'work365_provideraccount_account')} ne null"
+        parts.append(("named_accounts", loader.query(pa, f"({named}) and {mapped}", annotations=True)))
+    return parts
+
+
 async def read_reference_records(
-    dv: DataverseReader, schema: ResolvedSchema, thresholds: Thresholds, request: ReferenceRequest
+    dv: DataverseReader,
+    schema: ResolvedSchema,
+    thresholds: Thresholds,
+    request: ReferenceRequest,
+    partner_center: CustomerLister | None = None,
 ) -> ReferenceRecords:
-    """One `$batch` (the invoice and each kind's lookups), and a second one only for the customers'
-    other usage subscriptions."""
+    """Partner Center's customers first (when a customer is unresolved and it is configured), then
+    one `$batch` (the invoice, each kind's lookups and the candidate accounts), and a second one
+    only for the customers' other usage subscriptions."""
     loader = Loader(schema, thresholds)
+    has_customers = any(r.type == "customer" for r in request.references)
+    partner = (
+        await read_partner_customers(partner_center) if has_customers else PartnerCenterView({}, "not asked")
+    )
     pa, sub, cur, pi = (
         "work365_provideraccount",
         "work365_subscription",
@@ -268,6 +397,8 @@ async def read_reference_records(
             ("currencies", loader.query(cur, _any_of(loader.c(cur, "isocurrencycode"), ids["currency"])))
         )
 
+    parts += _customer_searches(loader, request, partner)
+
     answers: dict[str, list[dict[str, Any]]] = {}
     for (name, _), answer in zip(parts, await dv.batch([q for _, q in parts]), strict=True):
         if isinstance(answer, ServiceError):
@@ -295,6 +426,13 @@ async def read_reference_records(
         subscriptions=tuple(subscriptions),
         currencies=tuple(loader.rows(cur, answers.get("currencies", []), _currency)),
         account_names=names,
+        crm={
+            name.removeprefix("crm:"): tuple(candidates_from(schema, rows))
+            for name, rows in answers.items()
+            if name.startswith("crm:")
+        },
+        named_accounts=tuple(loader.rows(pa, answers.get("named_accounts", []), _provider_account)),
+        partner_center=partner,
     )
 
 
@@ -316,10 +454,13 @@ async def handle_references(c: Container, body: bytes) -> ReferenceResult:
     if _READS & verification.schema.unavailable.keys():
         # The checks report SCHEMA_MISMATCH or READ_ACCESS_LIMITED; these records cannot be read.
         return ReferenceResult(key, 0, len(request.references), note="records unreadable: not looked up")
-    records = await read_reference_records(c.dataverse, verification.schema, c.thresholds, request)
+    # Partner Center's customers API arrives with the writes; until then the client has none.
+    partner = c.partner_center if isinstance(c.partner_center, CustomerLister) else None
+    records = await read_reference_records(c.dataverse, verification.schema, c.thresholds, request, partner)
     if records.invoice is None:
         return ReferenceResult(key, 0, len(request.references), note="the invoice is gone")
-    report = reference_report(request, records.invoice, records, now=now)
+    threshold = c.settings.autofix_min_confidence
+    report = reference_report(request, records.invoice, records, now=now, threshold=threshold)
     stored = await c.state.get(REFERENCES, key)
     current = _fingerprint(report)
     if report.findings and (stored is None or stored.value.get("fingerprint") != current):

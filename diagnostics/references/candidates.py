@@ -1,0 +1,156 @@
+"""The CRM records that might fix a customer reference, read in as few round trips as possible.
+
+Which accounts to read: never every account, one request per row. For each customer reference the
+handler adds ONE query to the `$batch` it sends anyway: the accounts whose name contains one of the
+distinctive words of the customer's name (`contains(name,'tailspin')`, case-insensitive in
+Dataverse), or whose website holds the customer's web domain, at most `_TOP` of them. The matcher
+(`match.rank`) then decides which of those are plausible and how sure it is.
+
+Other provider accounts of the same customer (the same provider-specific id under another provider,
+or the same name) that are mapped tell which account the customer already is: their Account ids go
+into `Party.linked_account_ids`.
+
+Partner Center, where configured, says whether it knows the customer (its customers API, app-only,
+read-only) and gives the customer's domain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from diagnostics.adapters.dataverse import Query
+from diagnostics.errors import ServiceError
+from diagnostics.metadata import ResolvedSchema
+from diagnostics.references.match import Candidate, domain_of, normalised_name
+
+_TOP = 25  # accounts per customer reference: enough for every plausible one, never the whole table
+_MAX_TOKENS = 3  # the longest distinctive words of a name
+_MIN_TOKEN = 3
+# Words too common in company names to narrow the search (legal suffixes are gone already).
+_COMMON = frozenset(
+    {"the", "and", "company", "group", "holding", "holdings", "services", "solutions", "international"}
+)
+_ACCOUNT = "account"
+
+
+def search_tokens(name: str | None) -> list[str]:
+    """The distinctive words of a customer's name to prefilter accounts on, longest first."""
+    if not name:
+        return []
+    words = {w for w in normalised_name(name).split() if len(w) >= _MIN_TOKEN and w not in _COMMON}
+    return sorted(words, key=lambda w: (-len(w), w))[:_MAX_TOKENS]
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def account_query(schema: ResolvedSchema, name: str | None, domain: str | None) -> Query | None:
+    """The accounts that might be the customer: a name holding one of its distinctive words, or a
+    website holding its domain. None when there is nothing to search on."""
+    name_column = schema.col(_ACCOUNT, "name")
+    website = schema.col(_ACCOUNT, "websiteurl")
+    terms = [f"contains({name_column},{_literal(t)})" for t in search_tokens(name)]
+    host = domain_of(domain)
+    if host:
+        terms.append(f"contains({website},{_literal(host)})")
+    if not terms:
+        return None
+    return Query(
+        schema.entity_set(_ACCOUNT),
+        (schema.col(_ACCOUNT, "accountid"), name_column, website),
+        " or ".join(terms),
+        top=_TOP,
+    )
+
+
+def candidates_from(schema: ResolvedSchema, rows: Iterable[Mapping[str, Any]]) -> list[Candidate]:
+    """The rows of `account_query` as candidates (a row without an id or a name is skipped)."""
+    key, name, website = (schema.col(_ACCOUNT, c) for c in ("accountid", "name", "websiteurl"))
+    out = []
+    for row in rows:
+        account_id, account_name = row.get(key), row.get(name)
+        if isinstance(account_id, str) and isinstance(account_name, str) and account_name.strip():
+            site = row.get(website)
+            out.append(Candidate(account_id.lower(), account_name, site if isinstance(site, str) else None))
+    return out
+
+
+# --- Partner Center ---------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class CustomerLister(Protocol):
+    """Partner Center's customers API (app-only, read-only)."""
+
+    async def list_customers(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class PartnerCustomer:
+    id: str  # the customer's tenant id: Microsoft's provider-specific id of a customer
+    name: str | None
+    domain: str | None
+
+
+@dataclass(frozen=True)
+class PartnerCenterView:
+    """What Partner Center says of the customers; `status` in words when it could not say."""
+
+    customers: Mapping[str, PartnerCustomer]
+    status: str  # "read", "not configured", or why it could not be read
+
+    @property
+    def read(self) -> bool:
+        return self.status == "read"
+
+    def knows(self, reference: str) -> str:
+        """Whether Partner Center knows the customer, in words for the evidence."""
+        if not self.read:
+            return f"not asked: Partner Center {self.status}"
+        customer = self.customers.get(reference.strip().lower())
+        if customer is None:
+            return "Partner Center does not know this customer id"
+        domain = f" ({customer.domain})" if customer.domain else ""
+        return f"Partner Center knows it as {customer.name or '?'}{domain}"
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def partner_customers(raw: Sequence[Any]) -> dict[str, PartnerCustomer]:
+    """Partner Center's customer objects (`id`, `companyProfile.companyName`, `.domain`) by id."""
+    out = {}
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        customer_id = _text(item.get("id"))
+        raw_profile = item.get("companyProfile")
+        profile: dict[str, Any] = raw_profile if isinstance(raw_profile, dict) else {}
+        if customer_id is None:
+            continue
+        out[customer_id.lower()] = PartnerCustomer(
+            customer_id.lower(), _text(profile.get("companyName")), _text(profile.get("domain"))
+        )
+    return out
+
+
+async def read_partner_customers(client: CustomerLister | None) -> PartnerCenterView:
+    """Partner Center's customers, or why they could not be read (never raises: Partner Center only
+    adds a reason; the candidates stand without it)."""
+    if client is None:
+        return PartnerCenterView({}, "not configured")
+    try:
+        raw = await client.list_customers()
+    except ServiceError as exc:
+        return PartnerCenterView({}, f"could not be read ({_first_line(exc)})")
+    return PartnerCenterView(partner_customers(raw), "read")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return re.sub(r"\s+", " ", text[0])[:200] if text else type(exc).__name__

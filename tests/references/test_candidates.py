@@ -1,0 +1,151 @@
+"""The candidates of each customer reference: read in the handler's one `$batch`, ranked by the
+matcher, in the finding's evidence and the note, on the sample tenant through the real clients."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from diagnostics.app.container import Container, counting_requests
+from diagnostics.app.resolve_references import read_reference_records, reference_report
+from diagnostics.messages import Reference, ReferenceRequest
+from diagnostics.metadata import ResolvedSchema
+from diagnostics.note import evidence_lines
+from diagnostics.references.candidates import (
+    PartnerCenterView,
+    account_query,
+    partner_customers,
+    search_tokens,
+)
+from diagnostics.schema import SchemaMap
+from diagnostics.settings import load_settings
+from simulator import Simulator, load_fixture
+from simulator.connect import connection
+from tests.app.conftest import BLOCKED, DAY, NO_WAIT, SAMPLE
+from tests.fakes import FakeBus, FakeClock, InMemoryStateStore, RecordingNotifier
+
+TAILSPIN_REF = "7d3c0e2a-91b4-4c6d-8e1f-2a3b4c5d6e7f"
+ALPINE_REF = "2b4d6f80-a1c3-4e5f-9701-b3d5f7091a2c"
+TAILSPIN_ACCOUNT = "13f9ec9c-7f60-54ca-9f7d-5ce21d26d6e5"
+
+
+def test_search_tokens_are_the_distinctive_words_longest_first() -> None:
+    assert search_tokens("The Tailspin Toys Ltd.") == ["tailspin", "toys"]
+    assert search_tokens("AB") == []
+    assert search_tokens(None) == []
+
+
+def test_the_account_query_prefilters_on_words_and_domain_never_reads_every_account() -> None:
+    schema = ResolvedSchema(SchemaMap(), {}, {})
+    query = account_query(schema, "O'Brien Holdings GmbH", "https://www.obrien.ie/")
+    assert query is not None
+    # "O'Brien" normalises to the words "o" and "brien"; "holdings" is too common to narrow it.
+    assert query.filter == "contains(name,'brien') or contains(websiteurl,'obrien.ie')"
+    assert query.top is not None
+    assert query.top <= 50
+    assert account_query(schema, None, None) is None
+
+
+def test_partner_center_customers_by_tenant_id() -> None:
+    customers = partner_customers(
+        [
+            {
+                "id": "ABC",
+                "companyProfile": {"companyName": "Alpine Ski House", "domain": "alpineskihouse.com"},
+            },
+            {"companyProfile": {}},
+            "junk",
+        ]
+    )
+    view = PartnerCenterView(customers, "read")
+    assert view.knows("abc") == "Partner Center knows it as Alpine Ski House (alpineskihouse.com)"
+    assert view.knows("def") == "Partner Center does not know this customer id"
+    assert PartnerCenterView({}, "not configured").knows("abc").startswith("not asked")
+
+
+def _request() -> ReferenceRequest:
+    return ReferenceRequest(
+        invoice_id=BLOCKED,
+        period="2026-10",
+        day=DAY,
+        references=(
+            Reference(type="customer", id=TAILSPIN_REF, name="Tailspin Toys"),
+            Reference(type="customer", id=ALPINE_REF, name="Alpine Ski House"),
+        ),
+    )
+
+
+def _fixture(extra_accounts: list[dict[str, Any]]) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    raw = copy.deepcopy(raw)
+    raw["dataverse"]["rows"]["account"] += extra_accounts
+    raw.pop("timeline", None)
+    return raw
+
+
+@pytest.fixture
+def sim_with(request: pytest.FixtureRequest) -> Iterator[Simulator]:
+    with Simulator(load_fixture(_fixture(request.param))) as running:
+        yield running
+
+
+@pytest.fixture
+async def built(sim_with: Simulator) -> AsyncIterator[Container]:
+    container = Container.from_connection(
+        connection(sim_with, retry=NO_WAIT),
+        settings=load_settings({}),
+        bus=FakeBus(),
+        state=InMemoryStateStore(),
+        notifier=RecordingNotifier(),
+        clock=FakeClock(sim_with.now),
+    )
+    yield container
+    await container.aclose()
+
+
+async def _evidence(container: Container) -> tuple[dict[str, dict[str, Any]], list[str], int]:
+    schema = (await container.schema.get()).schema
+    request = _request()
+    with counting_requests() as tally:
+        records = await read_reference_records(container.dataverse, schema, container.thresholds, request)
+    assert records.invoice is not None
+    report = reference_report(request, records.invoice, records, now=container.clock())
+    [customers] = [f for f in report.findings if f.code == "US_BLOCKED_UNRESOLVED_CUSTOMER"]
+    refs = {r["reference"]: r for r in customers.evidence["references"]}
+    return refs, evidence_lines(customers.evidence), tally.count
+
+
+@pytest.mark.parametrize(
+    "sim_with", [[{"accountid": "5d0c3b6e-1f2a-4b3c-8d4e-5f6a7b8c9d0e", "name": "Toys R Fun"}]], indirect=True
+)
+async def test_a_confident_match_is_ranked_first_with_its_reason_in_one_batch(built: Container) -> None:
+    refs, lines, requests = await _evidence(built)
+    tailspin = refs[TAILSPIN_REF]
+    assert tailspin["match"] == "confident"
+    assert tailspin["candidates"][0]["account_id"] == TAILSPIN_ACCOUNT
+    assert tailspin["candidates"][0]["confidence"] >= 0.9
+    assert tailspin["candidates"][0]["reasons"]
+    # The prefilter found "Toys R Fun" too; the matcher leaves it out or ranks it below.
+    assert all(c["account"] != "Toys R Fun" for c in tailspin["candidates"][:1])
+    assert refs[ALPINE_REF]["match"] == "no candidate"
+    assert requests == 1  # the candidates ride in the handler's one $batch
+    [line] = [x for x in lines if x.startswith("Tailspin Toys")]
+    assert "best match: Tailspin Toys (95%" in line
+    assert any("no CRM account looks like this customer" in x for x in lines)
+
+
+@pytest.mark.parametrize(
+    "sim_with",
+    [[{"accountid": "5d0c3b6e-1f2a-4b3c-8d4e-5f6a7b8c9d0e", "name": "Tailspin Toys Limited"}]],
+    indirect=True,
+)
+async def test_two_equally_good_accounts_are_ambiguous(built: Container) -> None:
+    refs, lines, _ = await _evidence(built)
+    tailspin = refs[TAILSPIN_REF]
+    assert tailspin["match"] == "ambiguous"
+    assert {c["account"] for c in tailspin["candidates"]} == {"Tailspin Toys", "Tailspin Toys Limited"}
+    assert any("ambiguous, choose one: " in x for x in lines)
