@@ -22,6 +22,7 @@ from diagnostics.access import ReadAccess, access_failures, read_access, read_ac
 from diagnostics.adapters.dataverse import DataverseClient
 from diagnostics.adapters.http import RequestCounter, RequestRecord, RetryPolicy
 from diagnostics.adapters.partner_center import PartnerCenterClient
+from diagnostics.adapters.telemetry import dimensions
 from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import CHECKS
 from diagnostics.engine import needs_attention
@@ -193,7 +194,10 @@ def _canonical_line(line: dict[str, Any], conn: Connection, started: float) -> N
     fields are in the message for a plain log and in `extra` for a structured one."""
     line |= {"requests": conn.requests.count, "duration_s": round(time.perf_counter() - started, 3)}
     text = " ".join(f"{key}={value if value is not None else '-'}" for key, value in line.items())
-    log.info("diagnosis %s", text, extra={f"diag_{key}": value for key, value in line.items()})
+    # Absent values as "-", as in the text: every field is on the record, and OpenTelemetry (App
+    # Insights) drops a None attribute.
+    fields = {f"diag_{key}": "-" if value is None else value for key, value in line.items()}
+    log.info("diagnosis %s", text, extra=dimensions(fields))
 
 
 async def _scan(conn: Connection, as_of: datetime, invoice: str | None, line: dict[str, Any]) -> Report:

@@ -71,6 +71,9 @@ class Simulator:
         self.tenant = Tenant(self.fixture)
         self.entra = Entra(tenant_id, client_id, client_secret)
         self.faults = Faults()
+        # False: the signed-in identity has no application user in the environment, so Dataverse
+        # answers every Web API request 403 "not a member of the organization" (the token is valid).
+        self.application_user = True
         self.requests: Counter[tuple[str, str]] = Counter()
         self.teams_posts: list[Any] = []  # the payloads, as parsed
         self.teams_received: list[TeamsPost] = []  # with the simulated time and the raw body
@@ -309,6 +312,10 @@ class Simulator:
                     {
                         "WWW-Authenticate": f'Bearer authorization_uri="{self.base_url}/{self.tenant_id}/oauth2/authorize"'
                     },
+                )
+            if not self.application_user:
+                return dataverse_error(
+                    403, CODE_UNAUTHORIZED, "The user is not a member of the organization."
                 )
             if not path.startswith(API_ROOT):
                 return not_found_segment(path).response()

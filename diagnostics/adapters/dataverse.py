@@ -72,7 +72,18 @@ def _hint(status: int, method: str) -> str:
     return "the request was rejected; check the table and column names in the schema map"
 
 
-DATAVERSE = Service("Dataverse", _hint)
+# Dataverse's answer to a valid token of an identity that has no application user in the environment.
+CODE_NOT_A_MEMBER = "0x80072560"
+DATAVERSE = Service(
+    "Dataverse",
+    _hint,
+    {
+        (403, CODE_NOT_A_MEMBER): "create the application user of this app's identity in the environment "
+        "(Power Platform admin center → Environments → your environment → Settings → Users + "
+        "permissions → Application users → New app user, with the identity's client id) and give it "
+        "the security role",
+    },
+)
 
 
 def canonical_guid(text: str) -> str:

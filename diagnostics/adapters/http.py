@@ -15,7 +15,7 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -196,6 +196,9 @@ class Service:
 
     name: str
     hint: Callable[[int, str], str]
+    # Error codes whose action differs from their status's (Dataverse answers a missing
+    # application user with the same 403 as a missing privilege, told apart by its code).
+    code_hints: Mapping[tuple[int, str], str] = field(default_factory=dict)  # (status, code)
 
 
 def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
@@ -229,9 +232,9 @@ def http_error(
     code, message = error_detail(body)
     detail = ": ".join(part for part in (code, message) if part)
     tried = f" after {attempts} attempts" if attempts > 1 else ""
+    hint = service.code_hints.get((status, code or "")) or service.hint(status, method)
     text = (
-        f"{service.name} {method} {path} answered {status}{tried}"
-        f"{f' ({detail})' if detail else ''}: {service.hint(status, method)}"
+        f"{service.name} {method} {path} answered {status}{tried}{f' ({detail})' if detail else ''}: {hint}"
     )
     kind: type[ServiceError]
     if status in (401, 403):

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from diagnostics.adapters.http import within_deadline
+from diagnostics.adapters.telemetry import dimensions
 from diagnostics.app.container import Container, counting_requests, get_container
 from diagnostics.app.outcome import COMPLETE, Outcome, classify, retry, settle
 from diagnostics.errors import DiagnosticsError
@@ -104,9 +105,10 @@ def _log_line(
     if outcome.description:
         fields["error"] = outcome.description
     text = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+    extra = dimensions(fields)  # Application Insights custom dimensions (adapters/telemetry.py)
     if error is None:
-        log.info("message handled %s", text, extra=fields)
+        log.info("message handled %s", text, extra=extra)
     elif isinstance(error, DiagnosticsError | MessageError | TimeoutError):
-        log.warning("message not handled %s", text, extra=fields)
+        log.warning("message not handled %s", text, extra=extra)
     else:
-        log.error("message not handled %s", text, extra=fields, exc_info=error)
+        log.error("message not handled %s", text, extra=extra, exc_info=error)

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from diagnostics.adapters.dataverse import Query
+from diagnostics.adapters.telemetry import dimensions
 from diagnostics.app.container import Container, counting_requests, get_container
 from diagnostics.app.recheck import check_message
 from diagnostics.checks.context import invoice_period
@@ -286,22 +287,43 @@ async def plan_today(
         try:
             result = await run_planner(container(), past_due=past_due)
         except Exception as exc:
+            duration = time.perf_counter() - started
             log.warning(
                 "plan failed past_due=%s requests=%d duration_s=%.3f error=%s",
                 past_due,
                 tally.count,
-                time.perf_counter() - started,
+                duration,
                 exc,
                 exc_info=not isinstance(exc, DiagnosticsError),
+                extra=dimensions(
+                    {
+                        "outcome": f"failed:{type(exc).__name__}",
+                        "past_due": past_due,
+                        "requests": tally.count,
+                        "duration_s": round(duration, 3),
+                        "error": str(exc),
+                    }
+                ),
             )
             raise
+    duration = time.perf_counter() - started
+    watermark = result.watermark.isoformat() if result.watermark else "none"
     log.info(
         "plan done published=%d past_due=%s watermark=%s requests=%d duration_s=%.3f",
         result.published,
         past_due,
-        result.watermark.isoformat() if result.watermark else "none",
+        watermark,
         tally.count,
-        time.perf_counter() - started,
-        extra={"published": result.published, "past_due": past_due, "requests": tally.count},
+        duration,
+        extra=dimensions(
+            {
+                "outcome": "planned",
+                "published": result.published,
+                "past_due": past_due,
+                "watermark": watermark,
+                "requests": tally.count,
+                "duration_s": round(duration, 3),
+            }
+        ),
     )
     return result
