@@ -1,4 +1,5 @@
-"""The identity the tool runs as, and what its security role lets it read (`dataverse.read_depth`).
+"""The identity the tool runs as, and what its security role lets it do: read (`dataverse.read_depth`)
+and write (`dataverse.denied_privileges`, our extension of the fixture format).
 
 Dataverse answers a user with less than organization-level Read as it would: rows the user does not
 own are invisible (the simulated identity owns no row of the fixture, so none is visible), and with
@@ -17,6 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from simulator.privileges import ACCESS_TYPES, SCHEMA_NAMES
 from simulator.tenant import ServedTable, Tenant
 from simulator.wire import ODataError
 
@@ -27,14 +29,6 @@ DEPTH_NAMES = {
     "BusinessUnit": "Local",
     "ParentChildBusinessUnit": "Deep",
     "Organization": "Global",
-}
-# Schema names of Dataverse's own tables where the privilege name does not follow the logical name.
-_SCHEMA_NAMES = {
-    "account": "Account",
-    "annotation": "Note",
-    "invoice": "Invoice",
-    "product": "Product",
-    "transactioncurrency": "TransactionCurrency",
 }
 
 
@@ -57,7 +51,7 @@ def who_am_i(service_root: str) -> dict[str, Any]:
 
 
 def privilege_name(table: ServedTable, access: str = "Read") -> str:
-    schema_name = _SCHEMA_NAMES.get(table.definition.logical, table.logical)
+    schema_name = SCHEMA_NAMES.get(table.definition.logical, table.logical)
     return f"prv{access}{schema_name}"
 
 
@@ -66,7 +60,7 @@ def privilege_id(table: ServedTable, access: str = "Read") -> str:
 
 
 def privileges_metadata(table: ServedTable) -> list[dict[str, Any]]:
-    """`EntityMetadata.Privileges`: SecurityPrivilegeMetadata of the table's Read and Write."""
+    """`EntityMetadata.Privileges`: the SecurityPrivilegeMetadata of each of the table's access types."""
     organization_owned = table.definition.logical == "transactioncurrency"
     return [
         {
@@ -81,7 +75,8 @@ def privileges_metadata(table: ServedTable) -> list[dict[str, Any]]:
             "PrivilegeId": privilege_id(table, access),
             "PrivilegeType": access,
         }
-        for access in ("Read", "Write")
+        for access in ACCESS_TYPES
+        if not (organization_owned and access in ("Assign", "Share"))
     ]
 
 
@@ -89,18 +84,35 @@ def depth(tenant: Tenant, table: ServedTable) -> str:
     return tenant.fixture.read_depth.get(table.definition.logical, "Organization")
 
 
+def _missing_privilege(table: ServedTable, access: str) -> ODataError:
+    return ODataError(
+        403,
+        CODE_PRIVILEGE,
+        f"Principal user (Id={USER_ID}, type=8, roleCount=1, privilegeCount=12, accessMode=4), is missing "
+        f"{privilege_name(table, access)} privilege (Id={privilege_id(table, access)}) on "
+        f"OTC={table.object_type_code} for entity '{table.logical}'. context.Caller={USER_ID}",
+    )
+
+
 def check_read(tenant: Tenant, table: ServedTable) -> bool:
     """Whether the identity sees every row; raises the 403 of a missing Read privilege."""
     granted = depth(tenant, table)
     if granted == "None":
-        raise ODataError(
-            403,
-            CODE_PRIVILEGE,
-            f"Principal user (Id={USER_ID}, type=8, roleCount=1, privilegeCount=12, accessMode=4), is missing "
-            f"{privilege_name(table)} privilege (Id={privilege_id(table)}) on OTC={table.object_type_code} "
-            f"for entity '{table.logical}'. context.Caller={USER_ID}",
-        )
+        raise _missing_privilege(table, "Read")
     return granted == "Organization"
+
+
+def granted(tenant: Tenant, table: ServedTable, access: str) -> bool:
+    """Whether the identity holds a privilege other than Read (`dataverse.denied_privileges`)."""
+    return (table.definition.logical, access) not in tenant.fixture.denied_privileges
+
+
+def check(tenant: Tenant, table: ServedTable, access: str) -> None:
+    """Raise Dataverse's 403 when the identity lacks the privilege (Create, Write, Delete, Append,
+    AppendTo) on the table. Granted privileges are organization-wide: the simulated identity can
+    write every row it may write at all."""
+    if not granted(tenant, table, access):
+        raise _missing_privilege(table, access)
 
 
 def user_privileges(tenant: Tenant, service_root: str, user_id: str) -> dict[str, Any]:
@@ -118,19 +130,24 @@ def user_privileges(tenant: Tenant, service_root: str, user_id: str) -> dict[str
         }
     ]
     for table in tenant.tables.values():
-        granted = depth(tenant, table)
-        if granted == "None":
-            continue
-        items.append(
+        read = depth(tenant, table)
+        held = [("Read", DEPTH_NAMES[read])] if read != "None" else []
+        held += [
+            (access, "Global")
+            for access in ACCESS_TYPES
+            if access != "Read" and granted(tenant, table, access)
+        ]
+        items += [
             {
-                "Depth": DEPTH_NAMES[granted],
-                "PrivilegeId": privilege_id(table),
+                "Depth": held_depth,
+                "PrivilegeId": privilege_id(table, access),
                 "BusinessUnitId": BUSINESS_UNIT_ID,
-                "PrivilegeName": privilege_name(table),
+                "PrivilegeName": privilege_name(table, access),
                 "RecordFilterId": None,
                 "RecordFilterUniqueName": None,
             }
-        )
+            for access, held_depth in held
+        ]
     return {
         "@odata.context": f"{service_root}$metadata#Microsoft.Dynamics.CRM.RetrieveUserPrivilegesResponse",
         "RolePrivileges": items,

@@ -28,7 +28,7 @@ from simulator.odata import (
     skip_offset,
     sort_rows,
 )
-from simulator.tenant import AnnotationFilter, Row, ServedColumn, ServedTable, Tenant
+from simulator.tenant import AnnotationFilter, Row, ServedColumn, ServedTable, Tenant, navigation_name
 from simulator.values import format_datetime, is_guid, parse_date, parse_datetime
 from simulator.wire import (
     CODE_AGGREGATE_LIMIT,
@@ -338,6 +338,7 @@ class DataverseApi:
         row_id = row_id.lower()
         if row_id in table.rows:
             raise ODataError(412, CODE_DUPLICATE, "Cannot insert duplicate key.")
+        access.check(self.tenant, table, "Create")
         row = self._write(table, row_id, None, body, request.method)
         return self._written(table, row_id, row, request, created=True)
 
@@ -357,13 +358,15 @@ class DataverseApi:
         body = self._body(request)
         if body.get(table.primary_key, row_id).lower() != row_id:
             raise bad_request(f"The {table.primary_key} in the body does not match the key in the URL.")
+        access.check(self.tenant, table, "Create" if existing is None else "Write")
         row = self._write(table, row_id, existing, body, request.method)
         return self._written(table, row_id, row, request, created=existing is None)
 
     def _delete(self, table: ServedTable, row_id: str) -> Response:
         if row_id not in table.rows:
             raise _missing(table, row_id)
-        self.tenant.put(table, row_id, None)
+        access.check(self.tenant, table, "Delete")
+        self.tenant.delete_row(table, row_id)  # its notes go with it, as Dataverse cascades them
         self.tenant.writes.append(
             {"method": "DELETE", "table": table.definition.logical, "id": row_id, "body": None}
         )
@@ -490,6 +493,9 @@ class DataverseApi:
         target_id = match["key"].lower()
         if target_id not in target.rows:
             raise _missing(target, target_id)
+        # Setting a lookup appends this row to the target: Append here, AppendTo there.
+        access.check(self.tenant, table, "Append")
+        access.check(self.tenant, target, "AppendTo")
         row.values[column.prop] = target_id
         row.targets[column.prop] = target_name
         if column.target is None:  # the polymorphic regarding lookup also records the target's table
@@ -498,23 +504,24 @@ class DataverseApi:
     def _navigation(self, table: ServedTable, navigation: str) -> tuple[ServedColumn, str]:
         """The lookup a navigation property names, and its target table (default name).
 
-        Custom lookups navigate under their schema name (mixed case), so the match ignores case; the
+        Navigation property names are case-sensitive, as in Dataverse: a custom lookup navigates
+        under its schema name (`work365_Provideraccount_Account`), not its logical name; the
         polymorphic `objectid` navigates as `objectid_<target table>`.
         """
         for column in table.columns:
             if column.type != "Lookup":
                 continue
-            if column.target is not None and navigation.lower() == column.logical.lower():
+            if column.target is not None and navigation == navigation_name(column, column.target):
                 return column, column.target
             prefix = f"{column.logical}_"
-            if column.target is None and navigation.lower().startswith(prefix):
-                served = navigation[len(prefix) :].lower()
-                target = self.tenant.by_logical.get(served)
+            if column.target is None and navigation.startswith(prefix):
+                target = self.tenant.by_logical.get(navigation[len(prefix) :])
                 if target is not None:
                     return column, target.definition.logical
         raise bad_request(
             f"An undeclared property '{navigation}' which only has property annotations in the payload but no "
-            "property value was found in the payload."
+            "property value was found in the payload. In OData, only declared navigation properties and "
+            "declared named streams can be represented as properties without values."
         )
 
 

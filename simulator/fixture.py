@@ -25,6 +25,7 @@ from typing import Any
 from diagnostics.errors import InputError
 from diagnostics.jsonfile import read_json_object
 from diagnostics.schema import TABLES, ColumnDef, TableDef
+from simulator.privileges import KNOWN, privilege_name_of
 from simulator.values import format_datetime, is_guid, parse_date, parse_datetime
 
 RAW_KEY = "$raw"  # a row's values served unchecked (see the module's docstring)
@@ -37,7 +38,15 @@ _TOP_KEYS = (
     "timeline",
     "$comment",
 )
-_DATAVERSE_KEYS = ("rows", "renames", "status_labels", "read_depth", "global_option_sets", "$comment")
+_DATAVERSE_KEYS = (
+    "rows",
+    "renames",
+    "status_labels",
+    "read_depth",
+    "denied_privileges",
+    "global_option_sets",
+    "$comment",
+)
 # The depths a security role's editor offers for Read (tenant-fixture.md, dataverse.read_depth).
 READ_DEPTHS = ("None", "User", "BusinessUnit", "ParentChildBusinessUnit", "Organization")
 _PARTNER_CENTER_KEYS = ("enabled", "unreachable", "invoices", "invoice_by_id", "$comment")
@@ -92,6 +101,9 @@ class Fixture:
     column_renames: Mapping[str, str] = field(default_factory=dict)  # "table.column" -> served
     status_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> {default: new}
     read_depth: Mapping[str, str] = field(default_factory=dict)  # table -> READ_DEPTHS; default Organization
+    # Our extension: privileges the identity lacks, as (default table, access) pairs, e.g.
+    # ("work365_provideraccount", "Write"); by default it holds every privilege but Read's depths.
+    denied_privileges: frozenset[tuple[str, str]] = frozenset()
     # "table.column" (a choice column) -> the global choice it uses: its options are then served
     # under GlobalOptionSet, with OptionSet null, as Dataverse serves a column on a global choice
     global_option_sets: Mapping[str, str] = field(default_factory=dict)
@@ -163,6 +175,7 @@ class _Loader:
             column_renames=column_renames,
             status_labels=self.status_labels(dataverse.get("status_labels", {})),
             read_depth=self.read_depth(dataverse.get("read_depth", {})),
+            denied_privileges=self.denied_privileges(dataverse.get("denied_privileges", [])),
             global_option_sets=self.global_option_sets(dataverse.get("global_option_sets", {})),
             partner_center=self.partner_center(top.get("partner_center")),
             source=source,
@@ -432,6 +445,28 @@ class _Loader:
                     f"dataverse.read_depth.{table_name}: {depth!r} is not a depth; known: {', '.join(READ_DEPTHS)}"
                 )
         return dict(value)
+
+    def denied_privileges(self, value: object) -> frozenset[tuple[str, str]]:
+        where = "dataverse.denied_privileges"
+        if not isinstance(value, list):
+            raise self.fail(
+                f'{where} must be a list of privilege names, e.g. ["prvWritework365_provideraccount"]'
+            )
+        denied = set()
+        for i, name in enumerate(value):
+            known = KNOWN.get(name.casefold()) if isinstance(name, str) else None
+            if known is None:
+                names = sorted({privilege_name_of(t, a) for t, a in KNOWN.values()})
+                raise self.fail(
+                    f"{where}[{i}]: {name!r} is not a privilege of the schema's tables; "
+                    f"{close_matches(str(name), names)}"
+                )
+            if known[1] == "Read":
+                raise self.fail(
+                    f"{where}[{i}]: {name} is a Read privilege; give its depth in dataverse.read_depth instead"
+                )
+            denied.add(known)
+        return frozenset(denied)
 
     def global_option_sets(self, value: object) -> dict[str, str]:
         names = self.names(value, "dataverse.global_option_sets")

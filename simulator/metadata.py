@@ -15,7 +15,7 @@ from typing import Any
 
 from simulator.access import privileges_metadata
 from simulator.odata import parse_filter, unknown_property
-from simulator.tenant import Option, ServedColumn, ServedTable, Tenant
+from simulator.tenant import Option, ServedColumn, ServedTable, Tenant, navigation_name, schema_name
 from simulator.wire import (
     CODE_BAD_REQUEST,
     CODE_NOT_FOUND,
@@ -29,7 +29,8 @@ from simulator.wire import (
 
 _PATH = re.compile(
     r"^EntityDefinitions(?:\((?P<entity>[^)]*)\))?"
-    r"(?:/Attributes(?:\((?P<attribute>[^)]*)\))?(?:/Microsoft\.Dynamics\.CRM\.(?P<cast>\w+))?)?$"
+    r"(?:/Attributes(?:\((?P<attribute>[^)]*)\))?(?:/Microsoft\.Dynamics\.CRM\.(?P<cast>\w+))?"
+    r"|/(?P<relationships>ManyToOneRelationships))?$"
 )
 _ATTRIBUTES_SEGMENT = "/Attributes"
 _LANGUAGE = 1033
@@ -129,7 +130,7 @@ def attribute(tenant: Tenant, table: ServedTable, column: ServedColumn) -> dict[
         "@odata.type": f"#Microsoft.Dynamics.CRM.{cls}",
         "MetadataId": _id(definition.logical, column.default or column.logical),
         "LogicalName": column.logical,
-        "SchemaName": column.logical,
+        "SchemaName": schema_name(column.logical),
         "DisplayName": label(column.display),
         "Description": _no_label(),
         "AttributeType": attribute_type,
@@ -149,6 +150,35 @@ def attribute(tenant: Tenant, table: ServedTable, column: ServedColumn) -> dict[
     if attribute_type == "Lookup":
         targets = [column.target] if column.target else [t for t in tenant.tables if t != "annotation"]
         out["Targets"] = [tenant.tables[t].logical if t in tenant.tables else t for t in targets]
+    return out
+
+
+def many_to_one(tenant: Tenant, table: ServedTable) -> list[dict[str, Any]]:
+    """`EntityMetadata.ManyToOneRelationships`: one relationship per lookup and target (the
+    polymorphic regarding lookup has one per table with notes). Its
+    ReferencingEntityNavigationPropertyName is what a client names in `<navigation>@odata.bind`."""
+    out = []
+    for column in table.columns:
+        if column.type != "Lookup":
+            continue
+        targets = [column.target] if column.target else [t for t in tenant.tables if t != "annotation"]
+        for target_name in targets:
+            target = tenant.tables[target_name]
+            navigation = navigation_name(column, target.logical)
+            out.append(
+                {
+                    "MetadataId": _id(table.definition.logical, column.logical, "to", target_name),
+                    "SchemaName": f"{schema_name(target.logical)}_{navigation}",
+                    "RelationshipType": "OneToManyRelationship",
+                    "IsCustomRelationship": column.logical.startswith("work365_"),
+                    "ReferencedEntity": target.logical,
+                    "ReferencedAttribute": target.by_default[target.definition.primary_key].logical,
+                    "ReferencingEntity": table.logical,
+                    "ReferencingAttribute": column.logical,
+                    "ReferencingEntityNavigationPropertyName": navigation,
+                    "ReferencedEntityNavigationPropertyName": f"{navigation}_{table.logical}",
+                }
+            )
     return out
 
 
@@ -203,15 +233,24 @@ def handle(tenant: Tenant, service_root: str, relative: str, request: Request) -
     options = _options(request)
     context = f"{service_root}$metadata#{relative}"
     if match["entity"] is None:
-        if _ATTRIBUTES_SEGMENT in relative:
+        if _ATTRIBUTES_SEGMENT in relative or match["relationships"]:
             raise bad_request(
-                "Attributes can only be read from one entity: EntityDefinitions(LogicalName='x')/Attributes."
+                "Attributes and relationships can only be read from one entity: EntityDefinitions(LogicalName='x')/Attributes."
             )
         tables = list(tenant.tables.values())
         keep = _matching([entity(t) for t in tables], options, "EntityMetadata")
         entities = [_entity_view(tenant, t, options) for t, k in zip(tables, keep, strict=True) if k]
         return odata_response(200, {"@odata.context": context, "value": entities})
     table = _find_table(tenant, match["entity"])
+    if match["relationships"]:
+        relationships = many_to_one(tenant, table)
+        keep = _matching(relationships, options, "OneToManyRelationshipMetadata")
+        value = [
+            _project(r, options.get("$select"), "OneToManyRelationshipMetadata")
+            for r, k in zip(relationships, keep, strict=True)
+            if k
+        ]
+        return odata_response(200, {"@odata.context": context, "value": value})
     if _ATTRIBUTES_SEGMENT not in relative:
         return odata_response(200, {"@odata.context": context, **_entity_view(tenant, table, options)})
     cast = match["cast"]

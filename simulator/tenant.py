@@ -262,7 +262,7 @@ class Tenant:
         changes: list[Change] = []
         for name, ids in entry.delete.items():
             for key in ids:
-                changes += self._delete_with_notes(self.tables[name], key)
+                changes += self.delete_row(self.tables[name], key)
         # Notes last, so a note added in the same entry as its record finds it.
         for name, rows in sorted(entry.upsert.items(), key=lambda item: item[0] == "annotation"):
             table = self.tables[name]
@@ -297,7 +297,8 @@ class Tenant:
         column = table.by_default.get(name)
         return column.prop if column is not None else name
 
-    def _delete_with_notes(self, table: ServedTable, key: str) -> list[Change]:
+    def delete_row(self, table: ServedTable, key: str) -> list[Change]:
+        """Delete a row and the notes attached to it (Dataverse's cascade); what was deleted."""
         row = table.rows.get(key)
         if row is None:  # already gone with its record, earlier in the same entry
             return []
@@ -307,7 +308,7 @@ class Tenant:
         regarding = notes.by_default["objectid"].prop
         for note_key, note in list(notes.rows.items()):
             if note.values.get(regarding) == key:
-                changes += self._delete_with_notes(notes, note_key)
+                changes += self.delete_row(notes, note_key)
         return changes
 
     # --- access -----------------------------------------------------------------------------------
@@ -385,12 +386,33 @@ class Tenant:
             formatted = self.primary_name_of(target, value)
             served_target = self.tables[target].logical if target in self.tables else target
             if wanted(NAVIGATION):
-                nav = f"{column.logical}_{served_target}" if column.target is None else column.logical
-                out[f"{prop}@{NAVIGATION}"] = nav
+                out[f"{prop}@{NAVIGATION}"] = navigation_name(column, served_target)
             if wanted(LOOKUP_TABLE):
                 out[f"{prop}@{LOOKUP_TABLE}"] = served_target
         if formatted is not None and wanted(FORMATTED):
             out[f"{prop}@{FORMATTED}"] = formatted
+
+
+def schema_name(logical: str) -> str:
+    """The schema name Dataverse shows for a column or table logical name.
+
+    A publisher's custom name is mixed case after its prefix (`work365_Provideraccount_Account`):
+    Work 365's exact casing is not published, so each word after the prefix is capitalised, which
+    keeps the simulator honest (a client that writes the logical name where the schema name is
+    required fails here as it would in Dataverse). Dataverse's own names stay lower case."""
+    prefix, underscore, rest = logical.partition("_")
+    if not underscore or not prefix.isalnum():
+        return logical
+    return f"{prefix}_" + "_".join(word.capitalize() for word in rest.split("_"))
+
+
+def navigation_name(column: ServedColumn, served_target: str) -> str:
+    """The single-valued navigation property of a lookup (what `@odata.bind` names, case-sensitive):
+    the relationship's ReferencingEntityNavigationPropertyName. Dataverse names it after the
+    lookup's schema name; the polymorphic regarding lookup has one per target, `objectid_<table>`."""
+    if column.target is None:
+        return f"{column.logical}_{served_target}"
+    return schema_name(column.logical)
 
 
 class AnnotationFilter:

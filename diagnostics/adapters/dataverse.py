@@ -1,4 +1,5 @@
-"""Dataverse Web API client: queries with paging, `$batch` of GETs, metadata reads, create and upsert.
+"""Dataverse Web API client: queries with paging, `$batch` of GETs, metadata reads, create, upsert,
+update and delete.
 
 It knows OData and Dataverse's habits (page size, nextLink, batch envelopes, error bodies), nothing
 about Work 365. Retries, tokens and error mapping come from `diagnostics.adapters.http`.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 import urllib.request
 import uuid
@@ -39,7 +41,7 @@ from diagnostics.adapters.odata_batch import (
     encode_batch,
     is_multipart,
 )
-from diagnostics.errors import InputError, ServiceError
+from diagnostics.errors import AuthError, InputError, ServiceError
 
 API_PATH = "/api/data/v9.2/"
 MAX_PAGE_SIZE = 5000  # Dataverse's default and maximum for odata.maxpagesize
@@ -52,6 +54,10 @@ _JSON_HEADERS = {
 # Characters left readable in query option values; everything else (spaces, &, #, +, %) is
 # percent-encoded so the URL also works as the request line of a batch part.
 _SAFE = ",()'$:/@*"
+_LOGICAL_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_ENTITY_SET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Dataverse's 403 for a missing privilege: "Principal user (Id=…), is missing prvWriteAccount privilege …"
+_MISSING_PRIVILEGE = re.compile(r"\bmissing (prv\w+) privilege")
 
 
 def _hint(status: int, method: str) -> str:
@@ -63,7 +69,7 @@ def _hint(status: int, method: str) -> str:
             "has an application user for this app"
         )
     if status == 403:
-        access = "read" if method == "GET" else "create and write"
+        access = {"GET": "read", "DELETE": "delete"}.get(method, "create and write")
         return f"give the application user {access} access to this table (a security role)"
     if status == 404:
         return "check --dataverse-url and the table and column names in the schema map"
@@ -232,6 +238,7 @@ class DataverseClient(ClosingClient):
         self._page_size = page_size
         self._retry = retry or RetryPolicy()
         self._on_request = on_request
+        self._navigation: dict[tuple[str, str, str | None], str] = {}  # navigation_property's answers
         # At most this many requests in flight from this client (retry pauses included): Dataverse
         # refuses a user's 53rd concurrent request (service protection).
         self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
@@ -305,6 +312,72 @@ class DataverseClient(ClosingClient):
         request = self._client.build_request("PATCH", f"{entity_set}({key})", json=body)
         await self._send(request)
 
+    async def update(self, entity_set: str, id: str, body: dict[str, Any]) -> None:
+        """Update the row with this id; never create one.
+
+        PATCH with `If-Match: *`: a row that does not exist answers 404 (`NotFoundError`) instead of
+        being created. A lookup is set with `"<navigation>@odata.bind": "/<entity set>(<id>)"`,
+        where <navigation> is the lookup's navigation property (`navigation_property`), not its
+        column name, and None clears it. Repeating it writes the same values, so it is retried
+        like a read. A missing privilege raises `AuthError` naming it.
+        """
+        key = self._write_key("update", entity_set, id)
+        request = self._client.build_request(
+            "PATCH", f"{entity_set}({key})", json=body, headers={"If-Match": "*"}
+        )
+        await self._send_write(request)
+
+    async def delete(self, entity_set: str, id: str) -> None:
+        """Delete the row with this id (Dataverse deletes its notes with it).
+
+        A row that does not exist answers 404 (`NotFoundError`); that is also what a retry finds when
+        an earlier attempt deleted the row but its answer was lost, so a caller that only needs the
+        row gone may take `NotFoundError` as done. A missing privilege raises `AuthError` naming it.
+        """
+        key = self._write_key("delete", entity_set, id)
+        await self._send_write(self._client.build_request("DELETE", f"{entity_set}({key})"))
+
+    async def navigation_property(self, table: str, lookup: str, target: str | None = None) -> str:
+        """The navigation property that sets the lookup column `lookup` of `table` in `@odata.bind`
+        (environment logical names; `target` picks one table of a polymorphic lookup).
+
+        It is not the column's logical name: Dataverse names it after the relationship
+        (`ReferencingEntityNavigationPropertyName` of the table's many-to-one relationship whose
+        `ReferencingAttribute` is the column), which for a custom lookup is the column's mixed-case
+        schema name (`work365_ProviderAccount_Account`, not `work365_provideraccount_account`), and
+        Dataverse rejects a name in the wrong case. So it is read from the table's metadata, once
+        per client (one GET), never guessed.
+        """
+        for name in (table, lookup, target or "x"):
+            if not _LOGICAL_NAME.match(name):
+                raise InputError(
+                    f"{name[:60]!r} is not a Dataverse logical name (lower-case letters, digits, _)"
+                )
+        cache_key = (table, lookup, target)
+        if cache_key not in self._navigation:
+            answer = await self.get(
+                f"EntityDefinitions(LogicalName='{table}')/ManyToOneRelationships"
+                "?$select=ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName"
+                f"&$filter=ReferencingAttribute eq '{lookup}'"
+            )
+            names = [
+                str(r["ReferencingEntityNavigationPropertyName"])
+                for r in answer.get("value") or []
+                if isinstance(r, dict)
+                and r.get("ReferencingAttribute") == lookup
+                and (target is None or r.get("ReferencedEntity") == target)
+                and r.get("ReferencingEntityNavigationPropertyName")
+            ]
+            if len(names) != 1:
+                what = "no" if not names else f"{len(names)}"
+                to = f" to {target}" if target else ""
+                raise InputError(
+                    f"Dataverse metadata shows {what} relationship(s) of {table}.{lookup}{to}: check the "
+                    "table and column names in the schema map (`schema verify`)"
+                )
+            self._navigation[cache_key] = names[0]
+        return self._navigation[cache_key]
+
     async def change_set(self, writes: Sequence[Write]) -> list[str | None]:
         """Apply the writes in one transaction, in one `$batch` round trip: all of them or none.
 
@@ -341,6 +414,32 @@ class DataverseClient(ClosingClient):
         return ids
 
     # --- internals -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _write_key(what: str, entity_set: str, id: str) -> str:
+        """The id as a canonical GUID: anything else could address another row or entity set."""
+        if not _ENTITY_SET.match(entity_set):
+            raise InputError(f"{what}: {entity_set[:60]!r} is not an entity set name")
+        try:
+            return canonical_guid(id)
+        except ValueError:
+            raise InputError(f"{what} of {entity_set}: the id {str(id)[:40]!r} is not a GUID") from None
+
+    async def _send_write(self, request: httpx.Request) -> None:
+        """Send an idempotent write (PATCH with If-Match, DELETE); a 403 names the missing privilege."""
+        try:
+            await self._send(request)
+        except AuthError as exc:
+            missing = _MISSING_PRIVILEGE.search(str(exc)) if exc.status == 403 else None
+            if missing is None:
+                raise
+            raise AuthError(
+                f"Dataverse {request.method} {request.url.path} answered 403: the application user lacks "
+                f"the privilege {missing[1]}; add it to the user's security role (Power Platform admin "
+                "center → Settings → Users + permissions → Security roles)",
+                status=exc.status,
+                code=exc.code,
+            ) from exc
 
     def _prefer(self, q: Query) -> dict[str, str]:
         return _prefer(None if q.top is not None else self._page_size, q.annotations)

@@ -118,12 +118,12 @@ def test_status_update_keeps_state_consistent_and_rejects_unknown_values(client:
     bad = client.patch(url, json={"statuscode": 7})
     assert bad.status_code == 400
     assert "outside the valid range" in bad.json()["error"]["message"]
-    provider = client.patch(
-        url,
-        json={
-            "work365_providerinvoice_provider@odata.bind": "/work365_providers(11111111-1111-4111-8111-111111111111)"
-        },
-    )
+    target = "/work365_providers(11111111-1111-4111-8111-111111111111)"
+    # A custom lookup navigates under its schema name; its logical name is no navigation property.
+    by_logical = client.patch(url, json={"work365_providerinvoice_provider@odata.bind": target})
+    assert by_logical.status_code == 400
+    assert "undeclared property 'work365_providerinvoice_provider'" in by_logical.json()["error"]["message"]
+    provider = client.patch(url, json={"work365_Providerinvoice_Provider@odata.bind": target})
     assert provider.status_code == 204
 
 
