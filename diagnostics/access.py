@@ -21,12 +21,13 @@ counts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import READS
 from diagnostics.model import Finding
+from diagnostics.note import NOTE_TABLE
 from diagnostics.schema import TABLES, SchemaMap
 
 if TYPE_CHECKING:  # metadata reads access to resolve the schema; only the type goes the other way
@@ -184,3 +185,169 @@ def _remediation(limited: Sequence[TableAccess]) -> list[str]:
         "on User (any level) so the tool can check its own privileges.",
         "Run the scan again: the checks that were stopped run once every table is readable in full.",
     ]
+
+
+# --- write privileges ------------------------------------------------------------------------------
+#
+# Writing needs more than Read. Dataverse checks, per request (Microsoft's security model, "Security
+# roles and privileges"): Create or Write on the table written; Append on it and AppendTo on the
+# target's table when a lookup is set; Delete on a deleted row's table. The depth must cover the
+# row's owner: the notes are the tool's own rows (User level is enough), every other row is
+# someone else's, so only Organization level covers all of them.
+
+NOTE_TABLE_DEFAULT = "annotation"
+# Schema names of Dataverse's own tables as privilege names spell them (prvCreateNote,
+# prvAppendToAccount); a custom table's privilege names use its schema name, which differs from
+# the logical name only in case, and names are compared case-folded.
+_STANDARD_SCHEMA_NAMES = {
+    "account": "Account",
+    "annotation": "Note",
+    "invoice": "Invoice",
+    "product": "Product",
+    "transactioncurrency": "TransactionCurrency",
+}
+_BASIC = "Basic"
+# The tables the monitor's notes are attached to.
+NOTE_SUBJECT_TABLES = tuple(dict.fromkeys(NOTE_TABLE.values()))
+
+
+@dataclass(frozen=True)
+class Need:
+    """One privilege a write needs: its table (default name), access type and least depth."""
+
+    table: str
+    access: str  # PrivilegeType: Create, Write, Delete, Append, AppendTo
+    depth: str  # least PrivilegeDepth: Basic (User) or Global (Organization)
+    purpose: str  # what it is for, in words
+
+
+def required_privileges(*, notes: bool, map_accounts: bool, reimport: bool) -> tuple[Need, ...]:
+    """What the enabled writes need: the monitor's notes, and the two auto-fixes of unresolved
+    references (map a provider account to a CRM account; delete a provider invoice so that Work 365
+    imports it again)."""
+    needs: list[Need] = []
+    if notes:
+        # Upserting a note creates it once and writes it after; binding its regarding record
+        # appends the note to a record of the subject's table.
+        needs += [Need(NOTE_TABLE_DEFAULT, a, _BASIC, "notes") for a in ("Create", "Write", "Append")]
+        needs += [Need(t, "AppendTo", _ORGANIZATION, "notes") for t in NOTE_SUBJECT_TABLES]
+    if map_accounts:
+        purpose = "mapping provider accounts"
+        needs += [
+            Need("work365_provideraccount", "Write", _ORGANIZATION, purpose),
+            Need("work365_provideraccount", "Append", _ORGANIZATION, purpose),
+            Need("account", "AppendTo", _ORGANIZATION, purpose),
+        ]
+    if reimport:
+        needs.append(
+            Need("work365_providerinvoice", "Delete", _ORGANIZATION, "re-importing provider invoices")
+        )
+    return tuple(needs)
+
+
+@dataclass(frozen=True)
+class HeldPrivileges:
+    """What the identity holds (RetrieveUserPrivileges) and how the environment names and numbers
+    each table's privileges (EntityMetadata.Privileges), from the metadata the tool reads anyway."""
+
+    by_id: Mapping[str, str] = field(default_factory=dict)  # privilege id -> deepest depth
+    by_name: Mapping[str, str] = field(default_factory=dict)  # case-folded name -> deepest depth
+    # (environment table, PrivilegeType) -> (privilege id, name)
+    table_privileges: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    unverified: str | None = "the privileges were not read"
+
+
+def held_privileges(meta: EnvironmentMetadata) -> HeldPrivileges:
+    if isinstance(meta.user_privileges, str):
+        return HeldPrivileges(unverified=meta.user_privileges)
+    by_id, by_name = granted(meta.user_privileges)
+    table_privileges = {
+        (logical, kind): ident
+        for logical, entity in meta.entities.items()
+        for kind, ident in entity.privileges.items()
+    }
+    return HeldPrivileges(by_id, by_name, table_privileges, None)
+
+
+@dataclass(frozen=True)
+class MissingPrivilege:
+    name: str  # e.g. prvWritework365_provideraccount
+    table: str  # the environment's table name
+    depth: str | None  # what the identity holds (PrivilegeDepth); None: not at all
+    required: str  # the least PrivilegeDepth that serves
+    purpose: str
+
+    def as_evidence(self) -> dict[str, Any]:
+        return {
+            "privilege": self.name,
+            "table": self.table,
+            "granted": _SHOWN[self.depth],
+            "required": _SHOWN[self.required],
+            "for": self.purpose,
+        }
+
+
+@dataclass(frozen=True)
+class WriteAccess:
+    missing: tuple[MissingPrivilege, ...] = ()
+    unverified: str | None = None  # why the privileges could not be read
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and self.unverified is None
+
+    @property
+    def line(self) -> str | None:
+        """One line naming every missing privilege and what it is for; None when nothing is missing."""
+        if self.unverified is not None:
+            return f"the tool could not verify its write privileges ({self.unverified})"
+        if not self.missing:
+            return None
+        groups: dict[str, list[str]] = {}
+        for item in self.missing:
+            groups.setdefault(item.purpose, []).append(
+                f"{item.name} at {_SHOWN[item.required]} level"
+                + (f" (has {_SHOWN[item.depth]})" if item.depth else "")
+            )
+        listed = "; ".join(f"for {purpose}: {', '.join(names)}" for purpose, names in groups.items())
+        return (
+            f"the tool's identity lacks {len(self.missing)} write privilege(s) ({listed}); "
+            "add them to its security role in the Power Platform admin center"
+        )
+
+
+def privilege_name(table: str, logical: str, access: str) -> str:
+    """The conventional name `prv<Access><schema name>` of a table's privilege (default table name,
+    environment logical name); used when the environment's metadata of that table was not read."""
+    return f"prv{access}{_STANDARD_SCHEMA_NAMES.get(table, logical)}"
+
+
+def missing_write_privileges(
+    held: HeldPrivileges,
+    schema_map: SchemaMap,
+    *,
+    notes: bool,
+    map_accounts: bool = False,
+    reimport: bool = False,
+) -> WriteAccess:
+    """The privileges the enabled writes need that the identity does not hold deep enough.
+
+    A privilege is matched by id where the environment's metadata names it (the tables the checks
+    read), else by its conventional name (the Account table, which no check reads), as the read
+    check does.
+    """
+    needs = required_privileges(notes=notes, map_accounts=map_accounts, reimport=reimport)
+    if not needs:
+        return WriteAccess()
+    if held.unverified is not None:
+        return WriteAccess(unverified=held.unverified)
+    missing = []
+    for need in needs:
+        logical = schema_map.table(need.table)
+        privilege_id, name = held.table_privileges.get(
+            (logical, need.access), ("", privilege_name(need.table, logical, need.access))
+        )
+        depth = held.by_id.get(privilege_id) or held.by_name.get(name.casefold())
+        if depth is None or _RANK[depth] < _RANK[need.depth]:
+            missing.append(MissingPrivilege(name, logical, depth, need.depth, need.purpose))
+    return WriteAccess(tuple(missing))

@@ -57,6 +57,8 @@ class EntityMeta:
     options: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     # the table's Read privilege (EntityMetadata.Privileges, PrivilegeType "Read"): (id, name)
     read_privilege: tuple[str, str] | None = None
+    # every privilege of the table by PrivilegeType (Create, Write, Delete, Append, AppendTo…): (id, name)
+    privileges: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,14 @@ def _read_privilege(entity: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _privileges(entity: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    return {
+        str(p["PrivilegeType"]): (str(p.get("PrivilegeId", "")).lower(), str(p.get("Name", "")))
+        for p in entity.get("Privileges") or []
+        if isinstance(p, dict) and isinstance(p.get("PrivilegeType"), str)
+    }
+
+
 def _who_am_i(answer: dict[str, Any] | ServiceError) -> tuple[str | None, str]:
     """The identity's systemuser id, or None and why not."""
     if isinstance(answer, ServiceError):
@@ -235,7 +245,13 @@ async def fetch_metadata(source: MetadataSource, schema_map: SchemaMap) -> Envir
                 raise answer
             options |= _parse_options(answer)
         entities[logical] = EntityMeta(
-            logical, listing[logical][0], listing[logical][1], attributes, options, _read_privilege(first)
+            logical,
+            listing[logical][0],
+            listing[logical][1],
+            attributes,
+            options,
+            _read_privilege(first),
+            _privileges(first),
         )
     privileges: Mapping[str, Any] | str = why_not
     if user_id is not None:

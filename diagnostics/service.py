@@ -18,7 +18,14 @@ from typing import Any
 
 from azure.core.credentials import TokenCredential
 
-from diagnostics.access import ReadAccess, access_failures, read_access, read_access_finding
+from diagnostics.access import (
+    HeldPrivileges,
+    ReadAccess,
+    access_failures,
+    held_privileges,
+    read_access,
+    read_access_finding,
+)
 from diagnostics.adapters.dataverse import DataverseClient
 from diagnostics.adapters.http import RequestCounter, RequestRecord, RetryPolicy
 from diagnostics.adapters.partner_center import PartnerCenterClient
@@ -111,6 +118,8 @@ class Verification:
     proposed: dict[str, Any]
     schema: ResolvedSchema
     access: ReadAccess = field(default_factory=ReadAccess)
+    # what the identity may write (access.missing_write_privileges reads it for notes and auto-fixes)
+    privileges: HeldPrivileges = field(default_factory=HeldPrivileges)
 
 
 async def _verify(dv: DataverseClient, schema_map: SchemaMap) -> Verification:
@@ -121,6 +130,7 @@ async def _verify(dv: DataverseClient, schema_map: SchemaMap) -> Verification:
         proposed_overrides(problems, schema_map),
         resolve(meta, schema_map),
         read_access(meta, schema_map),
+        held_privileges(meta),
     )
 
 

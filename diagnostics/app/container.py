@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from diagnostics.access import missing_write_privileges
 from diagnostics.adapters.dataverse import DataverseClient
 from diagnostics.adapters.http import RequestCounter, RequestRecord
 from diagnostics.adapters.partner_center import PartnerCenterClient
@@ -98,10 +99,19 @@ class SchemaCache:
             if self._value is None or self._monotonic() - self._read_at >= self._ttl:
                 self._value = await verify_with(self._dataverse, self.schema_map)
                 self._read_at = self._monotonic()
+                _report_write_privileges(self._value, self.schema_map)
             return self._value
 
     def invalidate(self) -> None:
         self._value = None
+
+
+def _report_write_privileges(verification: Verification, schema_map: SchemaMap) -> None:
+    """Name the privileges the notes need and the identity lacks when the worker first reads the
+    environment (and at each refresh), rather than as dead letters when notes are refused."""
+    line = missing_write_privileges(verification.privileges, schema_map, notes=True).line
+    if line is not None:
+        log.error("%s", line)
 
 
 # --- a bus that is not configured -------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""GET /api/health: can this worker reach Dataverse, the broker and the state store?
+"""GET /api/health: can this worker reach Dataverse, the broker and the state store, and may it
+write its notes?
 
 Each dependency is probed with one cheap call under a time limit, concurrently; the answer lists
 each one as "ok" or the one-line reason it is not."""
@@ -9,8 +10,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from diagnostics.access import missing_write_privileges
 from diagnostics.app.container import Container
-from diagnostics.errors import DiagnosticsError
+from diagnostics.errors import ConfigError, DiagnosticsError
 from diagnostics.messages import QUEUE_INVOICE_CHECKS
 
 PROBE_SECONDS = 10.0
@@ -46,10 +48,20 @@ async def _bus(c: Container) -> None:
         await c.bus.send(QUEUE_INVOICE_CHECKS, [])
 
 
+async def _write_privileges(c: Container) -> None:
+    """The monitor's notes need write privileges Read does not give: name each one missing now,
+    not as a dead letter when the first note is refused."""
+    verification = await c.schema.get()
+    line = missing_write_privileges(verification.privileges, c.schema.schema_map, notes=True).line
+    if line is not None:
+        raise ConfigError(line)
+
+
 async def health(c: Container) -> Health:
-    names = ("dataverse", "service_bus", "state_store")
+    names = ("dataverse", "write_privileges", "service_bus", "state_store")
     results = await asyncio.gather(
         _probe(lambda: c.dataverse.get("WhoAmI")),
+        _probe(lambda: _write_privileges(c)),
         _probe(lambda: _bus(c)),
         _probe(lambda: c.state.get("health", "probe")),
     )

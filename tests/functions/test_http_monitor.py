@@ -108,7 +108,12 @@ async def get_health() -> tuple[int, dict]:  # type: ignore[type-arg]
 async def test_health_is_ok_when_everything_answers() -> None:
     status, body = await get_health()
     assert (status, body["status"]) == (200, "ok")
-    assert body["checks"] == {"dataverse": "ok", "service_bus": "ok", "state_store": "ok"}
+    assert body["checks"] == {
+        "dataverse": "ok",
+        "write_privileges": "ok",
+        "service_bus": "ok",
+        "state_store": "ok",
+    }
 
 
 @pytest.mark.usefixtures("installed")

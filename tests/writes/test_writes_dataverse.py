@@ -131,16 +131,16 @@ async def test_a_missing_privilege_is_named_and_nothing_is_written(
 ) -> None:
     with Simulator(load_fixture(tenant(denied_privileges=[denied]))) as sim:
         async with client(sim, retry) as dv:
+            navigation = await dv.navigation_property(
+                "work365_provideraccount", "work365_provideraccount_account"
+            )
+            body = {f"{navigation}@odata.bind": f"/accounts({ACCOUNT})"}
             with pytest.raises(AuthError) as refused:
-                if write == "map":
-                    navigation = await dv.navigation_property(
-                        "work365_provideraccount", "work365_provideraccount_account"
-                    )
-                    await dv.update(
-                        PA_SET, PROVIDER_ACCOUNT, {f"{navigation}@odata.bind": f"/accounts({ACCOUNT})"}
-                    )
-                else:
-                    await dv.delete("work365_providerinvoices", INVOICE)
+                await (
+                    dv.update(PA_SET, PROVIDER_ACCOUNT, body)
+                    if write == "map"
+                    else dv.delete("work365_providerinvoices", INVOICE)
+                )
         assert refused.value.status == 403
         assert f"lacks the privilege {denied};" in str(refused.value)
         assert "\n" not in str(refused.value)
