@@ -121,11 +121,14 @@ def _reference_words(ref: Mapping[str, Any]) -> str:
     if "provider_account_exists" in ref:
         if ref["provider_account_exists"]:
             facts.append("provider account exists")
-            if ref.get("account_column_empty"):
+            # The reference handler lists the provider accounts; the check gives the one's facts.
+            accounts = [a for a in ref.get("provider_accounts") or [] if isinstance(a, Mapping)]
+            account = accounts[0] if len(accounts) == 1 else ref
+            if account.get("account_column_empty"):
                 facts.append("Account column empty")
-            elif ref.get("account_name"):
-                facts.append(f"linked to account {ref['account_name']}")
-            if ref.get("sync_disabled"):
+            elif account.get("account_name"):
+                facts.append(f"linked to account {account['account_name']}")
+            if account.get("sync_disabled"):
                 facts.append("sync disabled")
         else:
             facts.append("no provider account with this id")

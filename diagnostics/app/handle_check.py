@@ -25,10 +25,12 @@ from diagnostics.app.recheck import (
     recheck_time,
     reconcile_recheck,
 )
+from diagnostics.app.reference_fixes import confirm_reimport
 from diagnostics.errors import InvoiceNotFound
 from diagnostics.loading import load_unit, review
 from diagnostics.messages import (
     QUEUE_REFERENCE_RESOLUTION,
+    ExpectedInvoiceUnit,
     InvoiceUnit,
     Reference,
     ReferenceRequest,
@@ -140,11 +142,24 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
     if decision is not None and isinstance(request.unit, InvoiceUnit):
         action = await reconcile_recheck(c.bus, c.state, request.unit, decision, now=now)
     notified = await notify_if_changed(c.notifier, c.state, request.unit, report, at=now)
+    note = decision.why if decision is not None else ""
+    if isinstance(request.unit, ExpectedInvoiceUnit) and request.reason == "recheck":
+        # The re-check auto-fix scheduled after deleting an invoice: is it imported again?
+        note = await confirm_reimport(
+            c.dataverse,
+            c.bus,
+            c.state,
+            (await c.schema.get()).schema,
+            c.thresholds,
+            request.unit,
+            now=now,
+            daily_at=recheck_time(c.settings.schedule, c.settings.recheck_delay_hours),
+        )
     return CheckResult(
         key,
         len(report.findings),
         references_published=len(references),
         recheck=action,
         notified=notified,
-        note=decision.why if decision is not None else "",
+        note=note,
     )

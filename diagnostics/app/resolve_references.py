@@ -14,13 +14,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from diagnostics.access import missing_write_privileges
 from diagnostics.adapters.dataverse import Query
 from diagnostics.app.container import Container
+from diagnostics.app.recheck import recheck_time
+from diagnostics.app.reference_fixes import (
+    DataverseFixes,
+    FixOutcome,
+    Reimport,
+    autofix_settings,
+    fix_references,
+    schedule_confirmation,
+    write_changes_note,
+)
 from diagnostics.catalog import finding
 from diagnostics.checks.context import iso, pi_subject
 from diagnostics.errors import ServiceError
@@ -36,6 +48,7 @@ from diagnostics.model import (
     Subscription,
 )
 from diagnostics.ports import ConflictError
+from diagnostics.references.autofix import AccountRef, RefState, plan
 from diagnostics.references.candidates import (
     CustomerLister,
     PartnerCenterView,
@@ -53,6 +66,7 @@ from diagnostics.references.match import (
     normalised_name,
     rank,
 )
+from diagnostics.service import Verification
 from diagnostics.settings import Thresholds
 from diagnostics.snapshot_loader import (  # the loader's row builders: one reading of a row
     DataverseReader,
@@ -63,6 +77,8 @@ from diagnostics.snapshot_loader import (  # the loader's row builders: one read
     _provider_invoice,
     _subscription,
 )
+
+log = logging.getLogger("diagnostics.app.references")
 
 _READS = frozenset({"provider_invoices", "provider_accounts", "subscriptions", "currencies"})
 REFERENCES = "references"  # state kind: fingerprint of what was last notified, per invoice
@@ -96,6 +112,9 @@ class ReferenceResult:
     references: int = 0
     notified: bool = False
     note: str = ""
+    # auto-fix: off, nothing to do, applied, dry run, busy, privileges missing; changes made now
+    autofix: str = ""
+    changes: int = 0
 
 
 def _same(a: str | None, b: str | None) -> bool:
@@ -236,7 +255,6 @@ def _currency_evidence(records: ReferenceRecords, ref: Reference) -> dict[str, A
     }
 
 
-_CHANGE_KINDS = {"customer": ("map_account",), "subscription": (), "currency": ()}
 _STEPS = {
     "customer": [
         "For each reference, look at the provider accounts in the evidence: fill the empty Account column "
@@ -264,6 +282,7 @@ def reference_report(
     now: datetime,
     threshold: float = DEFAULT_THRESHOLD,
     changes: Sequence[dict[str, Any]] = (),
+    auto_fix: str | None = None,
 ) -> Report:
     """Pure: the invoice's US_BLOCKED_UNRESOLVED_* findings with what each reference finds now.
     A kind whose references all resolve now has no finding (the check says re-import next)."""
@@ -295,7 +314,8 @@ def reference_report(
                     "invoice_number": invoice.invoice_number,
                     "references": evidence,
                     "looked_up_at": iso(now),
-                    "changes": [c for c in changes if c.get("kind") in _CHANGE_KINDS[kind]],
+                    "changes": list(changes),
+                    "auto_fix": auto_fix,
                 },
                 [*_STEPS[kind], _AFTER],
             )
@@ -439,9 +459,121 @@ async def read_reference_records(
 # --- the use case -------------------------------------------------------------------------------
 
 
+def reference_states(
+    request: ReferenceRequest, records: ReferenceRecords, threshold: float
+) -> list[RefState]:
+    """Pure: each reference of the request as auto-fix plans on it (a product or unknown reference
+    never resolves here, so it keeps the invoice)."""
+    states = []
+    for ref in request.references:
+        if ref.type == "customer":
+            matched = customer_match(records, ref, threshold)
+            accounts = tuple(
+                AccountRef(a.id, a.name, a.account_id, a.active) for a in matched.provider_accounts
+            )
+            states.append(
+                RefState(
+                    "customer", ref.id, ref.name, matched.resolved, accounts, matched.chosen, matched.verdict
+                )
+            )
+        elif ref.type == "subscription":
+            states.append(
+                RefState("subscription", ref.id, ref.name, bool(_subscription_ref(records, ref)["resolved"]))
+            )
+        elif ref.type == "currency":
+            states.append(
+                RefState("currency", ref.id, ref.name, bool(_currency_evidence(records, ref)["resolved"]))
+            )
+        else:
+            states.append(RefState(ref.type, ref.id, ref.name, False))
+    return states
+
+
 def _fingerprint(report: Report) -> str:
-    evidence = [[f.dedup_key, f.severity, f.evidence.get("references")] for f in report.findings]
+    evidence = [
+        [
+            f.dedup_key,
+            f.severity,
+            f.evidence.get("references"),
+            f.evidence.get("changes"),
+            f.evidence.get("auto_fix"),
+        ]
+        for f in report.findings
+    ]
     return hashlib.sha256(json.dumps(evidence, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def _autofix(
+    c: Container,
+    verification: Verification,
+    request: ReferenceRequest,
+    records: ReferenceRecords,
+    partner: CustomerLister | None,
+    now: datetime,
+) -> FixOutcome:
+    """Plan and apply the auto-fixes the settings allow, once (reference_fixes.py)."""
+    settings = autofix_settings(c.settings)
+    if not settings.enabled:
+        return FixOutcome("off")
+    assert records.invoice is not None
+    schema = verification.schema
+    access = missing_write_privileges(
+        verification.privileges,
+        schema.schema_map,
+        notes=False,
+        map_accounts=settings.map_accounts,
+        reimport=settings.reimport,
+    )
+    missing = [m.name for m in access.missing] or ([access.line] if access.line else [])
+    the_plan = plan(
+        reference_states(request, records, settings.min_confidence),
+        invoice_id=records.invoice.id,
+        invoice_name=records.invoice.name,
+        settings=settings,
+        missing_privileges=missing,
+    )
+
+    async def references_resolve() -> bool:
+        fresh = await read_reference_records(c.dataverse, schema, c.thresholds, request, partner)
+        return fresh.invoice is not None and all(
+            s.resolved for s in reference_states(request, fresh, settings.min_confidence)
+        )
+
+    hold = timedelta(seconds=c.settings.message_deadline_seconds)
+    writer = DataverseFixes(c.dataverse, schema, references_resolve)
+    return await fix_references(
+        c.state, the_plan, writer, invoice_id=records.invoice.id, settings=settings, now=now, hold=hold
+    )
+
+
+async def _after_changes(
+    c: Container,
+    schema: ResolvedSchema,
+    request: ReferenceRequest,
+    invoice: ProviderInvoice,
+    outcome: FixOutcome,
+    now: datetime,
+) -> None:
+    """The note of the changes on the provider's record; after a delete, the re-check that confirms
+    the re-import."""
+    if not invoice.provider_id:
+        return
+    made = [ch for ch in outcome.changes if not ch.get("dry_run")]
+    if outcome.deleted:
+        reimport = Reimport(
+            invoice.provider_id,
+            request.period,
+            invoice.id,
+            invoice.invoice_number,
+            invoice.name,
+            now,
+            tuple(made),
+        )
+        daily_at = recheck_time(c.settings.schedule, c.settings.recheck_delay_hours)
+        await schedule_confirmation(c.bus, c.state, reimport, now=now, daily_at=daily_at)
+    await write_changes_note(
+        c.dataverse, schema, provider_id=invoice.provider_id, period=request.period, changes=made
+    )
 
 
 async def handle_references(c: Container, body: bytes) -> ReferenceResult:
@@ -451,16 +583,42 @@ async def handle_references(c: Container, body: bytes) -> ReferenceResult:
     unit = InvoiceUnit(invoice_id=request.invoice_id)
     key = f"pi:{request.invoice_id}"
     verification = await c.schema.get()
-    if _READS & verification.schema.unavailable.keys():
+    schema = verification.schema
+    if _READS & schema.unavailable.keys():
         # The checks report SCHEMA_MISMATCH or READ_ACCESS_LIMITED; these records cannot be read.
         return ReferenceResult(key, 0, len(request.references), note="records unreadable: not looked up")
-    # Partner Center's customers API arrives with the writes; until then the client has none.
+    # Partner Center's customers API (app-only, read-only) where the client offers it.
     partner = c.partner_center if isinstance(c.partner_center, CustomerLister) else None
-    records = await read_reference_records(c.dataverse, verification.schema, c.thresholds, request, partner)
+    records = await read_reference_records(c.dataverse, schema, c.thresholds, request, partner)
     if records.invoice is None:
         return ReferenceResult(key, 0, len(request.references), note="the invoice is gone")
+    invoice = records.invoice
+    outcome = await _autofix(c, verification, request, records, partner, now)
+    if outcome.made:
+        await _after_changes(c, schema, request, invoice, outcome, now)
+    if outcome.deleted:
+        # Its note went with it; the confirming re-check and the changes note say what happened.
+        return ReferenceResult(
+            key,
+            0,
+            len(request.references),
+            note="deleted so that Work 365 re-imports it",
+            autofix=outcome.status,
+            changes=outcome.made,
+        )
+    if outcome.made:  # what the evidence says must be what Dataverse holds after the changes
+        records = await read_reference_records(c.dataverse, schema, c.thresholds, request, partner)
+        invoice = records.invoice or invoice
     threshold = c.settings.autofix_min_confidence
-    report = reference_report(request, records.invoice, records, now=now, threshold=threshold)
+    report = reference_report(
+        request,
+        invoice,
+        records,
+        now=now,
+        threshold=threshold,
+        changes=outcome.changes,
+        auto_fix=_words(outcome),
+    )
     stored = await c.state.get(REFERENCES, key)
     current = _fingerprint(report)
     if report.findings and (stored is None or stored.value.get("fingerprint") != current):
@@ -475,4 +633,27 @@ async def handle_references(c: Container, body: bytes) -> ReferenceResult:
         notified = True
     else:
         notified = False
-    return ReferenceResult(key, len(report.findings), len(request.references), notified=notified)
+    if outcome.not_applied:
+        log.info("auto-fix not applied for %s: %s", key, "; ".join(outcome.not_applied))
+    return ReferenceResult(
+        key,
+        len(report.findings),
+        len(request.references),
+        notified=notified,
+        autofix=outcome.status,
+        changes=outcome.made,
+    )
+
+
+def _words(outcome: FixOutcome) -> str | None:
+    """The auto-fix line of the evidence: what it did, or why it did not."""
+    if outcome.status == "off":
+        return None
+    said = {
+        "applied": f"applied {outcome.made} change(s)",
+        "dry run": "dry run (DIAG_AUTOFIX_DRY_RUN): nothing was changed",
+        "busy": "another delivery is applying the changes",
+        "privileges missing": "nothing applied: privileges missing",
+        "nothing to do": "nothing to apply",
+    }.get(outcome.status, outcome.status)
+    return "; ".join([said, *outcome.not_applied])

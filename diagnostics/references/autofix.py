@@ -74,16 +74,18 @@ class Change:
 
     def record(self, at: datetime, *, dry_run: bool) -> dict[str, Any]:
         """The change as the state, the evidence and the note keep it."""
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "table": self.table,
             "record_id": self.record_id,
             "what": ("would " if dry_run else "") + self.what,
-            "previous": self.previous,
             "value": self.value,
             "at": at.isoformat(),
             "dry_run": dry_run,
         }
+        if self.kind == "map_account":
+            out["previous"] = self.previous  # the Account before (empty: None)
+        return out
 
 
 @dataclass(frozen=True)
