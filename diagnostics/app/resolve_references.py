@@ -621,7 +621,10 @@ async def handle_references(c: Container, body: bytes) -> ReferenceResult:
     )
     stored = await c.state.get(REFERENCES, key)
     current = _fingerprint(report)
-    if report.findings and (stored is None or stored.value.get("fingerprint") != current):
+    # The living note's notifier decides itself what changed: called each time, since the day's
+    # check has just rewritten the same findings' blocks without the candidates.
+    deciding = bool(getattr(c.notifier, "decides_changes", False))
+    if report.findings and (deciding or stored is None or stored.value.get("fingerprint") != current):
         await c.notifier.notify(unit, report, at=now, partial=True)
         with contextlib.suppress(ConflictError):  # a concurrent delivery recorded it
             await c.state.put(

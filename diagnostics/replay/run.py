@@ -241,6 +241,7 @@ class _Run:
     connection: Connection
     replay: Replay
     notes_seen: int = 0
+    writes_seen: int = 0
     posts_seen: int = 0
     faults_seen: int = 0
     unseen_change: bool = False  # the tenant changed after the last timer run
@@ -337,6 +338,13 @@ class _Run:
         record.notes_written, record.teams_posts = notes - self.notes_seen, posts - self.posts_seen
         record.faults_injected = faults - self.faults_seen
         self.notes_seen, self.posts_seen, self.faults_seen = notes, posts, faults
+        writes = list(self.sim.writes)
+        record.records_changed = [
+            f"{w['method']} {w['table']} {w['id']}"
+            for w in writes[self.writes_seen :]
+            if w["table"] != "annotation"
+        ]
+        self.writes_seen = len(writes)
 
     def pending(self) -> bool:
         """Anything still to come: a scheduled re-check, a change in the tenant's timeline, or a

@@ -80,6 +80,8 @@ class Day:
     rechecks_cancelled: int = 0
     dead_lettered: int = 0
     notes_written: int = 0
+    # Work 365 records the tool changed (auto-fix), read from the simulator: "PATCH table id"
+    records_changed: list[str] = field(default_factory=list)
     teams_posts: int = 0
     duplicates_delivered: int = 0
     deliveries_failed: int = 0  # abandoned deliveries: Service Bus retried them
@@ -100,6 +102,7 @@ class Day:
             "rechecks_cancelled": self.rechecks_cancelled,
             "dead_lettered": self.dead_lettered,
             "notes_written": self.notes_written,
+            "records_changed": self.records_changed,
             "teams_posts": self.teams_posts,
             "open": self.open_by_severity(),
             "timer_at": iso(self.timer_at),
@@ -243,6 +246,8 @@ def _monitor_line(day: Day) -> str:
     if day.dead_lettered:
         parts.append(f"{day.dead_lettered} dead-lettered")
     parts.append(f"{_count(day.notes_written, 'note')} written")
+    if day.records_changed:
+        parts.append(f"records changed by auto-fix: {', '.join(day.records_changed)}")
     parts.append(_count(day.teams_posts, "Teams post"))
     return "; ".join(parts)
 
