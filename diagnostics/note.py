@@ -143,9 +143,17 @@ def _reference_words(ref: Mapping[str, Any]) -> str:
             facts.append(f"customer {ref['customer']}")
         if ref.get("migrated_azure_subscription_id_likely"):
             facts.append("the customer already has a usage subscription under another id (migrated Azure)")
-    if "currency_exists" in ref or "active_currency" in ref:
-        exists = ref.get("currency_exists", ref.get("active_currency"))
-        facts.append("active currency exists" if exists else "no active currency with this ISO code")
+    if "currency_exists" in ref:  # the reference handler: whether it exists, and is active
+        if ref.get("resolved"):
+            facts.append("active currency exists")
+        elif ref["currency_exists"]:
+            facts.append("the currency exists but is inactive: activate it")
+        else:
+            facts.append("no currency with this ISO code: add it")
+    elif "active_currency" in ref:
+        facts.append(
+            "active currency exists" if ref["active_currency"] else "no active currency with this ISO code"
+        )
     reference = ref.get("reference")
     label = f"{name} ({reference})" if reference and reference != name else str(name)
     return f"{label} — {', '.join(facts)}" if facts else label

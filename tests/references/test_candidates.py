@@ -149,3 +149,13 @@ async def test_two_equally_good_accounts_are_ambiguous(built: Container) -> None
     assert tailspin["match"] == "ambiguous"
     assert {c["account"] for c in tailspin["candidates"]} == {"Tailspin Toys", "Tailspin Toys Limited"}
     assert any("ambiguous, choose one: " in x for x in lines)
+
+
+def test_a_currency_reference_says_whether_to_add_or_activate_it() -> None:
+    inactive = {"reference": "CHF", "currency_exists": True, "resolved": False, "currencies": []}
+    missing = {"reference": "NOK", "currency_exists": False, "resolved": False, "currencies": []}
+    lines = evidence_lines({"references": [inactive, missing]})
+    assert lines == [
+        "CHF — the currency exists but is inactive: activate it",
+        "NOK — no currency with this ISO code: add it",
+    ]
