@@ -85,8 +85,11 @@ class SchemaCache:
         ttl: float,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        autofix: tuple[bool, bool] = (False, False),
     ) -> None:
         self.schema_map = schema_map
+        # (DIAG_AUTOFIX_MAP_ACCOUNTS, DIAG_AUTOFIX_REIMPORT): their privileges are named at start too
+        self.autofix = autofix
         self._dataverse = dataverse
         self._ttl = ttl
         self._monotonic = monotonic
@@ -99,17 +102,23 @@ class SchemaCache:
             if self._value is None or self._monotonic() - self._read_at >= self._ttl:
                 self._value = await verify_with(self._dataverse, self.schema_map)
                 self._read_at = self._monotonic()
-                _report_write_privileges(self._value, self.schema_map)
+                _report_write_privileges(self._value, self.schema_map, self.autofix)
             return self._value
 
     def invalidate(self) -> None:
         self._value = None
 
 
-def _report_write_privileges(verification: Verification, schema_map: SchemaMap) -> None:
-    """Name the privileges the notes need and the identity lacks when the worker first reads the
-    environment (and at each refresh), rather than as dead letters when notes are refused."""
-    line = missing_write_privileges(verification.privileges, schema_map, notes=True).line
+def _report_write_privileges(
+    verification: Verification, schema_map: SchemaMap, autofix: tuple[bool, bool]
+) -> None:
+    """Name the privileges the notes (and the auto-fixes that are on) need and the identity lacks
+    when the worker first reads the environment (and at each refresh), rather than as dead letters
+    when notes are refused."""
+    map_accounts, reimport = autofix
+    line = missing_write_privileges(
+        verification.privileges, schema_map, notes=True, map_accounts=map_accounts, reimport=reimport
+    ).line
     if line is not None:
         log.error("%s", line)
 
@@ -183,7 +192,12 @@ class Container:
             closing = getattr(adapter, "aclose", None)
             if closing is not None:
                 closers.append(closing)
-        schema = SchemaCache(dataverse, connection.schema_map, settings.schema_cache_seconds)
+        schema = SchemaCache(
+            dataverse,
+            connection.schema_map,
+            settings.schema_cache_seconds,
+            autofix=(settings.autofix_map_accounts, settings.autofix_reimport),
+        )
         if notifier is None:
             # The living note on each subject's record; Teams posts when the webhook is set.
             teams = None

@@ -49,10 +49,16 @@ async def _bus(c: Container) -> None:
 
 
 async def _write_privileges(c: Container) -> None:
-    """The monitor's notes need write privileges Read does not give: name each one missing now,
-    not as a dead letter when the first note is refused."""
+    """The monitor's notes (and the auto-fixes that are on) need write privileges Read does not
+    give: name each one missing now, not as a dead letter when the first note is refused."""
     verification = await c.schema.get()
-    line = missing_write_privileges(verification.privileges, c.schema.schema_map, notes=True).line
+    line = missing_write_privileges(
+        verification.privileges,
+        c.schema.schema_map,
+        notes=True,
+        map_accounts=c.settings.autofix_map_accounts,
+        reimport=c.settings.autofix_reimport,
+    ).line
     if line is not None:
         raise ConfigError(line)
 

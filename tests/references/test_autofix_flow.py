@@ -15,6 +15,7 @@ import pytest
 from diagnostics.app.container import Container
 from diagnostics.app.delivery import deliver
 from diagnostics.app.handle_check import handle_check
+from diagnostics.app.health import health
 from diagnostics.app.reference_fixes import AUTOFIX, changes_note_id
 from diagnostics.app.resolve_references import handle_references
 from diagnostics.messages import (
@@ -195,3 +196,12 @@ async def test_concurrent_deliveries_apply_each_change_once(world: World) -> Non
     assert state is not None
     assert [c["kind"] for c in state.value["changes"]] == ["map_account", "delete_invoice"]
     assert len([s for s in world.bus.scheduled.values() if "expected" in s.message.message_id]) == 1
+
+
+@pytest.mark.parametrize(
+    "world", [(t.confident(denied=["prvAppendToAccount"], reimport=False), ON)], indirect=True
+)
+async def test_the_health_probe_names_what_an_enabled_auto_fix_lacks_before_it_tries(world: World) -> None:
+    checked = await health(world.c)
+    assert "prvAppendToAccount" in checked.checks["write_privileges"]
+    assert world.work365_writes() == []
