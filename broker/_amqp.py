@@ -1,7 +1,8 @@
 """The AMQP 1.0 server: python-qpid-proton, in one daemon thread. All proton specifics live here.
 
 What azure-servicebus 7.15 expects (learnt from its pyamqp code and frame traces):
-- SASL ANONYMOUS, then CBS `put-token` on `$cbs` (accepted and recorded), even in emulator mode;
+- SASL ANONYMOUS, then CBS `put-token` on `$cbs` (accepted and recorded, or refused with 401 when
+  `Broker.refused` is set), even in emulator mode;
 - entity links addressed by full URI (`amqps://host:port/queue`), management on `queue/$management`
   with `operation` / `statusCode` / `statusDescription`;
 - a sent message settled at once; a peek-lock settlement echoed with the same outcome and settled;
@@ -371,10 +372,13 @@ class _Server(Handshaker):
         body = _codec._plain(request.body)
         token = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
         self._broker._record_token(str(_key(props, "name")), token)
+        refused = self._broker.refused
         return proton.Message(
             address=request.reply_to,
             correlation_id=request.id,
-            properties={"status-code": 202, "status-description": "Accepted"},
+            properties={"status-code": 202, "status-description": "Accepted"}
+            if refused is None
+            else {"status-code": 401, "status-description": refused},
         )
 
     def _management(self, path: str, payload: bytes) -> proton.Message:

@@ -49,6 +49,9 @@ class Broker:
             for name, opts in options.items()
         }
         self._tokens: list[tuple[str, str]] = []
+        # Set to a description: every sign-in (CBS put-token) is answered 401 with it, as Service Bus
+        # refuses a credential it does not accept; the SDK raises ServiceBusAuthenticationError.
+        self.refused: str | None = None
         self._errors: list[str] = []
         self._server = AmqpServer(self, host)
         self._started = False

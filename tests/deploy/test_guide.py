@@ -13,14 +13,18 @@ from pathlib import Path
 
 import azure.functions as func
 import pytest
+from azure.servicebus.aio import ServiceBusClient
 
 import function_app
+from broker.testing import running_broker
 from diagnostics.adapters.http import RetryPolicy
+from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.app.container import Container, use_container
 from diagnostics.app.notify import MonitorNotifier
 from diagnostics.checks import READS
 from diagnostics.errors import ConfigError
 from diagnostics.messages import InvoiceUnit
+from diagnostics.ports import MessageBus
 from diagnostics.service import scan
 from diagnostics.settings import load_settings
 from simulator import Simulator, load_fixture
@@ -47,12 +51,12 @@ def quoted(message: str) -> None:
     assert " ".join(message.split()) in guide(), f"docs/deploy.md does not quote: {message}"
 
 
-def _installed(sim: Simulator, **changes: object) -> Container:
+def _installed(sim: Simulator, bus: MessageBus | None = None, **changes: object) -> Container:
     conn = dataclasses.replace(connection(sim, retry=NO_PAUSE), **changes)  # type: ignore[arg-type]
     built = Container.from_connection(
         conn,
         settings=load_settings({}),
-        bus=FakeBus(),
+        bus=bus or FakeBus(),
         state=InMemoryStateStore(),
         notifier=RecordingNotifier(),
         clock=FakeClock(sim.now),
@@ -125,6 +129,25 @@ async def test_a_wrong_dataverse_url(sim: Simulator) -> None:
     assert reached.endswith("could not be reached after 5 attempts")
     quoted("could not be reached after 5 attempts")
     quoted(hint.split("): ", 1)[1])
+
+
+# --- 4. the identity lacks its Service Bus roles -------------------------------------------------
+
+
+async def test_the_identity_lacks_its_service_bus_roles(sim: Simulator) -> None:
+    with running_broker() as broker:
+        broker.refused = "Unauthorized access. 'Send' claim(s) are required to perform this operation."
+        # The SDK's own retries off: the refusal is the same every time.
+        client = ServiceBusClient.from_connection_string(broker.connection_string, retry_total=0)
+        _installed(sim, bus=ServiceBusMessageBus(client))
+        status, body = await _health()
+    assert status == 503
+    checks = body["checks"]
+    assert isinstance(checks, dict)
+    assert checks["dataverse"] == "ok"
+    said = str(checks["service_bus"])
+    assert said.startswith("Service Bus refused opening a sender on invoice-checks")
+    quoted(said.rsplit("): ", 1)[1])
 
 
 # --- 5. a misspelt DIAG_ setting, 6. an unresolved Key Vault reference --------------------------

@@ -16,20 +16,32 @@ from typing import Any
 
 import pytest
 from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from diagnostics.adapters.teams import TeamsWebhook
 from diagnostics.adapters.telemetry import APP_SETTINGS, dimensions
 from diagnostics.app.container import Container
 from diagnostics.app.delivery import deliver
 from diagnostics.app.handle_check import handle_check
 from diagnostics.app.plan import plan_today
-from diagnostics.messages import QUEUE_INVOICE_CHECKS, CheckRequest, InvoiceUnit, encode
+from diagnostics.app.resolve_references import handle_references
+from diagnostics.messages import (
+    QUEUE_INVOICE_CHECKS,
+    QUEUE_REFERENCE_RESOLUTION,
+    CheckRequest,
+    InvoiceUnit,
+    encode,
+)
 from diagnostics.service import scan
 from simulator import Simulator
 from simulator.connect import connection
-from tests.app.conftest import BLOCKED, DAY
+from tests.app.conftest import BLOCKED, DAY, parts
 from tests.deploy.conftest import ROOT, guide
 from tests.fakes import FakeMessageActions, ReceivedMessage
 
@@ -186,3 +198,70 @@ def test_function_app_does_not_import_opentelemetry() -> None:
     """The worker configures it; the app's import stays as light as before (cold start)."""
     source = Path(ROOT / "function_app.py").read_text(encoding="utf-8")
     assert "opentelemetry" not in source
+
+
+def _documented(starts: str) -> tuple[str, set[str]]:
+    """(logger, custom dimensions) the guide's table in section 7 gives for the line starting so."""
+    section = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8").split("## 7.")[1].split("## 8.")[0]
+    [row] = [r for r in section.splitlines() if r.startswith(f"| `{starts}`")]
+    _, logger, named = row.split(" | ")
+    return logger.strip("`"), set(re.findall(r"`(\w+)`", named))
+
+
+async def test_the_guides_table_names_every_dimension_of_every_line_and_its_logger(
+    sim: Simulator, container: Container, exported: InMemoryLogRecordExporter
+) -> None:
+    await plan_today(container=lambda: container)
+    for message in (check(InvoiceUnit(invoice_id=BLOCKED)), ReceivedMessage(b"{}", message_id="m-bad")):
+        await deliver(
+            QUEUE_INVOICE_CHECKS, message, FakeMessageActions(), handle_check, container=lambda: container
+        )
+    bus, _, _ = parts(container)
+    [references] = bus.bodies(QUEUE_REFERENCE_RESOLUTION)  # the check handed its references off
+    await deliver(
+        QUEUE_REFERENCE_RESOLUTION,
+        ReceivedMessage(references, message_id="refs"),
+        FakeMessageActions(),
+        handle_references,
+        container=lambda: container,
+    )
+    await scan(connection(sim), sim.now)
+    for starts, documented_as in (
+        ("plan done", "plan done"),
+        ("message handled", "message handled"),
+        ("message not handled", "message handled"),
+        ("diagnosis", "diagnosis"),
+    ):
+        logger, documented = _documented(documented_as)
+        found = lines(exported, starts)
+        assert found, starts
+        for _, dims in found:
+            assert dims.pop("logger_name") == logger, starts
+            ours = {key for key in dims if "." not in key}  # not the SDK's own code.* attributes
+            assert ours <= documented, (starts, ours - documented)
+
+
+async def test_the_teams_webhooks_secret_never_reaches_a_trace(sim: Simulator) -> None:
+    """The distro also traces every httpx request (a dependency per call, its URL included): the
+    webhook's `sig` must come out redacted."""
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        webhook = TeamsWebhook(
+            sim.teams_webhook_url + "?api-version=1&sig=s3cretSig", verify=sim.ssl_context()
+        )
+        try:
+            await webhook.post({"type": "message", "attachments": []})  # raises unless accepted
+        finally:
+            await webhook.aclose()
+    finally:
+        instrumentor.uninstrument()
+    assert len(sim.teams_received) == 1
+    [span] = spans.get_finished_spans()
+    attributes = {key: str(value) for key, value in (span.attributes or {}).items()}
+    assert any("/teams/webhook" in value for value in attributes.values())
+    assert not any("s3cretSig" in value for value in attributes.values()), attributes
