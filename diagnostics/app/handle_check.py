@@ -89,6 +89,28 @@ def unresolved_references(report: Report, day: Any) -> list[ReferenceRequest]:
     ]
 
 
+_LOOKED_UP = ("customer", "subscription", "currency")
+
+
+def reimport_requests(report: Report, day: Any) -> list[ReferenceRequest]:
+    """Pure: for an invoice whose references all resolve now but that still waits to be re-imported,
+    the request that lets the reference handler's auto-fix re-import it (DIAG_AUTOFIX_REIMPORT)."""
+    requests = []
+    for item in report.findings:
+        if item.code != "REFERENCES_RESOLVED_REIMPORT_NEEDED" or item.subject.type != "provider_invoice":
+            continue
+        refs = tuple(
+            Reference(type=ref["kind"], id=str(ref["reference"]), name=ref.get("name"))
+            for ref in item.evidence.get("references", [])
+            if isinstance(ref, dict) and ref.get("kind") in _LOOKED_UP and ref.get("reference")
+        )
+        if refs:
+            requests.append(
+                ReferenceRequest(invoice_id=item.subject.id, period=item.period, day=day, references=refs)
+            )
+    return requests
+
+
 async def _check(c: Container, unit: Unit, now: datetime) -> tuple[Report, RecheckDecision | None]:
     verification = await c.schema.get()
     schema = verification.schema
@@ -133,6 +155,8 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
         raise
 
     references = unresolved_references(report, today)
+    if c.settings.autofix_reimport:
+        references += reimport_requests(report, today)
     if references:
         await c.bus.send(
             QUEUE_REFERENCE_RESOLUTION,

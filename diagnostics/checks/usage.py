@@ -267,7 +267,8 @@ def _pull_window_evidence(ctx: Context, pi: ProviderInvoice) -> dict[str, Any]:
 
 
 def _reference_evidence(res: Resolution, resolved: bool) -> dict[str, Any]:
-    return res.evidence | {"resolved": resolved, "found_in": res.found_in}
+    # `kind`: what the reference handler looks up again (auto-fix re-imports once all resolve).
+    return res.evidence | {"resolved": resolved, "found_in": res.found_in, "kind": res.reference.kind.value}
 
 
 def _blocked(

@@ -114,3 +114,11 @@ def ambiguous() -> dict[str, Any]:
     doc["dataverse"]["rows"]["account"].append({"accountid": SECOND_ACCOUNT, "name": "Tailspin Toys Limited"})
     doc["dataverse"]["rows"]["account"][0].pop("websiteurl")
     return doc
+
+
+def fixed_by_hand() -> dict[str, Any]:
+    """A person mapped the provider account an hour ago; the invoice still waits to be re-imported."""
+    doc = confident(reimport=False)
+    [account] = doc["dataverse"]["rows"]["work365_provideraccount"]
+    account |= {"work365_provideraccount_account": ACCOUNT, "modifiedon": "2026-11-12T08:00:00Z"}
+    return doc

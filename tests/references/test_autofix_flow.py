@@ -205,3 +205,17 @@ async def test_the_health_probe_names_what_an_enabled_auto_fix_lacks_before_it_t
     checked = await health(world.c)
     assert "prvAppendToAccount" in checked.checks["write_privileges"]
     assert world.work365_writes() == []
+
+
+@pytest.mark.parametrize("world", [(t.fixed_by_hand(), {"DIAG_AUTOFIX_REIMPORT": "true"})], indirect=True)
+async def test_references_a_person_resolved_are_reimported_when_that_is_on(world: World) -> None:
+    await world.blocked()
+    await world.resolve()
+    assert [(w["method"], w["id"]) for w in world.work365_writes()] == [("DELETE", t.INVOICE)]
+    assert "delete provider invoice Microsoft G012345678 2026-10" in world.note(CHANGES_NOTE)
+
+
+@pytest.mark.parametrize("world", [(t.fixed_by_hand(), {})], indirect=True)
+async def test_with_reimport_off_a_resolved_invoice_is_not_looked_up_again(world: World) -> None:
+    await world.blocked()
+    assert world.bus.bodies(QUEUE_REFERENCE_RESOLUTION) == []
