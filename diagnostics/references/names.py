@@ -377,25 +377,30 @@ def parse_name(raw: str) -> ParsedName:
 
 
 def normalised_name(name: str) -> str:
-    """Case, accents, punctuation, legal forms and "The" set aside: "The Contoso Ltd." → "contoso"."""
-    return parse_name(name).key
+    """The words of a name as written, with case, accents, punctuation, legal forms and "The" set
+    aside: "The O'Brien Toys Ltd." → "o brien toys". Every word is part of the written name (for a
+    `contains()` search); the matcher compares `ParsedName.key`, which also writes out abbreviations
+    and makes plurals singular."""
+    text = _SLASHED.sub(r"\1\2", _DOTTED.sub(lambda m: re.sub(r"[.\s]", "", m.group()), fold(name)))
+    words = [w for w in _WORDS.findall(text) if w not in _DROPPED]
+    kept, _ = _set_legal_aside(words)
+    return " ".join(kept)
 
 
 def search_tokens(name: str, limit: int = 3) -> tuple[str, ...]:
-    """The most distinctive words of `name` for a `contains(name, '…')` prefilter: as written
-    (case folded, accents kept, which Dataverse's accent-insensitive collation matches), at least
-    three characters, letters and digits only, so safe in an OData literal and a SQL LIKE; generic
-    words, regions, particles and legal forms left out; longest first. Empty when none is usable
-    (then filter on the domain, or rank every account)."""
-    parsed = parse_name(name)
-    if not parsed.forms:
-        return ()
-    significant = {w for f in parsed.forms for w in f.words if weight_of(w) == STRONG}
-    text = _APOSTROPHES.sub("", unicodedata.normalize("NFC", name).casefold())
-    written = _WORDS.findall(_DOTTED.sub(lambda m: re.sub(r"[.\s]", "", m.group()), text))
+    """The most distinctive words of `name` for a `contains(name, '…')` prefilter. Each is a piece
+    of the name as written (case folded, accents kept, which Dataverse's case- and
+    accent-insensitive collation matches), at least three characters, letters and digits only, so
+    safe in an OData literal and a SQL LIKE; legal forms, generic words ("Group"), regions and
+    particles left out; longest first. Empty when none is usable (then filter on the domain, or
+    rank every account)."""
+    written = _WORDS.findall(unicodedata.normalize("NFC", name).casefold())
     tokens = [
         w
         for w in dict.fromkeys(written)
-        if len(w) >= 3 and not _is_legal(fold(w)) and _canonical_word(fold(w)) in significant
+        if len(w) >= 3
+        and w not in _DROPPED
+        and not _is_legal(fold(w))
+        and weight_of(_canonical_word(fold(w))) == STRONG
     ]
     return tuple(sorted(tokens, key=lambda w: (-len(w), w))[:limit])
