@@ -1,5 +1,5 @@
 """The command line: `python -m diagnostics scan | diagnose INVOICE | monitor | demo | schema verify |
-silence add|list|remove`.
+silence add|list|remove | references evaluate CASES`.
 
 Exit status: 0 no finding of warning or above (muted ones aside); 1 at least one; 2 bad usage,
 configuration or input; 3 the run could not complete. Errors are one line on standard error,
@@ -127,7 +127,40 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--write", metavar="FILE", type=Path, help="write the proposed override file here")
     silence = sub.add_parser("silence", help="silence a finding's alerts until a date (add, list, remove)")
     silences.add_arguments(silence, _Parser)
+    _references(sub.add_parser("references", help="the account matcher (evaluate it on labelled cases)"))
     return parser
+
+
+def _references(parser: argparse.ArgumentParser) -> None:
+    from diagnostics.references.match import DEFAULT_THRESHOLD  # noqa: PLC0415  (rapidfuzz on demand)
+
+    commands = parser.add_subparsers(dest="references_command", required=True, parser_class=_Parser)
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="rank and auto-fix labelled cases; print top-1, precision and recall",
+        description='One case a JSON line: {"provider": {"name": …, "domain": …}, "candidates": '
+        '[{"id": …, "name": …, "website": …}], "answer": <candidate id or null>} (optional '
+        '"linked": [account ids], "kind", "note"). The last line reads \'references: precision P, '
+        "recall R, top-1 T over N cases'. Exit 1 when auto-fix would map a wrong account.",
+    )
+    evaluate.add_argument("cases", metavar="CASES.jsonl", type=Path)
+    evaluate.add_argument(
+        "--threshold",
+        type=_share,
+        default=DEFAULT_THRESHOLD,
+        metavar="P",
+        help=f"auto-fix's minimum confidence (default {DEFAULT_THRESHOLD})",
+    )
+    evaluate.add_argument("--misses", action="store_true", help="list the cases whose top proposal is wrong")
+    _verbose(evaluate, argparse.SUPPRESS)
+
+
+def _cmd_references(args: argparse.Namespace) -> int:
+    from diagnostics.references.evaluate import run  # noqa: PLC0415
+
+    text, evaluation = run(args.cases, args.threshold, misses=args.misses)
+    _print(text)
+    return EXIT_FINDINGS if evaluation.wrongly_applied else EXIT_OK
 
 
 @dataclass(frozen=True)
@@ -305,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
+        if args.command == "references":  # offline: needs no settings
+            return _cmd_references(args)
         settings = load_settings()
         if args.command == "scan":
             return _cmd_scan(args, settings)

@@ -47,6 +47,7 @@ from rapidfuzz.distance import Indel
 
 from diagnostics.references.domains import host_of, is_shared, name_label, registrable, tenant_name
 from diagnostics.references.names import (
+    ENGLISH_REGIONS,
     PARTICLE,
     REGION,
     STRONG,
@@ -74,8 +75,10 @@ __all__ = [
 DEFAULT_THRESHOLD = 0.9
 # ... and only when the runner-up is at least this far behind (and itself below the threshold).
 DEFAULT_MARGIN = 0.1
-# Names that differ by a distinguishing word, or legal forms of different countries: at most this sure.
-DIFFERENT_ENTITY_CAP = 0.8
+# Names that differ by a distinguishing word, or legal forms of different countries: more often a
+# sister company, a parent or a subsidiary than the customer itself; below the lowest threshold
+# DIAG_AUTOFIX_MIN_CONFIDENCE accepts (0.5), so never applied, whatever the partner sets.
+DIFFERENT_ENTITY_CAP = 0.45
 # Proposals below this are not worth a person's time and are left out of the ranking.
 MIN_SHOWN = 0.1
 
@@ -297,7 +300,8 @@ def _domain_evidence(party_host: str | None, website: str | None, name: ParsedNa
 
 def _legal_evidence(party: ParsedName, candidate: ParsedName) -> _Evidence:
     ours, theirs = party.regions, candidate.regions
-    if ours and theirs and not ours & theirs:
+    english = {bool(ours & ENGLISH_REGIONS), bool(theirs & ENGLISH_REGIONS)}
+    if ours and theirs and not ours & theirs and len(english) == 1:  # "Ltd" translates "Oy"; not "Inc"
         return _Evidence(
             _LEGAL_CONFLICT,
             (

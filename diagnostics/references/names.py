@@ -76,6 +76,7 @@ _LEGAL_REGION = {
     "kft": "hu",
     "sa de cv": "mx",
     "sab de cv": "mx",
+    "dac": "ie",
     "co": "",
     "se": "",
     "lp": "",
@@ -103,6 +104,19 @@ _LEGAL_SPELLINGS = {
     "bhd": "sdn bhd",
     "sdn": "sdn bhd",
     "limited liability company": "llc",
+    "proprietary limited": "pty",
+    "aktiebolag": "ab",
+    "publ": "ab",
+    "aktiengesellschaft": "ag",
+    "sociedad limitada": "sl",
+    "sociedad anonima": "sa",
+    "societe anonyme": "sa",
+    "besloten vennootschap": "bv",
+    "naamloze vennootschap": "nv",
+    "designated activity company": "dac",
+    "sp z o o": "sp z oo",
+    "spolka z oo": "sp z oo",
+    "osakeyhtio": "oy",
     "public limited company": "plc",
     "有限公司": "ltd",
     "股份有限公司": "ltd",
@@ -113,19 +127,21 @@ _AMBIGUOUS_LEGAL = frozenset(
     {"co", "ag", "sa", "sas", "sl", "bv", "nv", "spa", "srl", "oy", "ab", "as", "kk", "gk"}
 )
 _AMBIGUOUS_LEGAL |= frozenset({"kg", "ug", "ohg", "ev", "se", "lp", "pte", "sro", "kft", "ltda", "company"})
-_AMBIGUOUS_LEGAL |= frozenset({"asa", "oyj", "aps", "mbh", "slu", "pvt", "sdn", "bhd", "eurl"})
+_AMBIGUOUS_LEGAL |= frozenset({"asa", "oyj", "aps", "mbh", "slu", "pvt", "sdn", "bhd", "eurl", "dac", "publ"})
+# Legal forms of English-speaking countries, which others also use to translate theirs: a Finnish
+# "Oy" or a Japanese "K.K." is often written "Ltd" or "Co., Ltd." - the same company.
+ENGLISH_REGIONS = frozenset({"common-law", "us", "au", "in", "sg", "ie"})
 _LEADING_LEGAL = frozenset({"pt", "ooo", "zao", "oao", "pao", "oy", "ab", "kabushiki kaisha"})
 _CJK_LEGAL = ("股份有限公司", "有限公司", "株式会社", "有限会社", "合同会社")
 
-_DROPPED = frozenset({"the", "and", "und", "et"})
+_DROPPED = frozenset({"the", "and", "und", "u", "et"})
 _PARTICLES = frozenset({"of", "for", "de", "der", "die", "das", "du", "des", "la", "le", "les", "los", "y"})
 _PARTICLES |= frozenset({"e", "en", "og", "och", "ja", "il", "lo", "a"})
 _PARTICLES |= frozenset({"las", "van", "von", "del", "da", "di", "do", "dos", "al", "el", "zu", "at", "in"})
+# Words that say what kind of company, not which one or in what line of business ("Consulting",
+# "Logistics" or "Pharma" tell sister companies apart, so they weigh in full).
 _GENERIC = frozenset({"group", "holding", "international", "global", "worldwide", "service", "solution"})
-_GENERIC |= frozenset(
-    {"system", "technology", "consulting", "consultant", "enterprise", "industry", "partner"}
-)
-_GENERIC |= frozenset({"trading", "venture", "management", "associate", "online", "business", "network"})
+_GENERIC |= frozenset({"system", "technology", "enterprise", "industry", "partner", "venture", "associate"})
 _REGIONS = frozenset({"uk", "gb", "us", "usa", "eu", "emea", "apac", "europe", "european", "asia", "america"})
 _REGIONS |= frozenset({"nordic", "nordics", "scandinavia", "australia", "anz", "nz", "canada", "ireland"})
 _REGIONS |= frozenset({"germany", "deutschland", "france", "spain", "espana", "italy", "italia", "iberia"})
@@ -245,8 +261,8 @@ def weight_of(word: str) -> float:
 
 
 def _singular(word: str) -> str:
-    if len(word) < 4 or not word.isascii() or not word.isalpha():
-        return word
+    if len(word) < 4 or not word.isascii() or not word.isalpha() or not set(word[:-1]) & set("aeiouy"):
+        return word  # short words, numbers and initials ("GLDS") have no plural
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith("s") and not word.endswith(("ss", "us", "is")):
@@ -261,7 +277,7 @@ def _canonical_word(word: str) -> str:
 
 def _legal_suffix(words: list[str]) -> tuple[int, str] | None:
     """The legal form ending `words`: how many words it takes and its canonical spelling."""
-    for size in (3, 2):
+    for size in (4, 3, 2):
         if len(words) > size:
             tail = " ".join(words[-size:])
             canonical = _LEGAL_SPELLINGS.get(tail, tail)
