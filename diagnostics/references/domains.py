@@ -94,3 +94,15 @@ def tenant_name(host: str) -> str | None:
 def is_shared(host: str) -> bool:
     """A mail or hosting domain unrelated customers share."""
     return registrable(host) in SHARED_DOMAINS or host in SHARED_DOMAINS
+
+
+def search_label(value: str | None) -> str | None:
+    """What to look for in the accounts' websites (`contains(websiteurl, '…')`): the domain's name
+    ("contoso" of "https://www.contoso.co.uk", so contoso.com matches too), the tenant's name for a
+    Microsoft initial domain; None for nothing usable or a shared mail domain (gmail.com would bring
+    back every account with a Gmail address). Letters, digits and "-" only: safe in an OData literal."""
+    host = host_of(value)
+    if host is None:
+        return None
+    label = tenant_name(host) or (None if is_shared(host) else name_label(host))
+    return label if label and len(label) >= 3 else None

@@ -32,8 +32,9 @@ plausible accounts (CRM duplicates, a parent and its subsidiary) are left to a p
 Cost: one pass over the candidates, a handful of rapidfuzz calls each (a few per word pair of two
 short names), names parsed once and cached, so a few thousand candidates rank in well under a
 second. To narrow the CRM accounts first, a handler can filter with `contains(name, '…')` on
-`search_tokens(party.name)` (distinctive words, safe inside an OData literal and a LIKE) and on
-the domain's name (`domains.name_label`), then rank what comes back.
+`search_tokens(party.name)` (distinctive words, safe inside an OData literal and a LIKE) and
+`contains(websiteurl, '…')` on `search_label(party.domain)` (the domain's name, or the tenant's
+name of a contoso.onmicrosoft.com; none for a mail domain), then rank what comes back.
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ from functools import lru_cache
 
 from rapidfuzz.distance import Indel
 
-from diagnostics.references.domains import host_of, is_shared, name_label, registrable, tenant_name
+from diagnostics.references.domains import (
+    host_of,
+    is_shared,
+    name_label,
+    registrable,
+    search_label,
+    tenant_name,
+)
 from diagnostics.references.names import (
     ENGLISH_REGIONS,
     PARTICLE,
@@ -68,6 +76,7 @@ __all__ = [
     "domain_of",
     "normalised_name",
     "rank",
+    "search_label",
     "search_tokens",
 ]
 

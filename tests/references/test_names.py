@@ -2,7 +2,14 @@
 
 import pytest
 
-from diagnostics.references.domains import host_of, is_shared, name_label, registrable, tenant_name
+from diagnostics.references.domains import (
+    host_of,
+    is_shared,
+    name_label,
+    registrable,
+    search_label,
+    tenant_name,
+)
 from diagnostics.references.names import normalised_name, parse_name, search_tokens
 
 
@@ -162,3 +169,19 @@ def test_registrable_domain_name_and_tenant() -> None:
     assert is_shared("gmail.com")
     assert is_shared("mail.outlook.com")
     assert not is_shared("contoso.com")
+
+
+@pytest.mark.parametrize(
+    ("domain", "label"),
+    [
+        ("https://www.contoso.co.uk/about", "contoso"),
+        ("contoso.onmicrosoft.com", "contoso"),
+        ("admin@tailspin-toys.com", "tailspin-toys"),
+        ("gmail.com", None),
+        ("ab.com", None),  # too short to narrow anything
+        (None, None),
+        ("not a domain", None),
+    ],
+)
+def test_search_label_is_what_to_look_for_in_websites(domain: str | None, label: str | None) -> None:
+    assert search_label(domain) == label
