@@ -207,7 +207,7 @@ def _focus_subjects(ctx: Context) -> set[str] | None:
         return None
     if isinstance(unit, InvoiceUnit):
         # The invoice, and the subscriptions and contracts its usage touches.
-        subs = {u.subscription_id for u in ctx.usage_by_invoice.get(unit.invoice_id, []) if u.subscription_id}
+        subs = ctx.usage_subscription_ids(unit.invoice_id)
         contracts = {ctx.subscriptions[s].contract_id for s in subs if s in ctx.subscriptions}
         return {unit.invoice_id, *subs, *(c for c in contracts if c)}
     if isinstance(unit, ExpectedInvoiceUnit):

@@ -7,13 +7,14 @@ partner's customisations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from diagnostics.messages import InvoiceUnit, Unit
 
@@ -81,6 +82,144 @@ class UsageSummary(Frozen):
     markup: Decimal | None
     archived: bool
     created_on: datetime
+
+
+_ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class UsageTotals:
+    """How many usage summaries, their cost, and when the first and the last were synced."""
+
+    rows: int = 0
+    cost: Decimal = _ZERO
+    first_synced: datetime | None = None
+    last_synced: datetime | None = None
+
+    def add(self, cost: Decimal | None, created: datetime, rows: int = 1) -> None:
+        self.rows += rows
+        if cost is not None:
+            self.cost += cost
+        if self.first_synced is None or created < self.first_synced:
+            self.first_synced = created
+        if self.last_synced is None or created > self.last_synced:
+            self.last_synced = created
+
+    def merge(self, other: UsageTotals) -> None:
+        if other.rows:
+            self.rows += other.rows
+            self.cost += other.cost
+            for moment in (other.first_synced, other.last_synced):
+                if moment is not None:
+                    self.add(None, moment, rows=0)
+
+
+@dataclass(slots=True)
+class UsageGroup:
+    """The usage summaries of one subscription (None: rows without one) on one provider invoice,
+    reduced to what the checks read of them: the rows themselves are never all held at once (a
+    10,000-customer tenant has 500,000 in a month). Every figure is a sum, a count, a minimum or a
+    maximum, so the result does not depend on the order the pages arrive in."""
+
+    invoice_id: str
+    subscription_id: str | None
+    all: UsageTotals = field(default_factory=UsageTotals)
+    invoiced: int = 0  # rows on a customer invoice
+    markups: tuple[Decimal, ...] = ()  # the distinct markups the rows carry
+    # Uninvoiced and not archived: what the next invoice run should bill.
+    pending: UsageTotals = field(default_factory=UsageTotals)
+    # Archived and uninvoiced: never billed. Their ids are evidence (sorted once loaded).
+    archived: UsageTotals = field(default_factory=UsageTotals)
+    archived_ids: list[str] = field(default_factory=list)
+    # Rows by their last charge day (charge end, else start), for "usage after the contract ended".
+    charge_days: dict[date, UsageTotals] = field(default_factory=dict)
+
+    def add(self, u: UsageSummary) -> None:
+        self.all.add(u.cost, u.created_on)
+        if u.invoice_id:
+            self.invoiced += 1
+        if u.markup is not None and u.markup not in self.markups:
+            self.markups += (u.markup,)
+        if u.invoice_id is None:
+            if u.archived:
+                self.archived.add(u.cost, u.created_on)
+                self.archived_ids.append(u.id)
+            else:
+                self.pending.add(u.cost, u.created_on)
+        day = u.charge_end or u.charge_start
+        if day is not None:
+            self.charge_days.setdefault(day, UsageTotals()).add(u.cost, u.created_on)
+
+    def merge(self, other: UsageGroup) -> None:
+        self.all.merge(other.all)
+        self.invoiced += other.invoiced
+        self.markups += tuple(m for m in other.markups if m not in self.markups)
+        self.pending.merge(other.pending)
+        self.archived.merge(other.archived)
+        self.archived_ids.extend(other.archived_ids)
+        for day, totals in other.charge_days.items():
+            self.charge_days.setdefault(day, UsageTotals()).merge(totals)
+
+
+class UsageIndex:
+    """The usage summaries read, reduced per provider invoice and subscription (`UsageGroup`).
+
+    Built page by page while the rows arrive (`add`), then `finish`ed once; read-only after that.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str | None], UsageGroup] = {}
+        self._by_invoice: dict[str, list[UsageGroup]] = {}
+
+    @classmethod
+    def of(cls, rows: Iterable[UsageSummary]) -> UsageIndex:
+        index = cls()
+        for row in rows:
+            index.add(row)
+        return index.finish()
+
+    def add(self, u: UsageSummary) -> None:
+        """One usage summary; a row on no provider invoice is not one any check reads."""
+        if u.provider_invoice_id is None:
+            return
+        key = (u.provider_invoice_id, u.subscription_id)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = UsageGroup(u.provider_invoice_id, u.subscription_id)
+            self._by_invoice.setdefault(u.provider_invoice_id, []).append(group)
+        group.add(u)
+
+    def merge(self, other: UsageIndex) -> None:
+        for key, group in other._groups.items():
+            mine = self._groups.get(key)
+            if mine is None:
+                mine = self._groups[key] = UsageGroup(group.invoice_id, group.subscription_id)
+                self._by_invoice.setdefault(group.invoice_id, []).append(mine)
+            mine.merge(group)
+
+    def finish(self) -> UsageIndex:
+        """Put what depends on arrival order in one order: groups by subscription, ids sorted."""
+        for groups in self._by_invoice.values():
+            groups.sort(key=lambda g: g.subscription_id or "")
+        for group in self._groups.values():
+            group.archived_ids.sort()
+        return self
+
+    def of_invoice(self, invoice_id: str) -> list[UsageGroup]:
+        """The groups of one provider invoice, by subscription id."""
+        return self._by_invoice.get(invoice_id, [])
+
+    def invoice_ids(self) -> list[str]:
+        return list(self._by_invoice)
+
+    def subscription_ids(self) -> set[str]:
+        return {sub for _, sub in self._groups if sub is not None}
+
+    def rows(self) -> int:
+        return sum(g.all.rows for g in self._groups.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
 
 
 class ProviderAccount(Frozen):
@@ -216,14 +355,17 @@ class Snapshot(Frozen):
     """Everything one period's diagnosis needs, loaded in as few round trips as the data allows.
 
     `failures` names the parts that could not be loaded (part → reason); checks that need them
-    report CHECK_FAILED instead of passing.
+    report CHECK_FAILED instead of passing. The usage summaries are held reduced (`usage`); a
+    snapshot built by hand may give them as rows (`usage_summaries=`), reduced the same way.
     """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     as_of: datetime
     period: str  # YYYY-MM under review
     providers: tuple[Provider, ...] = ()
     provider_invoices: tuple[ProviderInvoice, ...] = ()
-    usage_summaries: tuple[UsageSummary, ...] = ()
+    usage: UsageIndex = Field(default_factory=UsageIndex)
     notes: tuple[Note, ...] = ()
     provider_accounts: tuple[ProviderAccount, ...] = ()
     subscriptions: tuple[Subscription, ...] = ()
@@ -243,6 +385,15 @@ class Snapshot(Frozen):
     # Provider invoices known to have usage summaries whose rows were not read (a scoped load asks
     # only whether there are any).
     invoices_with_usage: frozenset[str] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reduce_usage_rows(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "usage_summaries" in data:
+            data = dict(data)
+            rows = data.pop("usage_summaries")
+            data["usage"] = UsageIndex.of(UsageSummary.model_validate(r) for r in rows)
+        return data
 
     @property
     def focus_invoice_id(self) -> str | None:

@@ -13,14 +13,14 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, Protocol, TypeVar
 
-from diagnostics.adapters.dataverse import Query, canonical_guid, canonical_or_same, odata_string
+from diagnostics.adapters.dataverse import Page, Query, canonical_guid, canonical_or_same, odata_string
 from diagnostics.checks.pulled import usage_invoices
 from diagnostics.errors import AuthError, InvoiceNotFound, ServiceError
 from diagnostics.metadata import ResolvedSchema
@@ -54,9 +54,13 @@ _MAX_PERIOD_READS = 20  # Partner Center invoices read by id for their billing p
 
 
 class DataverseReader(Protocol):
+    max_concurrency: int | None  # requests in flight at most; None: no cap
+
     async def query(self, q: Query) -> list[dict[str, Any]]: ...
 
     async def batch(self, queries: Sequence[Query]) -> list[list[dict[str, Any]] | ServiceError]: ...
+
+    async def batch_pages(self, queries: Sequence[Query]) -> list[AsyncIterator[Page] | ServiceError]: ...
 
 
 class InvoiceLister(Protocol):
@@ -223,7 +227,9 @@ def _provider_invoice(r: Row) -> ProviderInvoice:
 
 
 def _usage(r: Row) -> UsageSummary:
-    return UsageSummary(
+    # Built without validation: the most numerous rows of all, and every value is already of its
+    # field's type (the Row readers check them).
+    return UsageSummary.model_construct(
         id=r.guid("work365_usagesummaryid"),
         provider_invoice_id=r.text("work365_usagesummary_providerinvoice"),
         subscription_id=r.text("work365_usagesummary_subscription"),

@@ -39,7 +39,7 @@ def _contract_timeline(ctx: Context, contract: BillingContract, period: str) -> 
 def _contracts_of(ctx: Context, pi: ProviderInvoice) -> list[BillingContract]:
     """The usage contracts this invoice's usage is billed on: those holding a subscription with usage
     on it, else (no usage yet) those holding a usage subscription of its provider."""
-    usage_subs = {u.subscription_id for u in ctx.usage_of(pi) if u.subscription_id}
+    usage_subs = ctx.usage_subscription_ids(pi.id)
     ids = {
         s.contract_id
         for s in ctx.usage_subscriptions
@@ -61,7 +61,7 @@ def _currency(ctx: Context, pi: ProviderInvoice) -> str | None:
 
 def _invoice_timeline(ctx: Context, pi: ProviderInvoice, period: str) -> InvoiceTimeline:
     provider = ctx.provider_of(pi)
-    usage = ctx.usage_of(pi)
+    usage = ctx.usage_totals(pi)
     contracts = _contracts_of(ctx, pi)
     automatic = provider is not None and provider.kind is ProviderKind.AUTOMATIC_USAGE
     return InvoiceTimeline(
@@ -73,8 +73,8 @@ def _invoice_timeline(ctx: Context, pi: ProviderInvoice, period: str) -> Invoice
         usage_file_day=day_in_following_month(period, ctx.t.usage_file_day),
         created_on=pi.created_on,
         status=pi.status_label or pi.status.value,
-        usage_first_synced=min((u.created_on for u in usage), default=None),
-        usage_last_synced=max((u.created_on for u in usage), default=None),
+        usage_first_synced=usage.first_synced,
+        usage_last_synced=usage.last_synced,
         has_usage=ctx.has_usage(pi),
         pull_window_end=pi.created_on + timedelta(days=ctx.t.pull_window_days) if automatic else None,
         total_amount=pi.total_amount,

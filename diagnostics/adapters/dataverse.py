@@ -8,12 +8,13 @@ about Work 365. Retries, tokens and error mapping come from `diagnostics.adapter
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import ssl
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,6 +47,7 @@ from diagnostics.errors import AuthError, InputError, ServiceError
 API_PATH = "/api/data/v9.2/"
 MAX_PAGE_SIZE = 5000  # Dataverse's default and maximum for odata.maxpagesize
 MAX_BATCH_PARTS = 1000  # Dataverse rejects a $batch with more requests
+Page = list[dict[str, Any]]  # the rows of one page of a query's answer
 _JSON_HEADERS = {
     "Accept": "application/json",
     "OData-MaxVersion": "4.0",
@@ -98,6 +100,14 @@ def canonical_guid(text: str) -> str:
     return str(uuid.UUID(str(text)))
 
 
+def _is_guid(text: str) -> bool:
+    try:
+        canonical_guid(text)
+    except ValueError:
+        return False
+    return True
+
+
 def odata_string(text: str) -> str:
     """A quoted OData string literal: quotes doubled, so a value can never end the literal."""
     return "'" + str(text).replace("'", "''") + "'"
@@ -109,6 +119,46 @@ def canonical_or_same(text: str) -> str:
         return canonical_guid(text)
     except ValueError:
         return str(text)
+
+
+# SQL Server's order of a uniqueidentifier's bytes (as .NET's `Guid.ToByteArray`, Python's
+# `UUID.bytes_le`), most significant first: the last group of the text form first, the first group
+# last (SqlGuid.CompareTo's order; Dataverse stores ids as uniqueidentifier and compares them so).
+_SQL_GUID_ORDER = (10, 11, 12, 13, 14, 15, 8, 9, 6, 7, 4, 5, 0, 1, 2, 3)
+# Partitions of one large query when the client has no concurrency cap (the settings' default cap).
+DEFAULT_PARTITIONS = 8
+
+
+def sql_guid_key(guid: str) -> bytes:
+    """The GUID as bytes that sort as SQL Server sorts uniqueidentifier values."""
+    raw = uuid.UUID(guid).bytes_le
+    return bytes(raw[i] for i in _SQL_GUID_ORDER)
+
+
+def guid_ranges(column: str, known: Sequence[str], parts: int) -> list[str]:
+    """`$filter` clauses that split the rows of a query by the GUID in `column` into at most `parts`
+    ranges, and one more for the rows where it is empty: every row is in exactly one of them.
+
+    Why ranges of a lookup's GUIDs, cut where the ids the caller already knows are evenly spread:
+    - the ranges are complete and disjoint for any ids, because each is `ge` one bound and `lt` the
+      next in one total order: SQL Server's order of uniqueidentifier, in which the bounds are sorted
+      here (`sql_guid_key`), and in which Dataverse compares GUIDs (its own paging cookie pages by
+      `id > last id` in that order);
+    - they are balanced whatever the ids look like: Dataverse's ids are sequential-ish (one server's
+      ids share their most significant bytes), so fixed cuts of the GUID space would put every row
+      in one range, and `createdon` is no help either (a month of usage is imported in one run, all
+      rows within minutes). The ids the caller knows (the subscriptions a usage table points at)
+      show where the rows are, at no extra request.
+    """
+    ordered = sorted({canonical_or_same(g) for g in known if _is_guid(g)}, key=sql_guid_key)
+    count = min(parts, len(ordered))
+    if count < 2:
+        return []
+    bounds = [ordered[len(ordered) * i // count] for i in range(1, count)]
+    clauses = [f"{column} eq null", f"{column} lt {bounds[0]}"]
+    clauses += [f"{column} ge {low} and {column} lt {high}" for low, high in itertools.pairwise(bounds)]
+    clauses.append(f"{column} ge {bounds[-1]}")
+    return clauses
 
 
 @dataclass(frozen=True)
@@ -241,6 +291,7 @@ class DataverseClient(ClosingClient):
         self._navigation: dict[tuple[str, str, str | None], str] = {}  # navigation_property's answers
         # At most this many requests in flight from this client (retry pauses included): Dataverse
         # refuses a user's 53rd concurrent request (service protection).
+        self.max_concurrency = max_concurrency
         self._limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._client = httpx.AsyncClient(
             base_url=self.root,
@@ -257,6 +308,14 @@ class DataverseClient(ClosingClient):
         prefer = self._prefer(q)
         body = await self._get_json(q.url(), prefer)
         return await self._rest_of_pages(body, prefer)
+
+    async def pages(self, q: Query) -> AsyncIterator[Page]:
+        """The query's rows page by page, following `@odata.nextLink` as the caller iterates: a caller
+        that reduces each page as it comes holds one page, never the whole answer."""
+        prefer = self._prefer(q)
+        first = await self._get_json(q.url(), prefer)
+        async for page in self._pages_from(first, prefer):
+            yield page
 
     async def get(self, path_and_query: str) -> dict[str, Any]:
         """One GET relative to the API root (e.g. `EntityDefinitions?$select=LogicalName`)."""
@@ -282,6 +341,22 @@ class DataverseClient(ClosingClient):
             except ServiceError as exc:
                 results.append(exc)
         return results
+
+    async def batch_pages(self, queries: Sequence[Query]) -> list[AsyncIterator[Page] | ServiceError]:
+        """`batch`, with each answer as its pages: the first page comes in the `$batch` (one round trip
+        for all the queries), the others are fetched as the caller iterates, so that the caller can
+        read several answers at once (within the client's concurrency cap) and reduce each page as
+        it comes. A query that failed is its exception; one that fails on a later page raises it
+        from the iteration. A first page is decoded only when its answer is iterated."""
+        prefers = [self._prefer(q) for q in queries]
+        parts = [(q.url(), prefer) for q, prefer in zip(queries, prefers, strict=True)]
+        answers: list[tuple[BatchRequest, BatchResponse] | ServiceError] = []
+        for start in range(0, len(parts), MAX_BATCH_PARTS):
+            answers += await self._batch_answers(parts[start : start + MAX_BATCH_PARTS])
+        return [
+            answer if isinstance(answer, ServiceError) else self._pages_of_part(*answer, prefer)
+            for answer, prefer in zip(answers, prefers, strict=True)
+        ]
 
     async def batch_get(self, paths: Sequence[str]) -> list[dict[str, Any] | ServiceError]:
         """`get` for many paths in `$batch` requests; a failed part is returned as its exception."""
@@ -480,19 +555,39 @@ class DataverseClient(ClosingClient):
         )
 
     async def _rest_of_pages(self, first: dict[str, Any], prefer: dict[str, str]) -> list[dict[str, Any]]:
-        rows = _rows(first)
-        next_link = first.get("@odata.nextLink")
-        while next_link:
+        rows: list[dict[str, Any]] = []
+        async for page in self._pages_from(first, prefer):
+            rows += page
+        return rows
+
+    async def _pages_from(self, first: dict[str, Any], prefer: dict[str, str]) -> AsyncIterator[Page]:
+        """The page `first` and those after it. No page is held once the caller has moved on."""
+        rows, next_link = _rows(first), first.get("@odata.nextLink")
+        del first
+        while True:
+            yield rows
+            if not next_link:
+                return
             # The link is followed as given (it carries the $skiptoken), but only within this
             # environment: the bearer token must not travel to another host.
             if not isinstance(next_link, str) or not next_link.startswith(self.root):
                 raise ServiceError(
                     f"Dataverse returned a nextLink outside {self.root}: {str(next_link)[:80]}"
                 )
+            rows = []  # the page just yielded is the caller's to drop
             page = await self._get_json(next_link, prefer)
-            rows += _rows(page)
-            next_link = page.get("@odata.nextLink")
-        return rows
+            rows, next_link = _rows(page), page.get("@odata.nextLink")
+            del page
+
+    async def _pages_of_part(
+        self, request: BatchRequest, answer: BatchResponse, prefer: dict[str, str]
+    ) -> AsyncIterator[Page]:
+        first = _part_result(request, answer)
+        del answer  # its body, decoded into `first`
+        if isinstance(first, ServiceError):
+            raise first
+        async for page in self._pages_from(first, prefer):
+            yield page
 
     async def _batch(
         self, parts: Sequence[tuple[str, dict[str, str]]]
@@ -505,6 +600,15 @@ class DataverseClient(ClosingClient):
     async def _batch_round(
         self, parts: Sequence[tuple[str, dict[str, str]]]
     ) -> list[dict[str, Any] | ServiceError]:
+        return [
+            answer if isinstance(answer, ServiceError) else _part_result(*answer)
+            for answer in await self._batch_answers(parts)
+        ]
+
+    async def _batch_answers(
+        self, parts: Sequence[tuple[str, dict[str, str]]]
+    ) -> list[tuple[BatchRequest, BatchResponse] | ServiceError]:
+        """One `$batch` request: each part's request and answer, or why it has none."""
         boundary = f"batch_{uuid.uuid4()}"
         requests = [
             BatchRequest(self.root + url.lstrip("/"), {"Accept": "application/json", **headers})
@@ -521,7 +625,7 @@ class DataverseClient(ClosingClient):
             },
         )
         answers = self._decode(request, await self._send(request))
-        results: list[dict[str, Any] | ServiceError] = []
+        results: list[tuple[BatchRequest, BatchResponse] | ServiceError] = []
         for index, batch_request in enumerate(requests):
             if index >= len(answers):
                 results.append(
@@ -531,7 +635,7 @@ class DataverseClient(ClosingClient):
                     )
                 )
             else:
-                results.append(_part_result(batch_request, answers[index]))
+                results.append((batch_request, answers[index]))
         return results
 
     @staticmethod

@@ -13,6 +13,7 @@ under "Change sets" and "Handling errors") and OData v4.0 part 1, 11.7.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -99,12 +100,29 @@ def _encode_request(request: BatchRequest) -> list[str]:
 
 
 def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
-    """The answers of a `$batch`, in order, change-set answers flattened in place."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BatchFormatError(f"the batch answer is not UTF-8 ({exc.reason})") from None
-    return _decode_multipart(_boundary(content_type), text, depth=0)
+    """The answers of a `$batch`, in order, change-set answers flattened in place.
+
+    The answer is split into its parts as bytes and each part decoded on its own: a `$batch` of
+    first pages can be tens of megabytes, and copies of the whole of it would be the largest thing
+    a scan holds.
+    """
+    boundary = _boundary(content_type)
+    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode("utf-8")))
+    responses: list[BatchResponse] = []
+    found: list[re.Match[bytes] | None] = [*delimiter.finditer(body), None]
+    for here, after in itertools.pairwise(found):
+        if here is None:
+            break
+        if body.startswith(b"--", here.end()):  # the close delimiter: what follows is the epilogue
+            return responses
+        if after is None:
+            break
+        try:
+            chunk = body[here.end() : after.start()].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BatchFormatError(f"the batch answer is not UTF-8 ({exc.reason})") from None
+        responses += _decode_part(_LINE.split(chunk, maxsplit=1)[-1], depth=0)
+    raise BatchFormatError("the batch answer has no closing delimiter (was it cut off?)")
 
 
 def _decode_multipart(boundary: str, text: str, *, depth: int) -> list[BatchResponse]:

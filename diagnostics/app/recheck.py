@@ -97,7 +97,7 @@ def invoice_facts(
     if invoice is None:
         return None, None, False
     provider = next((p for p in snapshot.providers if p.id == invoice.provider_id), None)
-    has_usage = any(u.provider_invoice_id == invoice_id for u in snapshot.usage_summaries)
+    has_usage = bool(snapshot.usage.of_invoice(invoice_id))
     return invoice, provider, has_usage
 
 

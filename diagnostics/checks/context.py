@@ -21,7 +21,9 @@ from diagnostics.model import (
     Snapshot,
     Subject,
     Subscription,
+    UsageGroup,
     UsageSummary,
+    UsageTotals,
 )
 from diagnostics.periods import add_months, day_in_following_month, period_of
 from diagnostics.refcsv import ParsedRefs, Reference, RefFileError, parse_reference_file
@@ -196,12 +198,19 @@ class Context:
         provider = self.provider_of(pi)
         return provider.kind if provider else None
 
-    @cached_property
-    def usage_by_invoice(self) -> dict[str, list[UsageSummary]]:
-        return _group(self.snap.usage_summaries, lambda u: u.provider_invoice_id)
+    def usage_of(self, pi: ProviderInvoice) -> list[UsageGroup]:
+        """The invoice's usage summaries, reduced per subscription (ordered by subscription id)."""
+        return self.snap.usage.of_invoice(pi.id)
 
-    def usage_of(self, pi: ProviderInvoice) -> list[UsageSummary]:
-        return self.usage_by_invoice.get(pi.id, [])
+    def usage_totals(self, pi: ProviderInvoice) -> UsageTotals:
+        """How many usage summaries the invoice has, and when the first and the last were synced."""
+        totals = UsageTotals()
+        for group in self.usage_of(pi):
+            totals.merge(group.all)
+        return totals
+
+    def usage_subscription_ids(self, invoice_id: str) -> set[str]:
+        return {g.subscription_id for g in self.snap.usage.of_invoice(invoice_id) if g.subscription_id}
 
     @cached_property
     def notes_by_invoice(self) -> dict[str, list[Note]]:
@@ -254,18 +263,22 @@ class Context:
         }
         return codes.pop() if len(codes) == 1 else None
 
+    def currency_of_groups(self, groups: Iterable[UsageGroup]) -> str | None:
+        """`currency_of_usage` for usage reduced per invoice and subscription."""
+        codes = {self.currency_of(self._provider_invoices_by_id.get(g.invoice_id)) for g in groups}
+        return codes.pop() if len(codes) == 1 else None
+
     @cached_property
     def customer_invoices(self) -> dict[str, CustomerInvoice]:
         return {i.id: i for i in self.snap.invoices}
 
     @cached_property
-    def reviewed_usage(self) -> list[UsageSummary]:
-        """Usage summaries imported with the reviewed provider invoices."""
-        return [u for pi in self.reviewed_invoices for u in self.usage_of(pi)]
-
-    @cached_property
-    def reviewed_usage_by_subscription(self) -> dict[str, list[UsageSummary]]:
-        return _group(self.reviewed_usage, lambda u: u.subscription_id)
+    def reviewed_usage_by_subscription(self) -> dict[str, list[UsageGroup]]:
+        """The usage of the reviewed provider invoices, per subscription: one group per invoice, in
+        the order of the reviewed invoices."""
+        return _group(
+            (g for pi in self.reviewed_invoices for g in self.usage_of(pi)), lambda g: g.subscription_id
+        )
 
     def usage_contracts(self) -> list[BillingContract]:
         """Contracts that hold at least one active usage subscription, in a stable order."""

@@ -17,7 +17,7 @@ from diagnostics.checks.context import (
     pi_subject,
     subscription_subject,
 )
-from diagnostics.model import BillingSchedule, Finding, PIStatus, ScheduleStatus, Subscription
+from diagnostics.model import BillingSchedule, Finding, PIStatus, ScheduleStatus, Subscription, UsageGroup
 from diagnostics.periods import add_months
 from diagnostics.text import cut, money
 
@@ -110,7 +110,7 @@ def check_period_gap(ctx: Context) -> list[Finding]:
     return out
 
 
-def _usage_by_sub(ctx: Context) -> list[tuple[Subscription, list[Any]]]:
+def _usage_by_sub(ctx: Context) -> list[tuple[Subscription, list[UsageGroup]]]:
     return [
         (ctx.subscriptions[sid], usage)
         for sid, usage in sorted(ctx.reviewed_usage_by_subscription.items())
@@ -130,7 +130,7 @@ def check_markup(ctx: Context) -> list[Finding]:
                     subscription_subject(sub, ctx.snap.account_names),
                     ctx.period,
                     f"Usage subscription {sub.name or sub.id} has usage in {ctx.period} but no Markup %",
-                    {"subscription_id": sub.id, "usage_summaries": len(usage)},
+                    {"subscription_id": sub.id, "usage_summaries": sum(g.all.rows for g in usage)},
                     [
                         "Open the subscription and set Markup % (at least 0; 17.647 % gives a 15 % margin).",
                         "Update Markup % on the usage summaries already imported (Usage Summaries view → "
@@ -140,10 +140,11 @@ def check_markup(ctx: Context) -> list[Finding]:
                 )
             )
             continue
-        imported = sorted({u.markup for u in usage if u.markup is not None and u.markup != sub.markup})
-        changed_after = sub.modified_on is not None and sub.modified_on > min(u.created_on for u in usage)
+        imported = sorted({m for g in usage for m in g.markups if m != sub.markup})
+        imported_on = min(g.all.first_synced for g in usage if g.all.first_synced is not None)
+        changed_after = sub.modified_on is not None and sub.modified_on > imported_on
         if imported and changed_after:
-            invoiced = sum(1 for u in usage if u.invoice_id)
+            invoiced = sum(g.invoiced for g in usage)
             out.append(
                 finding(
                     "SUB_MARKUP_CHANGED_AFTER_IMPORT",
@@ -156,7 +157,7 @@ def check_markup(ctx: Context) -> list[Finding]:
                         "subscription_markup": str(sub.markup),
                         "usage_markups": [str(m) for m in imported],
                         "subscription_modified_on": iso(sub.modified_on),
-                        "usage_imported_on": iso(min(u.created_on for u in usage)),
+                        "usage_imported_on": iso(imported_on),
                         "invoiced_usage_summaries": invoiced,
                     },
                     [
@@ -172,22 +173,23 @@ def check_markup(ctx: Context) -> list[Finding]:
 def check_archived_usage(ctx: Context) -> list[Finding]:
     out = []
     for sub, usage in _usage_by_sub(ctx):
-        archived = [u for u in usage if u.archived and u.invoice_id is None]
+        archived = [g for g in usage if g.archived.rows]
         if not archived:
             continue
-        cost = sum((u.cost or Decimal(0) for u in archived), Decimal(0))
-        currency = ctx.currency_of_usage(archived)
+        count = sum(g.archived.rows for g in archived)
+        cost = sum((g.archived.cost for g in archived), Decimal(0))
+        currency = ctx.currency_of_groups(archived)
         out.append(
             finding(
                 "USAGE_ARCHIVED",
                 subscription_subject(sub, ctx.snap.account_names),
                 ctx.period,
-                f"{len(archived)} usage summaries of {sub.name or sub.id} for {ctx.period} "
+                f"{count} usage summaries of {sub.name or sub.id} for {ctx.period} "
                 f"({money(cost, currency)}) are archived and will never be billed",
                 {
                     "subscription_id": sub.id,
-                    "archived_usage_summaries": [u.id for u in archived],
-                    "count": len(archived),
+                    "archived_usage_summaries": [i for g in archived for i in g.archived_ids],
+                    "count": count,
                     "cost": str(cost),
                     "currency": currency,
                 },
@@ -269,16 +271,18 @@ def check_contract_expired(ctx: Context) -> list[Finding]:
         end = contract.end_date
         if end is None or end >= ctx.today or contract.auto_renew:
             continue
-        after = [
-            u
-            for sub in ctx.usage_subscriptions_on(contract)
-            for u in ctx.reviewed_usage_by_subscription.get(sub.id, [])
-            if (u.charge_end or u.charge_start) is not None and (u.charge_end or u.charge_start) > end  # type: ignore[operator]
-        ]
+        after: list[UsageGroup] = []
+        rows, cost = 0, Decimal(0)
+        for sub in ctx.usage_subscriptions_on(contract):
+            for group in ctx.reviewed_usage_by_subscription.get(sub.id, []):
+                late = [totals for day, totals in group.charge_days.items() if day > end]
+                if late:
+                    after.append(group)
+                    rows += sum(t.rows for t in late)
+                    cost += sum((t.cost for t in late), Decimal(0))
         if not after:
             continue
-        cost = sum((u.cost or Decimal(0) for u in after), Decimal(0))
-        currency = ctx.currency_of_usage(after)
+        currency = ctx.currency_of_groups(after)
         out.append(
             finding(
                 "CONTRACT_EXPIRED_WITH_USAGE",
@@ -290,7 +294,7 @@ def check_contract_expired(ctx: Context) -> list[Finding]:
                     "billing_contract_id": contract.id,
                     "end_date": iso(end),
                     "auto_renew": contract.auto_renew,
-                    "usage_summaries_after_end": len(after),
+                    "usage_summaries_after_end": rows,
                     "cost_after_end": str(cost),
                     "currency": currency,
                 },

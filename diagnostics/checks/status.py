@@ -44,7 +44,7 @@ def _base_evidence(ctx: Context, pi: ProviderInvoice) -> dict[str, Any]:
         "invoice_number": pi.invoice_number,
         "status": pi.status_label,
         "created_on": iso(pi.created_on),
-        "usage_summaries": len(ctx.usage_of(pi)),
+        "usage_summaries": ctx.usage_totals(pi).rows,
     }
 
 
@@ -193,7 +193,7 @@ def _status_of(ctx: Context, pi: ProviderInvoice) -> list[Finding]:
                     ],
                 )
             ]
-        arrived = max(u.created_on for u in ctx.usage_of(pi))
+        arrived = ctx.usage_totals(pi).last_synced or pi.created_on
         if ctx.now - arrived > timedelta(days=ctx.t.stuck_populating_days):
             return [
                 finding(

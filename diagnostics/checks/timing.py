@@ -13,7 +13,7 @@ from typing import Any
 
 from diagnostics.catalog import finding
 from diagnostics.checks.context import Context, contract_subject, iso
-from diagnostics.model import BillingContract, Finding, Provider, ScheduleStatus, UsageSummary
+from diagnostics.model import BillingContract, Finding, Provider, ScheduleStatus, UsageGroup
 from diagnostics.periods import day_in_following_month, start_of_day
 from diagnostics.text import money
 
@@ -41,36 +41,36 @@ def invoice_runs(
     return sorted(runs, key=lambda run: run[0])
 
 
-def _uninvoiced(usage: list[UsageSummary]) -> list[UsageSummary]:
-    return [u for u in usage if u.invoice_id is None and not u.archived]
+def _uninvoiced(usage: list[UsageGroup]) -> list[UsageGroup]:
+    """The groups with usage on no invoice that is not archived (what the next run should bill)."""
+    return [g for g in usage if g.pending.rows]
 
 
 def _late_usage(ctx: Context, contract: BillingContract) -> Finding | None:
-    late: list[UsageSummary] = []
+    late: list[UsageGroup] = []
     subs: list[dict[str, Any]] = []
     for sub in ctx.usage_subscriptions_on(contract):
         pending = _uninvoiced(ctx.reviewed_usage_by_subscription.get(sub.id, []))
         if pending:
             late.extend(pending)
-            subs.append(
-                {"subscription_id": sub.id, "subscription": sub.name, "usage_summaries": len(pending)}
-            )
+            rows = sum(g.pending.rows for g in pending)
+            subs.append({"subscription_id": sub.id, "subscription": sub.name, "usage_summaries": rows})
     if not late:
         return None
-    synced_at = min(u.created_on for u in late)
+    synced_at = min(g.pending.first_synced for g in late if g.pending.first_synced is not None)
     earlier = [run for run in invoice_runs(ctx, contract) if run[0] < synced_at]
     if not earlier:
         return None
     ran_at, run = earlier[-1]
-    cost = sum((u.cost or Decimal(0) for u in late), Decimal(0))
-    currency = ctx.currency_of_usage(late)
+    cost = sum((g.pending.cost for g in late), Decimal(0))
+    currency = ctx.currency_of_groups(late)
     evidence = {
         "billing_contract_id": contract.id,
         "invoice_ran_at": iso(ran_at),
         **run,
         "usage_synced_at": iso(synced_at),
         "subscriptions": subs,
-        "uninvoiced_usage_summaries": len(late),
+        "uninvoiced_usage_summaries": sum(g.pending.rows for g in late),
         "uninvoiced_cost": str(cost),
         "currency": currency,
     }

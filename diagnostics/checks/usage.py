@@ -282,7 +282,7 @@ def _blocked(
         "invoice_number": pi.invoice_number,
         "status": pi.status_label,
         "message": pi.message,
-        "usage_summaries": len(ctx.usage_of(pi)),
+        "usage_summaries": ctx.usage_totals(pi).rows,
         "references": [_reference_evidence(r, r.resolved) for r in res],
         **_pull_window_evidence(ctx, pi),
         "notes": notes.files,

@@ -181,9 +181,7 @@ async def load_invoice_unit(
     await run(dv, second, answers)
     if not isinstance(counts, dict):
         late = Round(loader)
-        _subscriptions_named(
-            late, {u.subscription_id for u in answers.get("usage_summaries") if u.subscription_id}, ()
-        )
+        _subscriptions_named(late, answers.usage.subscription_ids(), ())
         await run(dv, late, answers)
 
     contracts = {s.contract_id for s in answers.get("subscriptions") if s.contract_id}

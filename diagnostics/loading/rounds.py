@@ -2,22 +2,29 @@
 decoded into the domain model.
 
 A *part* is a snapshot field (`subscriptions`, `usage_summaries`, …) or a probe (`probe:…`) that
-only asks whether rows exist. A part may be split into several queries (id chunks, or the same table
-read by two different keys); its answers are joined, and one failed query fails the whole part, so
-the checks that need it report CHECK_FAILED instead of passing on half the rows.
+only asks whether rows exist. A part may be split into several queries (id chunks, the same table
+read by two different keys, or partitions of one large query); its answers are joined, and one
+failed query fails the whole part, so the checks that need it report CHECK_FAILED instead of passing
+on half the rows.
+
+Every answer is read page by page, the answers of one round at once (within the client's
+concurrency cap), and each page is decoded as it arrives: the raw rows of a large table are never
+all held. Usage summaries are reduced into `UsageIndex` rather than kept as records. What is kept
+is joined in the order of the queries, whatever the order the pages arrived in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from diagnostics.adapters.dataverse import Query
+from diagnostics.adapters.dataverse import Page, Query
 from diagnostics.errors import ServiceError
 from diagnostics.metadata import ResolvedSchema
-from diagnostics.model import Snapshot, UnreadableRecord
+from diagnostics.model import Snapshot, UnreadableRecord, UsageIndex
 from diagnostics.schema import TABLES
 from diagnostics.snapshot_loader import _PARTS, DataverseReader, Loader, _account_names, _read
 
@@ -93,6 +100,8 @@ class Answers:
     failures: dict[str, str] = field(default_factory=dict)
     # records left out because a value could not be read (the rest of their part is used)
     unreadable: list[UnreadableRecord] = field(default_factory=list)
+    # The usage summaries read, reduced (never held as rows).
+    usage: UsageIndex = field(default_factory=UsageIndex)
 
     @classmethod
     def of(cls, schema: ResolvedSchema) -> Answers:
@@ -106,12 +115,13 @@ class Answers:
         with_usage = {
             k.removeprefix("any:") for k, found in self.probes.items() if found and k.startswith("any:")
         }
-        parts = {part: tuple(self.get(part)) for part in _PARTS}
+        parts = {part: tuple(self.get(part)) for part in _PARTS if part != _USAGE}
         return Snapshot.model_validate(
             {
                 "as_of": as_of,
                 "period": period,
                 **parts,
+                "usage": self.usage.finish(),
                 "account_names": self.names,
                 "failures": self.failures,
                 "unreadable_records": tuple(self.unreadable),
@@ -121,19 +131,7 @@ class Answers:
         )
 
 
-def _joined(parts: Sequence[str], answers: Sequence[Answer]) -> dict[str, Answer]:
-    joined: dict[str, Answer] = {}
-    for part, answer in zip(parts, answers, strict=True):
-        current = joined.get(part)
-        if current is None:
-            joined[part] = answer
-        elif isinstance(current, ServiceError):
-            continue  # the part has failed already
-        elif isinstance(answer, ServiceError):
-            joined[part] = answer
-        else:
-            joined[part] = [*current, *answer]
-    return joined
+_USAGE = "usage_summaries"
 
 
 def _unique(records: list[Any]) -> list[Any]:
@@ -144,28 +142,100 @@ def _unique(records: list[Any]) -> list[Any]:
     return list(seen.values())
 
 
+@dataclass
+class _Answer:
+    """What one query of a round gave: its rows (probes and counts), or its records and the rows
+    that could not be read (numbered within the query), or its error."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+    unreadable: list[UnreadableRecord] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    count: int = 0  # rows read
+    error: ServiceError | None = None
+
+
+class _Reading:
+    """The answers of one round as they arrive, page by page."""
+
+    def __init__(self, loader: Loader, parts: Sequence[str]) -> None:
+        self.loader, self.parts = loader, parts
+        self.answers = [_Answer() for _ in parts]
+        self.usage = UsageIndex()  # this round's usage, kept only if none of its queries failed
+        self._account = loader.schema.schema_map.table("account")
+
+    async def read(self, index: int, answer: AsyncIterator[Page] | ServiceError) -> None:
+        into = self.answers[index]
+        if isinstance(answer, ServiceError):
+            into.error = answer
+            return
+        try:
+            async for page in answer:
+                self._page(self.parts[index], into, page)
+        except ServiceError as exc:
+            into.error = exc
+
+    def _page(self, part: str, into: _Answer, page: Page) -> None:
+        if part.startswith((COUNT, PROBE)):
+            into.rows += page
+            return
+        into.names |= _account_names(page, self._account)
+        bad: list[UnreadableRecord] = []
+        records = _read(self.loader, part, page, {}, bad)
+        into.unreadable += [u.model_copy(update={"row": u.row + into.count}) for u in bad]
+        if part == _USAGE:
+            for record in records:
+                self.usage.add(record)
+        else:
+            into.records += records
+        into.count += len(page)
+
+    def settle(self, into: Answers) -> None:
+        """Join each part's answers in the order of its queries, and add them to `into`."""
+        failed: dict[str, ServiceError] = {}
+        for part, answer in zip(self.parts, self.answers, strict=True):
+            if answer.error is not None:
+                failed.setdefault(part, answer.error)
+        joined: dict[str, list[_Answer]] = {}
+        for part, answer in zip(self.parts, self.answers, strict=True):
+            joined.setdefault(part, []).append(answer)
+        for part, answers in joined.items():
+            error = failed.get(part)
+            if part.startswith(COUNT):
+                rows = [row for a in answers for row in a.rows]
+                into.counts[part.removeprefix(COUNT)] = error or _counts(rows)
+            elif part.startswith(PROBE):
+                # A probe that could not be answered counts as "there are rows": the period is then
+                # reviewed in full rather than passed over as healthy.
+                into.probes[part.removeprefix(PROBE)] = error is not None or any(a.rows for a in answers)
+            elif error is not None:
+                into.failures[part] = str(error)
+                into.records.setdefault(part, [])
+            else:
+                self._settle_part(part, answers, into)
+
+    def _settle_part(self, part: str, answers: list[_Answer], into: Answers) -> None:
+        offset = 0
+        records: list[Any] = []
+        for answer in answers:
+            into.names |= answer.names
+            into.unreadable += [u.model_copy(update={"row": u.row + offset}) for u in answer.unreadable]
+            offset += answer.count
+            records += answer.records
+        if part == _USAGE:
+            into.usage.merge(self.usage)
+        into.records[part] = _unique([*into.records.get(part, []), *records])
+
+
 async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
-    """Send the round as one `$batch` (nothing is sent for an empty round) and add its answers."""
+    """Send the round as one `$batch` (nothing is sent for an empty round), read its answers page by
+    page, all at once, and add them to `into`."""
     if not round_.queries:
         return
-    parts = [part for part, _ in round_.queries]
-    answers = await dv.batch([query for _, query in round_.queries])
-    for part, answer in _joined(parts, answers).items():
-        if part.startswith(COUNT):
-            into.counts[part.removeprefix(COUNT)] = _counts(answer)
-            continue
-        if part.startswith(PROBE):
-            # A probe that could not be answered counts as "there are rows": the period is then
-            # reviewed in full rather than passed over as healthy.
-            into.probes[part.removeprefix(PROBE)] = isinstance(answer, ServiceError) or bool(answer)
-            continue
-        if not isinstance(answer, ServiceError):
-            into.names |= _account_names(answer, round_.loader.schema.schema_map.table("account"))
-        part_failures: dict[str, str] = {}
-        records = _read(round_.loader, part, answer, part_failures, into.unreadable)
-        if part_failures:
-            into.failures |= part_failures
-        into.records[part] = _unique([*into.records.get(part, []), *records])
+    reading = _Reading(round_.loader, [part for part, _ in round_.queries])
+    streams = await dv.batch_pages([query for _, query in round_.queries])
+    await asyncio.gather(*(reading.read(i, stream) for i, stream in enumerate(streams)))
+    reading.settle(into)
 
 
 def _counts(answer: Answer) -> dict[str | None, int] | ServiceError:
