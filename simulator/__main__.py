@@ -1,4 +1,5 @@
-"""`python -m simulator serve FIXTURE [--port N] [--latency-ms N] [--jitter-ms N] [--fault SPEC]...
+"""`python -m simulator serve FIXTURE [--port N] [--latency-ms N] [--jitter-ms N]
+[--page-cost-ms-per-1000 N] [--fault SPEC]...
 [--fault-rate P [--seed S]] [--http]`; `python -m simulator generate --customers N [--seed S]`
 
 Serves a fixture until Ctrl-C. A bad fixture, fault spec or busy port ends it with status 2 and one
@@ -66,6 +67,16 @@ def _rate(text: str) -> float:
     return rate
 
 
+def _page_cost(text: str) -> float:
+    try:
+        cost = float(text)
+    except ValueError:
+        cost = -1.0
+    if not cost >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"bad --page-cost-ms-per-1000 {text!r}: give milliseconds, e.g. 300")
+    return cost
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     serve.add_argument("--latency-ms", type=float, default=0.0, help="delay every request by N ms")
     serve.add_argument("--jitter-ms", type=float, default=0.0, help="plus a random 0..N ms")
+    serve.add_argument(
+        "--page-cost-ms-per-1000",
+        type=_page_cost,
+        default=0.0,
+        metavar="N",
+        help="serve each page of rows N ms per 1,000 rows late, as Dataverse's time grows with rows (e.g. 300)",
+    )
     serve.add_argument("--fault", type=_fault, action="append", default=[], help=FAULT_HELP)
     serve.add_argument(
         "--fault-rate",
@@ -130,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.latency_ms or args.jitter_ms:
         simulator.inject(latency=args.latency_ms / 1000, jitter=args.jitter_ms / 1000)
+    if args.page_cost_ms_per_1000 > 0:
+        simulator.set_page_cost(args.page_cost_ms_per_1000)
     for fault in args.fault:
         simulator.faults.add(fault)
     if args.fault_rate:

@@ -95,6 +95,8 @@ class DataverseApi:
         # read in 100 pages). A first page always recomputes; any write makes an entry stale.
         self._results: OrderedDict[tuple[object, ...], _Result] = OrderedDict()
         self._results_lock = threading.Lock()
+        # Called with the number of rows of each page served (the simulator's page cost).
+        self.on_rows: Callable[[int], None] = lambda rows: None
 
     @property
     def service_root(self) -> str:
@@ -179,6 +181,7 @@ class DataverseApi:
         page_size, applied = _page_size(prefer)
         offset = skip_offset(options.get("$skiptoken"), keys, page_size)
         page = rows[offset : offset + page_size]
+        self.on_rows(len(page))
         context = f"{self.service_root}$metadata#{table.entity_set}" + (
             f"({','.join(select)})" if select else ""
         )

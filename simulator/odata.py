@@ -8,7 +8,9 @@ Dataverse's SQL collation does.
 
 from __future__ import annotations
 
+import functools
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -71,6 +73,42 @@ class _Operand:
     literal: bool
 
 
+# SQL Server's order of a uniqueidentifier's bytes (`UUID.bytes_le`), most significant first.
+_SQL_GUID_ORDER = (10, 11, 12, 13, 14, 15, 8, 9, 6, 7, 4, 5, 0, 1, 2, 3)
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _sql_guid_key(text: str) -> tuple[int, bytes | str]:
+    try:
+        raw = uuid.UUID(text).bytes_le
+    except ValueError:  # a malformed value sorts after every GUID, never raises
+        return (1, text)
+    return (0, bytes(raw[i] for i in _SQL_GUID_ORDER))
+
+
+class SqlGuid(str):
+    """A GUID's text that compares (`lt`, `ge`, `$orderby`) as Dataverse compares uniqueidentifier
+    values, in SQL Server's order: the last group of the text first. Equal and hashed as its text."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: object) -> bool:
+        return _sql_guid_key(self) < _sql_guid_key(str(other))
+
+    def __le__(self, other: object) -> bool:
+        return _sql_guid_key(self) <= _sql_guid_key(str(other))
+
+    def __gt__(self, other: object) -> bool:
+        return _sql_guid_key(self) > _sql_guid_key(str(other))
+
+    def __ge__(self, other: object) -> bool:
+        return _sql_guid_key(self) >= _sql_guid_key(str(other))
+
+    __hash__ = str.__hash__
+    __eq__ = str.__eq__
+    __ne__ = str.__ne__
+
+
 def comparable(value: Any, edm: str | None) -> Any:
     """A wire value in a form Python compares the way Dataverse does."""
     if value is None:
@@ -78,7 +116,7 @@ def comparable(value: Any, edm: str | None) -> Any:
     if edm == "Edm.String" or (edm is None and isinstance(value, str)):
         return str(value).casefold()
     if edm == "Edm.Guid":
-        return str(value).lower()
+        return SqlGuid(str(value).lower())
     if edm == "Edm.Date" and isinstance(value, str):
         return date.fromisoformat(value[:10])
     if edm == "Edm.DateTimeOffset" and isinstance(value, str):

@@ -90,6 +90,10 @@ class Simulator:
         self._cert_dir: Path | None = None
         self.ca_file: str | None = None
         self.dataverse = DataverseApi(self.tenant, lambda: self.base_url, self._batch)
+        self.dataverse.on_rows = self._page_cost
+        # Seconds each 1,000 rows of a query's page take to serve, as real Dataverse's time grows
+        # with the rows it reads (`set_page_cost`); the parts of a $batch are served one after another.
+        self.page_cost_per_1000 = 0.0
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -254,6 +258,16 @@ class Simulator:
         in_batch: bool = False,
     ) -> None:
         self.faults.add(Fault(latency, jitter, status, retry_after, times, path_prefix, drop, in_batch))
+
+    def set_page_cost(self, ms_per_1000_rows: float) -> None:
+        """Serve each page of a query `ms_per_1000_rows` ms per 1,000 rows late (e.g. 300)."""
+        if ms_per_1000_rows < 0:
+            raise ValueError("the page cost must not be negative")
+        self.page_cost_per_1000 = ms_per_1000_rows / 1000
+
+    def _page_cost(self, rows: int) -> None:
+        if self.page_cost_per_1000 and rows:
+            time.sleep(self.page_cost_per_1000 * rows / 1000)
 
     def clear_faults(self) -> None:
         self.faults.clear()
