@@ -198,11 +198,13 @@ class UsageIndex:
             mine.merge(group)
 
     def finish(self) -> UsageIndex:
-        """Put what depends on arrival order in one order: groups by subscription, ids sorted."""
+        """Put what depends on arrival order in one order: groups by subscription, ids and markups
+        sorted."""
         for groups in self._by_invoice.values():
             groups.sort(key=lambda g: g.subscription_id or "")
         for group in self._groups.values():
             group.archived_ids.sort()
+            group.markups = tuple(sorted(group.markups))
         return self
 
     def of_invoice(self, invoice_id: str) -> list[UsageGroup]:
