@@ -71,6 +71,7 @@ class _Operand:
     get: Callable[[Mapping[str, Any]], Any]
     edm: str | None  # None: untyped property; "null" for the null literal
     literal: bool
+    name: str | None = None  # the property's, when it is one
 
 
 # SQL Server's order of a uniqueidentifier's bytes (`UUID.bytes_le`), most significant first.
@@ -78,35 +79,39 @@ _SQL_GUID_ORDER = (10, 11, 12, 13, 14, 15, 8, 9, 6, 7, 4, 5, 0, 1, 2, 3)
 
 
 @functools.lru_cache(maxsize=1 << 20)
-def _sql_guid_key(text: str) -> tuple[int, bytes | str]:
+def sql_guid_key(text: str) -> tuple[int, bytes | str]:
+    """A GUID as Dataverse orders uniqueidentifier values (`gt`, `lt`, `$orderby`): in SQL Server's
+    order, the last group of the text first. A malformed value sorts after every GUID."""
     try:
         raw = uuid.UUID(text).bytes_le
-    except ValueError:  # a malformed value sorts after every GUID, never raises
+    except ValueError:
         return (1, text)
     return (0, bytes(raw[i] for i in _SQL_GUID_ORDER))
 
 
-class SqlGuid(str):
-    """A GUID's text that compares (`lt`, `ge`, `$orderby`) as Dataverse compares uniqueidentifier
-    values, in SQL Server's order: the last group of the text first. Equal and hashed as its text."""
+def _guid_order(
+    compare: Callable[[Any, Any], bool], left: _Operand, right: _Operand
+) -> Callable[[Mapping[str, Any]], bool]:
+    """`gt`/`ge`/`lt`/`le` of GUIDs in SQL Server's order; false with null, as SQL compares. A
+    property against a literal (a partition's bound) reads the row's value as it is: a large
+    table's filter runs this for every row."""
+    if left.name is not None and right.literal:
+        name, bound = left.name, right.get({})
+        if bound is None:
+            return lambda _row: False
+        bound_key = sql_guid_key(str(bound))
 
-    __slots__ = ()
+        def against_bound(row: Mapping[str, Any]) -> bool:
+            value = row.get(name)
+            return value is not None and compare(sql_guid_key(str(value)), bound_key)
 
-    def __lt__(self, other: object) -> bool:
-        return _sql_guid_key(self) < _sql_guid_key(str(other))
+        return against_bound
 
-    def __le__(self, other: object) -> bool:
-        return _sql_guid_key(self) <= _sql_guid_key(str(other))
+    def predicate(row: Mapping[str, Any]) -> bool:
+        a, b = left.get(row), right.get(row)
+        return a is not None and b is not None and compare(sql_guid_key(str(a)), sql_guid_key(str(b)))
 
-    def __gt__(self, other: object) -> bool:
-        return _sql_guid_key(self) > _sql_guid_key(str(other))
-
-    def __ge__(self, other: object) -> bool:
-        return _sql_guid_key(self) >= _sql_guid_key(str(other))
-
-    __hash__ = str.__hash__
-    __eq__ = str.__eq__
-    __ne__ = str.__ne__
+    return predicate
 
 
 def comparable(value: Any, edm: str | None) -> Any:
@@ -116,7 +121,7 @@ def comparable(value: Any, edm: str | None) -> Any:
     if edm == "Edm.String" or (edm is None and isinstance(value, str)):
         return str(value).casefold()
     if edm == "Edm.Guid":
-        return SqlGuid(str(value).lower())
+        return str(value).lower()
     if edm == "Edm.Date" and isinstance(value, str):
         return date.fromisoformat(value[:10])
     if edm == "Edm.DateTimeOffset" and isinstance(value, str):
@@ -194,14 +199,33 @@ class _FilterParser:
         while self.at_word("or"):
             self.take()
             terms.append(self.and_expr())
-        return terms[0] if len(terms) == 1 else (lambda row: any(t(row) for t in terms))
+        if len(terms) == 1:
+            return terms[0]
+
+        # Loops, not any()/all() of a generator: the hot path of a large table's filter.
+        def either(row: Mapping[str, Any]) -> bool:
+            for term in terms:  # noqa: SIM110
+                if term(row):
+                    return True
+            return False
+
+        return either
 
     def and_expr(self) -> Predicate:
         terms = [self.unary()]
         while self.at_word("and"):
             self.take()
             terms.append(self.unary())
-        return terms[0] if len(terms) == 1 else (lambda row: all(t(row) for t in terms))
+        if len(terms) == 1:
+            return terms[0]
+
+        def both(row: Mapping[str, Any]) -> bool:
+            for term in terms:  # noqa: SIM110
+                if not term(row):
+                    return False
+            return True
+
+        return both
 
     def unary(self) -> Predicate:
         if self.at_word("not"):
@@ -235,7 +259,7 @@ class _FilterParser:
             if name not in self.properties:
                 raise unknown_property(name, self.type_name)
             edm = self.properties[name]
-            return _Operand(lambda row: comparable(row.get(name), edm), edm, literal=False)
+            return _Operand(lambda row: comparable(row.get(name), edm), edm, literal=False, name=name)
         value, edm = self.literal(token)
         return _Operand(lambda _row: value, edm, literal=True)
 
@@ -266,6 +290,8 @@ class _FilterParser:
                 f"'{left.edm}' and '{right.edm}' for operator kind '{kind}'."
             )
         get_left, get_right = self._adapted(left, right), self._adapted(right, left)
+        if op not in ("eq", "ne") and "Edm.Guid" in (left.edm, right.edm):
+            return _guid_order(compare, left, right)
 
         def predicate(row: Mapping[str, Any]) -> bool:
             a, b = get_left(row), get_right(row)
@@ -394,6 +420,8 @@ def sort_rows(
 
         def key(row: Any, name: str = name, edm: str | None = edm) -> tuple[int, Any]:
             value = comparable(values(row).get(name), edm)
+            if value is not None and edm == "Edm.Guid":
+                value = sql_guid_key(value)
             return (0, 0) if value is None else (1, value)
 
         rows = sorted(rows, key=key, reverse=descending)

@@ -71,7 +71,8 @@ def dependent_queries(
     window = f"{scheduled} ge {oldest.isoformat()} and {scheduled} le {until.isoformat()}"
     contracts = sorted(set(usage_contracts))
     queries = [
-        ("usage_summaries", loader.query(us, f"({clause}) and ({part})" if part else clause))
+        # The partition's range first: it rejects most rows at once where nothing is indexed.
+        ("usage_summaries", loader.query(us, f"({part}) and ({clause})" if part else clause))
         for clause in loader.in_filter(us, "work365_usagesummary_providerinvoice", reviewed)
         for part in partitions or [""]
     ]
