@@ -709,6 +709,24 @@ HAND_WRITTEN: list[dict[str, Any]] = [
         "candidates": [_c("h35a", "Munsons Pickles & Preserves Farm"), _c("h35b", "Munson Farms")],
         "answer": "h35a",
     },
+    {
+        "kind": "hard",
+        "provider": {"name": "Contoso Ltd"},
+        "candidates": [_c("h36a", "Contoso Ltd (old)"), _c("h36b", "Contoso Limited")],
+        "answer": "h36b",
+    },
+    {
+        "kind": "hard",
+        "provider": {"name": "Fabrikam Inc.", "domain": "fabrikam.com"},
+        "candidates": [_c("h37a", "ZZ Fabrikam Inc - DO NOT USE", "fabrikam.com")],
+        "answer": None,  # its only account is retired: a person reactivates it or creates one
+    },
+    {
+        "kind": "hard",
+        "provider": {"name": "St. John's Hospital Trust"},
+        "candidates": [_c("h38a", "Saint Johns Hospital Trust"), _c("h38b", "St Mary's Hospital Trust")],
+        "answer": "h38a",
+    },
 ]
 
 

@@ -152,7 +152,6 @@ def _references(parser: argparse.ArgumentParser) -> None:
         help=f"auto-fix's minimum confidence (default {DEFAULT_THRESHOLD})",
     )
     evaluate.add_argument("--misses", action="store_true", help="list the cases whose top proposal is wrong")
-    _verbose(evaluate, argparse.SUPPRESS)
 
 
 def _cmd_references(args: argparse.Namespace) -> int:

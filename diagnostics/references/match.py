@@ -18,9 +18,10 @@ customer, from a sceptical prior (a CRM account picked at random is not the cust
 - `Party.linked_account_ids`: another provider account of the same customer is already mapped to
   the candidate (strong);
 - against: legal forms of different countries ("Ltd" / "Inc", "GmbH" / "AG" — usually two legal
-  entities of one group), and names that share a word but differ by a distinguishing one
-  ("Contoso Pharma" / "Contoso Foods", "Contoso UK" / "Contoso"): either caps the confidence at
-  `DIFFERENT_ENTITY_CAP`, below the threshold, unless a linked account vouches for the candidate.
+  entities of one group), names that share a word but differ by a distinguishing one
+  ("Contoso Pharma" / "Contoso Foods", "Contoso UK" / "Contoso"), and an account whose name marks
+  it as no longer in use ("Contoso Ltd (old)", "ZZ Contoso - DO NOT USE"): each caps the confidence
+  at `DIFFERENT_ENTITY_CAP`, below any threshold, unless a linked account vouches for the candidate.
 The confidence is the logistic of that sum: an estimate of the chance the candidate is right. The
 weights are set from what each signal means, not fitted to cases; `references evaluate` prints how
 often the top proposal is right per confidence band, so the calibration can be checked on real data.
@@ -344,6 +345,9 @@ def _score(party: Party, parsed: ParsedName, candidate: Candidate) -> Proposal |
             reasons.append("but the names differ by " + ", ".join(f"“{w}”" for w in match.differing))
     else:
         log_odds += _NAME_FLOOR
+    if name.retired:
+        capped = True
+        reasons.append(f"but the account's name marks it as no longer in use (“{name.retired}”)")
     for evidence in (
         _domain_evidence(_party_host(party.domain), candidate.website, name),
         _legal_evidence(parsed, name),

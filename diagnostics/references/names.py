@@ -186,6 +186,8 @@ _ABBREVIATIONS = {
     "coop": "cooperative",
     "fdn": "foundation",
     "hosp": "hospital",
+    "st": "saint",
+    "ste": "sainte",
 }
 
 _TRADING = re.compile(
@@ -195,6 +197,18 @@ _TRADING = re.compile(
 _BRACKETED = re.compile(r"[(\[{]([^)\]}]*)[)\]}]?")
 _BRACKET_LEAD = re.compile(
     r"^(?:t/a|trading as|d/b/a|dba|aka|a\.k\.a\.?|formerly|previously|was|now|operating as)[\s:]+"
+)
+# How people mark a CRM account no longer in use: "(old)", "- DO NOT USE", "[inactive]", "ZZ Contoso".
+# Words such as "old" or "closed" count only bracketed or after a dash ("Old Mutual" is a company).
+_RETIRED_WORDS = (
+    r"old|inactive|obsolete|duplicate|dup|dupe|deleted|closed|archived?|unused|dnu|do not use|"
+    r"dont use|not in use|no longer used|merged|defunct|dissolved|ceased trading|in liquidation"
+)
+_RETIRED = re.compile(
+    rf"[(\[{{][^)\]}}]*\b(?:{_RETIRED_WORDS})\b[^)\]}}]*[)\]}}]?"  # bracketed
+    rf"|\s[-–—/:]+\s*(?:[^-–—]*\s)?(?:{_RETIRED_WORDS})\b.*$"  # after a dash, to the end
+    r"|\bdo not use\b|\bdon'?t use\b"  # anywhere
+    r"|^\s*(?:zz+|xx+)(?=[\s\-_.:]|$)"  # a sorting prefix that sends it to the end of lists
 )
 _DOTTED = re.compile(r"(?<!\w)(?:\w\.\s?)+\w\b\.?")
 _SLASHED = re.compile(r"(?<!\w)(\w)/(\w)(?!\w)")
@@ -229,6 +243,7 @@ class ParsedName:
     raw: str
     forms: tuple[NameForm, ...]
     legal: tuple[str, ...]  # canonical legal forms found, e.g. ("ltd",)
+    retired: str = ""  # what marks the account as no longer in use, as written ("(old)")
 
     @property
     def key(self) -> str:
@@ -379,17 +394,23 @@ def parse_name(raw: str) -> ParsedName:
     accounts are compared with every provider account."""
     forms: list[NameForm] = []
     legal: list[str] = []
-    spellings = [fold(raw)]
+    marks = [m.group().strip() for m in _RETIRED.finditer(unicodedata.normalize("NFC", raw.casefold()))]
+    name = _RETIRED.sub(" ", raw) if marks else raw
+    if not _WORDS.search(name):
+        name, marks = raw, []  # nothing but the mark: a name after all
+    spellings = [_RETIRED.sub(" ", fold(raw)) if marks else fold(raw)]
     if _NEEDS_WRITTEN_OUT & set(unicodedata.normalize("NFC", raw.casefold())):
-        spellings.append(fold(raw, written_out=True))
+        spellings.append(
+            _RETIRED.sub(" ", fold(raw, written_out=True)) if marks else fold(raw, written_out=True)
+        )
     for spelling in spellings:
-        for text, folded, source in _split(raw, spelling):
+        for text, folded, source in _split(name, spelling):
             form, found = _form(text, folded, source)
             legal.extend(found)
             if form is not None and form.words not in [f.words for f in forms]:
                 forms.append(form)
     forms.sort(key=lambda f: f.source != "name")  # the name itself first, stable otherwise
-    return ParsedName(raw, tuple(forms), tuple(dict.fromkeys(legal)))
+    return ParsedName(raw, tuple(forms), tuple(dict.fromkeys(legal)), " ".join(marks))
 
 
 def normalised_name(name: str) -> str:

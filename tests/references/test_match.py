@@ -165,6 +165,17 @@ def test_a_typo_is_alike_but_not_the_same() -> None:
     assert proposals[0].reasons == ("names 93% alike",)
 
 
+def test_an_account_marked_as_no_longer_in_use_is_never_applied() -> None:
+    old = Candidate("old", "Contoso Ltd (old)", "contoso.com")
+    proposals, chosen = _top(Party("Contoso Ltd", "contoso.com"), [old])
+    assert chosen is None
+    assert proposals[0].confidence <= DIFFERENT_ENTITY_CAP
+    assert "but the account's name marks it as no longer in use (“(old)”)" in proposals[0].reasons
+    proposals, chosen = _top(Party("Contoso Ltd", "contoso.com"), [old, Candidate("new", "Contoso Limited")])
+    assert chosen is not None
+    assert chosen.candidate.id == "new"
+
+
 def test_nothing_alike_is_no_proposal() -> None:
     assert (
         rank(Party("Wide World Importers", "wideworldimporters.com"), [Candidate("x", "Coho Winery")]) == []
@@ -279,3 +290,20 @@ def test_a_candidate_identical_to_the_party_ranks_first(
     assert all(0.0 <= p.confidence <= 1.0 and p.reasons for p in proposals)
     chosen = choose(proposals)
     assert chosen is None or chosen.confidence >= DEFAULT_THRESHOLD
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=_NAME, domain=_SITE, candidates=_CANDIDATES, pick=st.integers(0, 7))
+def test_a_linked_account_only_ever_gains(
+    name: str, domain: str | None, candidates: list[Candidate], pick: int
+) -> None:
+    if not candidates:
+        return
+    linked_id = candidates[pick % len(candidates)].id
+    before = {p.candidate.id: p.confidence for p in rank(Party(name, domain), candidates)}
+    after = {p.candidate.id: p.confidence for p in rank(Party(name, domain, (linked_id,)), candidates)}
+    assert after[linked_id] >= before.get(linked_id, 0.0)
+    assert after[linked_id] > 0.3  # always shown, however unlike the names and domains are
+    assert {k: v for k, v in after.items() if k != linked_id} == {
+        k: v for k, v in before.items() if k != linked_id
+    }

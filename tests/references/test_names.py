@@ -185,3 +185,20 @@ def test_registrable_domain_name_and_tenant() -> None:
 )
 def test_search_label_is_what_to_look_for_in_websites(domain: str | None, label: str | None) -> None:
     assert search_label(domain) == label
+
+
+@pytest.mark.parametrize(
+    ("written", "key", "mark"),
+    [
+        ("Contoso Ltd (old)", "contoso", "(old)"),
+        ("ZZ Contoso - DO NOT USE", "contoso", "zz - do not use"),
+        ("Contoso [duplicate]", "contoso", "[duplicate]"),
+        ("Contoso Ltd - Inactive", "contoso", "- inactive"),
+        ("Old Mutual plc", "old mutual", ""),  # a company, not a mark
+        ("Closed Loop Recycling", "closed loop recycling", ""),
+        ("Contoso - London", "contoso london", ""),
+    ],
+)
+def test_a_name_marking_the_account_as_no_longer_in_use_is_read(written: str, key: str, mark: str) -> None:
+    parsed = parse_name(written)
+    assert (parsed.key, parsed.retired) == (key, mark)
