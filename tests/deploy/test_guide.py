@@ -17,6 +17,8 @@ from azure.servicebus.aio import ServiceBusClient
 
 import function_app
 from broker.testing import running_broker
+from diagnostics.access import privilege_name as access_privilege
+from diagnostics.access import required_privileges
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.adapters.servicebus import ServiceBusMessageBus
 from diagnostics.app.container import Container, use_container
@@ -26,7 +28,7 @@ from diagnostics.errors import ConfigError
 from diagnostics.messages import InvoiceUnit
 from diagnostics.ports import MessageBus
 from diagnostics.service import scan
-from diagnostics.settings import load_settings
+from diagnostics.settings import Settings, load_settings
 from simulator import Simulator, load_fixture
 from simulator.access import privilege_name
 from simulator.connect import connection
@@ -80,6 +82,19 @@ async def _fresh_container() -> object:
         await current.aclose()
 
 
+# --- section 6: what a good answer looks like ---------------------------------------------------
+
+
+async def test_a_healthy_answer_is_the_one_the_guide_shows(sim: Simulator) -> None:
+    with running_broker() as broker:
+        client = ServiceBusClient.from_connection_string(broker.connection_string, retry_total=0)
+        _installed(sim, bus=ServiceBusMessageBus(client))
+        status, body = await _health()
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    [shown] = [line for line in text.splitlines() if line.startswith('{"status": "ok"')]
+    assert (status, body) == (200, json.loads(shown))
+
+
 # --- 1. no application user ------------------------------------------------------------------------
 
 
@@ -109,7 +124,24 @@ async def test_a_read_privilege_below_organization() -> None:
     quoted(limited.remediation[1])
 
 
-# --- 3. a wrong DIAG_DATAVERSE_URL -----------------------------------------------------------------
+# --- 3. a write privilege missing ----------------------------------------------------------------
+
+
+async def test_a_write_privilege_missing() -> None:
+    doc = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    doc["dataverse"]["denied_privileges"] = ["prvCreateNote"]
+    with Simulator(load_fixture(doc)) as sim:
+        _installed(sim)
+        status, body = await _health()
+    assert status == 503
+    checks = body["checks"]
+    assert isinstance(checks, dict)
+    assert checks["dataverse"] == "ok"
+    assert "prvCreateNote" in checks["write_privileges"]
+    quoted(checks["write_privileges"])
+
+
+# --- 4. a wrong DIAG_DATAVERSE_URL -----------------------------------------------------------------
 
 
 def _closed_port() -> int:
@@ -131,7 +163,7 @@ async def test_a_wrong_dataverse_url(sim: Simulator) -> None:
     quoted(hint.split("): ", 1)[1])
 
 
-# --- 4. the identity lacks its Service Bus roles -------------------------------------------------
+# --- 5. the identity lacks its Service Bus roles -------------------------------------------------
 
 
 async def test_the_identity_lacks_its_service_bus_roles(sim: Simulator) -> None:
@@ -150,7 +182,7 @@ async def test_the_identity_lacks_its_service_bus_roles(sim: Simulator) -> None:
     quoted(said.rsplit("): ", 1)[1])
 
 
-# --- 5. a misspelt DIAG_ setting, 6. an unresolved Key Vault reference --------------------------
+# --- 6. a misspelt DIAG_ setting, 7. an unresolved Key Vault reference --------------------------
 
 
 async def test_a_misspelt_setting(sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -170,7 +202,7 @@ def test_an_unresolved_key_vault_reference() -> None:
     quoted(str(raised.value))
 
 
-# --- 7. the Teams webhook refuses the post ---------------------------------------------------------
+# --- 8. the Teams webhook refuses the post ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("status", [404, 403])
@@ -218,14 +250,24 @@ def test_the_guide_asks_for_exactly_the_read_privileges_the_tool_checks_as_the_r
     assert "`prvReadUser` | any" in text
 
 
-def test_the_guide_names_the_note_privileges_the_readme_names() -> None:
-    text = guide()
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    for privilege in ("prvCreateNote", "prvWriteNote", "prvAppendNote"):
-        assert f"`{privilege}`" in text
-        assert f"`{privilege}`" in readme
-    for table in ("providerinvoice", "provider", "billingcontract", "subscription"):
-        assert f"`prvAppendTowork365_{table}`" in text
+def _required(**enabled: bool) -> set[str]:
+    needs = required_privileges(**{"notes": False, "map_accounts": False, "reimport": False, **enabled})
+    return {access_privilege(n.table, n.table, n.access) for n in needs}
+
+
+def _row(text: str, starts: str) -> set[str]:
+    [row] = [line for line in text.splitlines() if line.startswith(starts)]
+    return set(re.findall(r"`(prv\w+)`", row))
+
+
+def test_the_guide_asks_for_exactly_the_write_privileges_the_tool_checks() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    notes = _row(text, "| Note | `prvCreateNote`") | _row(text, "| Provider Invoice, Provider,")
+    assert notes == _required(notes=True)
+    assert _row(text, "| `DIAG_AUTOFIX_MAP_ACCOUNTS=true`") == _required(map_accounts=True)
+    assert _row(text, "| `DIAG_AUTOFIX_REIMPORT=true`") == _required(reimport=True)
+    fields = Settings.model_fields
+    assert {"autofix_map_accounts", "autofix_reimport"} <= set(fields)
 
 
 def test_the_guide_is_linked_from_the_readmes_first_screen() -> None:
