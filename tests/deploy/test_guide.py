@@ -21,6 +21,7 @@ from diagnostics.access import privilege_name as access_privilege
 from diagnostics.access import required_privileges
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.adapters.servicebus import ServiceBusMessageBus
+from diagnostics.adapters.telemetry import APP_SETTINGS
 from diagnostics.app.container import Container, use_container
 from diagnostics.app.notify import MonitorNotifier
 from diagnostics.checks import READS
@@ -274,3 +275,31 @@ def test_the_guide_is_linked_from_the_readmes_first_screen() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert any("docs/deploy.md" in line for line in readme[:15])
     assert not any("docs/deploy.md" in line for line in readme[:5])  # make demo / make test come first
+
+
+# --- the deployment the guide describes -----------------------------------------------------------
+
+INFRA = ROOT / "infra"
+
+
+@pytest.mark.skipif(not (INFRA / "main.bicep").exists(), reason="infra/ is not in this checkout")
+def test_the_deployment_sets_what_the_guide_says_it_sets() -> None:
+    """The app settings of section 7 (telemetry), and the outputs, parameters and secret names the
+    guide's commands use, are in infra/."""
+    bicep = "\n".join(p.read_text(encoding="utf-8") for p in sorted(INFRA.rglob("*.bicep")))
+    parameters = (INFRA / "main.parameters.json").read_text(encoding="utf-8")
+    missing = [s for s in APP_SETTINGS if s not in bicep]
+    assert not missing, f"infra/ does not set {missing} (docs/deploy.md section 7)"
+    for output in ("AZURE_MANAGED_IDENTITY_CLIENT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME"):
+        assert f"output {output} " in bicep, output
+    assert "output FUNCTION_APP_URL " in bicep
+    for value in (
+        "DIAG_DATAVERSE_URL",
+        "DIAG_TEAMS_WEBHOOK_URL",
+        "DIAG_PARTNER_CENTER_TENANT_ID",
+        "DIAG_PARTNER_CENTER_CLIENT_ID",
+        "DIAG_PARTNER_CENTER_CLIENT_SECRET",
+    ):
+        assert "${" + value in parameters, value
+    for secret in ("teams-webhook-url", "partner-center-client-secret"):
+        assert f"'{secret}'" in bicep, secret
