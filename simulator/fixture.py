@@ -49,7 +49,15 @@ _DATAVERSE_KEYS = (
 )
 # The depths a security role's editor offers for Read (tenant-fixture.md, dataverse.read_depth).
 READ_DEPTHS = ("None", "User", "BusinessUnit", "ParentChildBusinessUnit", "Organization")
-_PARTNER_CENTER_KEYS = ("enabled", "unreachable", "invoices", "invoice_by_id", "$comment")
+_PARTNER_CENTER_KEYS = (
+    "enabled",
+    "unreachable",
+    "invoices",
+    "invoice_by_id",
+    "customers",
+    "subscriptions",
+    "$comment",
+)
 _RENAME_KEYS = ("tables", "columns")
 _ENTRY_KEYS = ("at", "description", "upsert", "delete", "partner_center", "$comment")
 _ENTRY_PARTNER_CENTER_KEYS = ("invoices", "$comment")
@@ -74,6 +82,10 @@ class PartnerCenterFixture:
     # Answer GET /v1/invoices/{id}, as Partner Center does for App+User tokens only; by default the
     # simulator refuses it as it refuses the app-only tokens it issues.
     invoice_by_id: bool = False
+    # Our extension: the partner's customers (GET /v1/customers) in Partner Center's shape, and
+    # each customer's subscriptions by customer id (GET /v1/customers/{id}/subscriptions).
+    customers: tuple[dict[str, Any], ...] = ()
+    subscriptions: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -499,7 +511,45 @@ class _Loader:
             if not isinstance(flag, bool):
                 raise self.fail(f"partner_center.{key} must be true or false")
         invoices = self.invoices(section.get("invoices", []), "partner_center.invoices")
-        return PartnerCenterFixture(enabled, unreachable, invoices, by_id)
+        customers = self.customers(section.get("customers", []))
+        subscriptions = self.subscriptions(section.get("subscriptions", {}), {c["id"] for c in customers})
+        return PartnerCenterFixture(enabled, unreachable, invoices, by_id, customers, subscriptions)
+
+    def customers(self, value: object) -> tuple[dict[str, Any], ...]:
+        where = "partner_center.customers"
+        if not isinstance(value, list):
+            raise self.fail(f"{where} must be a list of customer objects")
+        out = []
+        for i, customer in enumerate(value):
+            path = f"{where}[{i}]"
+            if not isinstance(customer, dict):
+                raise self.fail(f"{path} must be an object")
+            if not is_guid(customer.get("id")):
+                raise self.fail(f"{path}: 'id' (the customer's tenant id, a GUID) is missing or not a GUID")
+            profile = customer.get("companyProfile")
+            if not isinstance(profile, dict) or not isinstance(profile.get("companyName"), str):
+                raise self.fail(f'{path}: companyProfile must be an object with a "companyName" string')
+            if not isinstance(profile.get("domain", ""), str):
+                raise self.fail(f"{path}.companyProfile.domain must be a string")
+            out.append({**customer, "id": customer["id"].lower()})
+        if len({c["id"] for c in out}) != len(out):
+            raise self.fail(f"{where}: the same customer id twice")
+        return tuple(out)
+
+    def subscriptions(self, value: object, customers: set[str]) -> dict[str, tuple[dict[str, Any], ...]]:
+        where = "partner_center.subscriptions"
+        if not isinstance(value, dict):
+            raise self.fail(f"{where} must be an object: customer id -> list of subscription objects")
+        out: dict[str, tuple[dict[str, Any], ...]] = {}
+        for key, items in value.items():
+            if str(key).lower() not in customers:
+                raise self.fail(f"{where}: {key!r} is not the id of one of partner_center.customers")
+            if not isinstance(items, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("id"), str) and s["id"] for s in items
+            ):
+                raise self.fail(f'{where}.{key} must be a list of subscription objects, each with an "id"')
+            out[str(key).lower()] = tuple(dict(s) for s in items)
+        return out
 
     def invoices(self, invoices: object, where: str) -> tuple[dict[str, Any], ...]:
         if not isinstance(invoices, list):

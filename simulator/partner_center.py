@@ -1,4 +1,5 @@
-"""Partner Center's invoices: the list `GET /v1/invoices?size=N&offset=M` and `GET /v1/invoices/{id}`.
+"""Partner Center's invoices (the list `GET /v1/invoices?size=N&offset=M`, `GET /v1/invoices/{id}`),
+and customers (`GET /v1/customers`, `GET /v1/customers/{id}/subscriptions`).
 
 The shapes are Microsoft's documented ones (platform-apis.md 1.3-1.5; the documentation is the only
 source): `totalCount` is the number of items on the page, a client pages by following `links.next`
@@ -9,6 +10,7 @@ unless the fixture sets `partner_center.invoice_by_id`.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -18,6 +20,9 @@ from simulator.wire import Request, Response, json_response
 DEFAULT_PAGE = 200
 _INVOICE = re.compile(r"^/v1/invoices/(?P<id>[^/]+)(?P<rest>/.*)?$")
 _PERIOD_FIELDS = ("billingPeriodStartDate", "billingPeriodEndDate")
+_SUBSCRIPTIONS = re.compile(r"^/v1/customers/(?P<id>[^/]+)/subscriptions$")
+CUSTOMER_PAGE = 100  # when no size is asked
+_CONTINUATION_HEADER = "MS-ContinuationToken"
 
 
 def _error(status: int, name: str, description: str, request: Request) -> Response:
@@ -46,6 +51,11 @@ def handle(request: Request, fixture: PartnerCenterFixture, authorized: bool) ->
         )
     if request.method != "GET":
         return _error(405, "MethodNotAllowed", f"{request.method} is not supported here.", request)
+    if request.path == "/v1/customers":
+        return _customers(request, fixture)
+    subscriptions = _SUBSCRIPTIONS.match(request.path)
+    if subscriptions:
+        return _subscriptions(request, fixture, subscriptions["id"].lower())
     by_id = _INVOICE.match(request.path)
     if by_id:
         if not fixture.invoice_by_id or by_id["rest"]:
@@ -92,3 +102,85 @@ def _item(invoice: dict[str, Any]) -> dict[str, Any]:
     item.setdefault("links", {"self": {"uri": f"/invoices/{invoice['id']}", "method": "GET", "headers": []}})
     item.setdefault("attributes", {"objectType": "Invoice"})
     return item
+
+
+# --- customers (our fixture extension: partner_center.customers and .subscriptions) ---------------
+
+
+def _customers(request: Request, fixture: PartnerCenterFixture) -> Response:
+    """`GET /v1/customers?size=N`, paged by seek as Partner Center does: a page that is not the last
+    has `continuationToken` and a `links.next` of `/customers?size=N&seekOperation=Next` whose
+    headers carry the token as `MS-ContinuationToken`; the next page is asked with both."""
+    params = dict(request.params())
+    try:
+        size = int(params.get("size", CUSTOMER_PAGE))
+    except ValueError:
+        return _error(400, "BadRequest", "size must be a whole number.", request)
+    if size < 1:
+        return _error(400, "BadRequest", "size must be positive.", request)
+    seek: int | None = 0
+    if params.get("seekOperation", "").lower() == "next":
+        seek = _seek_offset(request.headers.get(_CONTINUATION_HEADER), len(fixture.customers))
+    if seek is None:
+        return _error(400, "BadRequest", "The continuation token is missing or not valid.", request)
+    offset = seek
+    items = [_customer(c) for c in fixture.customers[offset : offset + size]]
+    body: dict[str, Any] = {
+        "totalCount": len(items),
+        "items": items,
+        "links": {"self": {"uri": f"/customers?size={size}", "method": "GET", "headers": []}},
+        "attributes": {"objectType": "Collection"},
+    }
+    if offset + size < len(fixture.customers):
+        token = base64.b64encode(f"seek:{offset + size}".encode()).decode()
+        body["continuationToken"] = token
+        body["links"]["next"] = {
+            "uri": f"/customers?size={size}&seekOperation=Next",
+            "method": "GET",
+            "headers": [{"key": _CONTINUATION_HEADER, "value": token}],
+        }
+    return json_response(200, body, _echo(request))
+
+
+def _seek_offset(token: str | None, total: int) -> int | None:
+    try:
+        text = base64.b64decode(token or "", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    prefix, _, number = text.partition(":")
+    if prefix != "seek" or not number.isdigit() or not 0 < int(number) <= total:
+        return None
+    return int(number)
+
+
+def _customer(customer: dict[str, Any]) -> dict[str, Any]:
+    profile = {
+        "tenantId": customer["id"],
+        "domain": "",
+        **customer["companyProfile"],
+        "attributes": {"objectType": "CustomerCompanyProfile"},
+    }
+    return {
+        "relationshipToPartner": "reseller",
+        "allowDelegatedAccess": True,
+        **customer,
+        "companyProfile": profile,
+        "links": {"self": {"uri": f"/customers/{customer['id']}", "method": "GET", "headers": []}},
+        "attributes": {"objectType": "Customer"},
+    }
+
+
+def _subscriptions(request: Request, fixture: PartnerCenterFixture, customer_id: str) -> Response:
+    if customer_id not in {c["id"] for c in fixture.customers}:
+        return _error(404, "NotFound", f"Customer {customer_id} was not found.", request)
+    items = [
+        {"status": "active", **s, "attributes": {"objectType": "Subscription"}}
+        for s in fixture.subscriptions.get(customer_id, ())
+    ]
+    body = {
+        "totalCount": len(items),
+        "items": items,
+        "links": {"self": {"uri": f"/customers/{customer_id}/subscriptions", "method": "GET", "headers": []}},
+        "attributes": {"objectType": "Collection"},
+    }
+    return json_response(200, body, _echo(request))

@@ -1,4 +1,4 @@
-"""Partner Center REST client: the invoice list, and invoices by id.
+"""Partner Center REST client: the invoice list, invoices by id, customers and their subscriptions.
 
 The list (`GET /v1/invoices`) accepts app-only credentials, so the existence check pages through
 it. Microsoft's documented list answer carries no billing-period dates; only the invoice by id
@@ -97,12 +97,38 @@ class PartnerCenterClient(ClosingClient):
 
     async def list_invoices(self) -> list[dict[str, Any]]:
         """Every invoice of the partner, following `links.next` until there is none."""
+        return await self._list(f"invoices?size={self._page_size}&offset=0", "invoices")
+
+    async def list_customers(self) -> list[dict[str, Any]]:
+        """Every customer of the partner (`GET /v1/customers`, app-only credentials accepted), as
+        Partner Center gives them: `id` (the customer's tenant id), `companyProfile.companyName`,
+        `companyProfile.domain`, ….
+
+        Partner Center pages customers by seek, not by offset: each page's `links.next` carries
+        `seekOperation=Next` in its URI and the continuation token in an `MS-ContinuationToken`
+        header, which is sent back as given (Microsoft's "Get a list of customers").
+        """
+        return await self._list(f"customers?size={self._page_size}", "customers")
+
+    async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's subscriptions (`GET /v1/customers/{id}/subscriptions`): `id`, `offerId`,
+        `offerName`, `friendlyName`, `status`, …. The id must be a GUID (it goes into the path)."""
+        try:
+            tenant = str(uuid.UUID(str(customer_id)))
+        except ValueError:
+            raise ServiceError(
+                f"Partner Center customer id {str(customer_id)[:40]!r} is not a GUID (the customer's tenant "
+                "id): not read"
+            ) from None
+        return await self._list(f"customers/{tenant}/subscriptions", "subscriptions")
+
+    async def _list(self, uri: str, what: str) -> list[dict[str, Any]]:
+        """Every item of a collection, following `links.next` (with the headers it names) to the end."""
         # One correlation id ties the pages of this listing together in Partner Center's logs.
         correlation_id = str(uuid.uuid4())
-        uri: str = f"invoices?size={self._page_size}&offset=0"
         extra: dict[str, str] = {}
-        seen: set[str] = set()
-        invoices: list[dict[str, Any]] = []
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        collected: list[dict[str, Any]] = []
         while True:
             page = await self._get(uri, extra, correlation_id)
             items = page.get("items")
@@ -110,15 +136,17 @@ class PartnerCenterClient(ClosingClient):
                 raise ServiceError(
                     f"Partner Center GET /v1/{uri.partition('?')[0]} answered without an 'items' list"
                 )
-            invoices += items
+            collected += items
             following = _next_link(page)
             if following is None:
-                return invoices
+                return collected
             uri, extra = following
-            # A server that keeps answering the same next link would page forever.
-            if uri in seen:
-                raise ServiceError(f"Partner Center repeated the next link {uri[:80]} while listing invoices")
-            seen.add(uri)
+            # A server that keeps answering the same next link would page forever (a seek link's
+            # URI is always the same: its continuation token tells the pages apart).
+            key = (uri, tuple(sorted(extra.items())))
+            if key in seen:
+                raise ServiceError(f"Partner Center repeated the next link {uri[:80]} while listing {what}")
+            seen.add(key)
 
     async def get_invoice(self, invoice_id: str) -> dict[str, Any]:
         """One invoice by id, with its billing period (App+User credentials only, per Microsoft).

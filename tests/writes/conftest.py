@@ -5,20 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from writes_support import tenant
+from writes_support import Sleeps, tenant
 
 from diagnostics.adapters.http import RetryPolicy
 from simulator import Simulator, load_fixture
-
-
-class Sleeps:
-    """Stands in for asyncio.sleep: records each pause and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 @pytest.fixture

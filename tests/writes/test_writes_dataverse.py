@@ -4,7 +4,6 @@ client against the simulator on loopback, signed in with the real azure-identity
 from __future__ import annotations
 
 import pytest
-from conftest import Sleeps
 from writes_support import (
     ACCOUNT,
     INVOICE,
@@ -12,6 +11,7 @@ from writes_support import (
     OTHER_INVOICE,
     OTHER_NOTE,
     PROVIDER_ACCOUNT,
+    Sleeps,
     client,
     tenant,
 )

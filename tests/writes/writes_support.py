@@ -93,3 +93,13 @@ def client(sim: Simulator, retry: RetryPolicy | None = None, **kwargs: Any) -> D
     """The real client, signed in with the real azure-identity credential at the simulator."""
     credential = sim_credential(sim, connection_verify=sim.ca_file)
     return DataverseClient(sim.base_url, credential, verify=sim.ssl_context(), retry=retry, **kwargs)
+
+
+class Sleeps:
+    """Stands in for asyncio.sleep: records each pause and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
