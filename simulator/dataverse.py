@@ -369,6 +369,7 @@ class DataverseApi:
         if row_id not in table.rows:
             raise _missing(table, row_id)
         access.check(self.tenant, table, "Delete")
+        self.tenant.schedule_reimport(table, row_id)  # Work 365 imports a deleted invoice again
         self.tenant.delete_row(table, row_id)  # its notes go with it, as Dataverse cascades them
         self.tenant.writes.append(
             {"method": "DELETE", "table": table.definition.logical, "id": row_id, "body": None}

@@ -36,6 +36,7 @@ _TOP_KEYS = (
     "dataverse",
     "partner_center",
     "timeline",
+    "reimports",
     "$comment",
 )
 _DATAVERSE_KEYS = (
@@ -103,6 +104,17 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class Reimport:
+    """Our extension (`reimports`): what Work 365's import brings when it imports a provider
+    invoice again after a client deleted it and every reference of its errors.csv resolves."""
+
+    # columns of the new provider invoice row (default names, converted as in `rows`), over a copy
+    # of the deleted row; its primary key, when given, is the new row's id
+    invoice: dict[str, Any] = field(default_factory=dict)
+    usage: tuple[dict[str, Any], ...] = ()  # work365_usagesummary rows, linked to the new invoice
+
+
+@dataclass(frozen=True)
 class Fixture:
     now: datetime  # aware, UTC
     description: str = ""
@@ -122,6 +134,7 @@ class Fixture:
     partner_center: PartnerCenterFixture = field(default_factory=PartnerCenterFixture)
     source: str = "<dict>"
     timeline: tuple[TimelineEntry, ...] = ()  # in `at` order (fixture order among equal times)
+    reimports: Mapping[str, Reimport] = field(default_factory=dict)  # deleted invoice id -> re-import
 
 
 def load_fixture(source: str | Path | Mapping[str, Any]) -> Fixture:
@@ -191,7 +204,8 @@ class _Loader:
             global_option_sets=self.global_option_sets(dataverse.get("global_option_sets", {})),
             partner_center=self.partner_center(top.get("partner_center")),
             source=source,
-            timeline=_Timeline(self, now, rows).load(top.get("timeline", [])),
+            timeline=(timeline := _Timeline(self, now, rows).load(top.get("timeline", []))),
+            reimports=self.reimports(top.get("reimports", {}), now, rows, timeline),
         )
 
     def now(self, value: object, name: str = "'now'") -> datetime:
@@ -497,6 +511,55 @@ class _Loader:
                     "only choice (Picklist) columns use global choices"
                 )
         return names
+
+    # --- reimports (our extension) ----------------------------------------------------------------
+
+    def reimports(
+        self,
+        value: object,
+        now: datetime,
+        rows: Mapping[str, tuple[dict[str, Any], ...]],
+        timeline: tuple[TimelineEntry, ...],
+    ) -> dict[str, Reimport]:
+        if not isinstance(value, dict):
+            raise self.fail(
+                'reimports must be an object: provider invoice id -> {"work365_providerinvoice": {...}, '
+                '"work365_usagesummary": [...]}'
+            )
+        invoices = TABLES["work365_providerinvoice"]
+        known = {row[invoices.primary_key] for row in rows.get(invoices.logical, ())}
+        known |= {row[invoices.primary_key] for e in timeline for row in e.upsert.get(invoices.logical, ())}
+        reader = _Timeline(self, now, rows)
+        out: dict[str, Reimport] = {}
+        for key, spec in value.items():
+            path = f"reimports.{key}"
+            invoice_id = str(self.value(invoices, invoices.column(invoices.primary_key), key, path))
+            if invoice_id not in known:
+                raise self.fail(
+                    f"{path}: no provider invoice has the id {key!r} (in dataverse.rows or added by the timeline)"
+                )
+            section = self.keys(spec, ("work365_providerinvoice", "work365_usagesummary", "$comment"), path)
+            raw_invoice = section.get("work365_providerinvoice", {})
+            invoice = reader.partial_row(
+                invoices, raw_invoice, f"{path}.work365_providerinvoice", "unused", now
+            )
+            for name in (invoices.primary_key, "modifiedon"):
+                if not isinstance(raw_invoice, dict) or raw_invoice.get(name) is None:
+                    invoice.pop(name, None)
+            usage_table = TABLES["work365_usagesummary"]
+            raw_usage = section.get("work365_usagesummary", [])
+            if not isinstance(raw_usage, list):
+                raise self.fail(f"{path}.work365_usagesummary must be a list of row objects")
+            usage = []
+            for j, raw in enumerate(raw_usage):
+                row = reader.partial_row(
+                    usage_table, raw, f"{path}.work365_usagesummary[{j}]", f"reimport:{invoice_id}:{j}", now
+                )
+                if isinstance(raw, dict) and raw.get("modifiedon") is None:
+                    row.pop("modifiedon", None)
+                usage.append(row)
+            out[invoice_id] = Reimport(invoice, tuple(usage))
+        return out
 
     # --- partner_center ---------------------------------------------------------------------------
 

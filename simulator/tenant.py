@@ -16,15 +16,18 @@ from datetime import datetime
 from typing import Any, Literal
 
 from diagnostics.schema import TABLES, ColumnDef, TableDef
+from simulator import work365
 from simulator.fixture import (
     RAW_KEY,
     Fixture,
     PartnerCenterFixture,
+    Reimport,
     TimelineEntry,
     complete_added_row,
     option_labels,
 )
-from simulator.values import pluralise
+from simulator.values import format_datetime, pluralise
+from simulator.work365 import PendingReimport
 
 CUSTOM_OPTION_BASE = 870_420_000
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
@@ -150,6 +153,10 @@ class Tenant:
         self._next_entry = 0
         self.notes: list[dict[str, Any]] = []
         self.writes: list[dict[str, Any]] = []
+        # Work 365's re-imports of provider invoices a client deleted, in `at` order, and what a
+        # successful one brings, by the id of the invoice it replaces (simulator/work365.py).
+        self.reimports: list[PendingReimport] = []
+        self._reimport_specs: dict[str, Reimport] = dict(fixture.reimports)
         self._version = 0
         # Bumped by every write (and undo): a cached query result from an older generation is stale.
         self.generation = 0
@@ -248,15 +255,106 @@ class Tenant:
             self.now = moment
             applied = []
             timeline = self.fixture.timeline
-            while self._next_entry < len(timeline) and timeline[self._next_entry].at <= moment:
-                applied.append(self._apply(timeline[self._next_entry]))
-                self._next_entry += 1
-            return applied
+            while True:
+                entry = timeline[self._next_entry] if self._next_entry < len(timeline) else None
+                reimport = self.reimports[0] if self.reimports else None
+                # The fixture's entry first at equal times: Work 365's import sees what it changed.
+                if entry is not None and entry.at <= moment and (reimport is None or entry.at <= reimport.at):
+                    applied.append(self._apply(entry))
+                    self._next_entry += 1
+                elif reimport is not None and reimport.at <= moment:
+                    imported = self._reimport(self.reimports.pop(0))
+                    if imported is not None:
+                        applied.append(imported)
+                else:
+                    return applied
 
     def pending_timeline(self) -> tuple[TimelineEntry, ...]:
-        """The timeline entries not applied yet."""
+        """The timeline entries not applied yet, with Work 365's scheduled re-imports (as entries
+        that only say when and what), in `at` order."""
         with self.lock:
-            return self.fixture.timeline[self._next_entry :]
+            scheduled = [TimelineEntry(r.at, -1, r.description) for r in self.reimports]
+            return tuple(sorted((*self.fixture.timeline[self._next_entry :], *scheduled), key=lambda e: e.at))
+
+    def schedule_reimport(self, table: ServedTable, key: str) -> None:
+        """A client is deleting this row: when it is a provider invoice Work 365 imports
+        automatically, its next import run imports it again (see simulator/work365.py)."""
+        row = table.rows.get(key)
+        if table.definition.logical != work365.INVOICES or row is None:
+            return
+        spec = self._reimport_specs.get(key)
+        if not work365.reimportable(self, row, spec):
+            return
+        pending = PendingReimport(
+            work365.next_import_run(self.now), key, row, work365.errors_notes(self, key), spec
+        )
+        self.reimports = sorted([*self.reimports, pending], key=lambda r: r.at)
+
+    def _reimport(self, pending: PendingReimport) -> AppliedEntry | None:
+        """The import run's new provider invoice; None when the invoice is back already (the
+        fixture's timeline imported it, or a person synced it by hand): Work 365 imports an
+        invoice once."""
+        table = self.tables[work365.INVOICES]
+        number, provider = (
+            table.by_default[c].prop
+            for c in ("work365_providerinvoice_invoicenumber", "work365_providerinvoice_provider")
+        )
+        if pending.row.values.get(number) is not None and any(
+            r.values.get(number) == pending.row.values.get(number)
+            and r.values.get(provider) == pending.row.values.get(provider)
+            for r in table.rows.values()
+        ):
+            return None
+        resolved = work365.all_resolve(self, pending.errors)
+        spec = pending.spec
+        given = dict(spec.invoice) if resolved and spec is not None else {}
+        key = str(given.get(table.definition.primary_key) or work365.new_id(pending, "invoice"))
+        if key in table.rows:
+            key = work365.new_id(pending, "invoice")
+        row = Row(dict(pending.row.values), dict(pending.row.targets), version=self.next_version())
+        created = format_datetime(pending.at)
+        row.values[table.primary_key] = key
+        for column in ("createdon", "modifiedon"):
+            row.values[table.by_default[column].prop] = created
+        status = table.by_default["statuscode"].option_for_label("Active" if resolved else "Error")
+        row.values[table.by_default["statuscode"].prop] = status.value
+        row.values[table.by_default["statecode"].prop] = status.state
+        if resolved:
+            row.values[table.by_default["work365_providerinvoice_message"].prop] = None
+        self.put(table, key, row)
+        changes = [Change(table.definition.logical, key, "added", row.values.get(table.primary_name))]
+        if given:
+            self._upsert(table, {**given, table.definition.primary_key: key}, pending.at)
+        if resolved and spec is not None:
+            usage = self.tables["work365_usagesummary"]
+            for raw in spec.usage:
+                linked = {"work365_usagesummary_providerinvoice": key, **raw}
+                changes.append(self._upsert(usage, linked, pending.at))
+        elif not resolved:
+            changes += self._copy_notes(pending, key)
+            if spec is not None:  # the next re-import of this invoice may still bring the usage
+                self._reimport_specs[key] = spec
+        outcome = "its references resolve" if resolved else "its references are still unresolved"
+        description = (
+            f"Work 365 imports provider invoice {row.values.get(number) or pending.old_id} again: {outcome}"
+        )
+        return AppliedEntry(pending.at, description, tuple(changes), ())
+
+    def _copy_notes(self, pending: PendingReimport, invoice_key: str) -> list[Change]:
+        """The same errors.csv notes on the new invoice, as Work 365 attaches them at each import."""
+        notes = self.tables["annotation"]
+        created = format_datetime(pending.at)
+        changes = []
+        for number, note in enumerate(pending.errors):
+            key = work365.new_id(pending, f"note:{number}")
+            copy = Row(dict(note.values), dict(note.targets), version=self.next_version())
+            copy.values[notes.primary_key] = key
+            copy.values[notes.by_default["objectid"].prop] = invoice_key
+            for column in ("createdon", "modifiedon"):
+                copy.values[notes.by_default[column].prop] = created
+            self.put(notes, key, copy)
+            changes.append(Change("annotation", key, "added", copy.values.get(notes.primary_name)))
+        return changes
 
     def _apply(self, entry: TimelineEntry) -> AppliedEntry:
         changes: list[Change] = []
@@ -334,10 +432,12 @@ class Tenant:
     def atomic(self) -> Iterator[None]:
         """Undo every write made inside the block if it raises (a `$batch` change set)."""
         self._journal, notes, writes = [], len(self.notes), len(self.writes)
+        reimports = self.reimports
         try:
             yield
         except BaseException:
             self.generation += 1
+            self.reimports = reimports
             for table, key, old in reversed(self._journal):
                 if old is None:
                     table.rows.pop(key, None)
