@@ -2,6 +2,7 @@
 
 import random
 import time
+import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,8 @@ from diagnostics.references.match import (
     Proposal,
     choose,
     rank,
+    search_label,
+    search_tokens,
 )
 
 
@@ -307,3 +310,26 @@ def test_a_linked_account_only_ever_gains(
     assert {k: v for k, v in after.items() if k != linked_id} == {
         k: v for k, v in before.items() if k != linked_id
     }
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.text(max_size=40),
+    domain=st.one_of(st.none(), st.text(max_size=30)),
+    rows=st.lists(
+        st.tuples(st.text(max_size=5), st.text(max_size=40), st.one_of(st.none(), st.text(max_size=30))),
+        max_size=5,
+    ),
+)
+def test_any_text_from_the_crm_or_the_provider_ranks_without_failing(
+    name: str, domain: str | None, rows: list[tuple[str, str, str | None]]
+) -> None:
+    proposals = rank(Party(name, domain), [Candidate(*row) for row in rows])
+    assert all(0.0 <= p.confidence <= 1.0 and p.reasons for p in proposals)
+    chosen = choose(proposals)
+    assert chosen is None or chosen in proposals
+    for token in search_tokens(name):
+        assert token.isalnum()
+        assert token in unicodedata.normalize("NFC", name).casefold()  # contains() finds the name
+    label = search_label(domain)
+    assert label is None or all(c.isalnum() or c == "-" for c in label)
