@@ -142,8 +142,8 @@ class CustomerMatch:
     def verdict(self) -> str:
         if self.chosen is not None:
             return "confident"
-        if sum(p.confidence >= self.threshold for p in self.proposals) > 1:
-            return "ambiguous"
+        if self.proposals and max(p.confidence for p in self.proposals) >= self.threshold:
+            return "ambiguous"  # confident, but another candidate is too close (match.choose)
         return "uncertain" if self.proposals else "no candidate"
 
 
@@ -163,7 +163,7 @@ def customer_match(records: ReferenceRecords, ref: Reference, threshold: float) 
     candidates = {c.id: c for c in records.crm.get(ref.id.strip().lower(), ())}
     for account_id in linked:
         candidates.setdefault(account_id, Candidate(account_id, records.account_names.get(account_id, "?")))
-    party = Party(name, customer.domain if customer else None)
+    party = Party(name, customer.domain if customer else None, tuple(linked))
     proposals = tuple(rank(party, list(candidates.values())))
     return CustomerMatch(ref, found, proposals, choose(proposals, threshold), threshold)
 

@@ -24,24 +24,18 @@ from typing import Any, Protocol, runtime_checkable
 from diagnostics.adapters.dataverse import Query
 from diagnostics.errors import ServiceError
 from diagnostics.metadata import ResolvedSchema
-from diagnostics.references.match import Candidate, domain_of, normalised_name
+from diagnostics.references import names
+from diagnostics.references.domains import search_label
+from diagnostics.references.match import Candidate
 
 _TOP = 25  # accounts per customer reference: enough for every plausible one, never the whole table
-_MAX_TOKENS = 3  # the longest distinctive words of a name
-_MIN_TOKEN = 3
-# Words too common in company names to narrow the search (legal suffixes are gone already).
-_COMMON = frozenset(
-    {"the", "and", "company", "group", "holding", "holdings", "services", "solutions", "international"}
-)
 _ACCOUNT = "account"
 
 
 def search_tokens(name: str | None) -> list[str]:
-    """The distinctive words of a customer's name to prefilter accounts on, longest first."""
-    if not name:
-        return []
-    words = {w for w in normalised_name(name).split() if len(w) >= _MIN_TOKEN and w not in _COMMON}
-    return sorted(words, key=lambda w: (-len(w), w))[:_MAX_TOKENS]
+    """The distinctive words of a customer's name to prefilter accounts on, longest first (the
+    matcher's `names.search_tokens`: safe inside an OData literal)."""
+    return list(names.search_tokens(name)) if name else []
 
 
 def _literal(value: str) -> str:
@@ -54,9 +48,9 @@ def account_query(schema: ResolvedSchema, name: str | None, domain: str | None) 
     name_column = schema.col(_ACCOUNT, "name")
     website = schema.col(_ACCOUNT, "websiteurl")
     terms = [f"contains({name_column},{_literal(t)})" for t in search_tokens(name)]
-    host = domain_of(domain)
-    if host:
-        terms.append(f"contains({website},{_literal(host)})")
+    label = search_label(domain)  # "contoso" of contoso.co.uk: contoso.com matches too
+    if label:
+        terms.append(f"contains({website},{_literal(label)})")
     if not terms:
         return None
     return Query(

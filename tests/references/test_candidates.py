@@ -43,8 +43,12 @@ def test_the_account_query_prefilters_on_words_and_domain_never_reads_every_acco
     schema = ResolvedSchema(SchemaMap(), {}, {})
     query = account_query(schema, "O'Brien Holdings GmbH", "https://www.obrien.ie/")
     assert query is not None
-    # "O'Brien" normalises to the words "o" and "brien"; "holdings" is too common to narrow it.
-    assert query.filter == "contains(name,'brien') or contains(websiteurl,'obrien.ie')"
+    # "O'Brien" is the words "o" and "brien"; "holdings" is too common to narrow it; the domain's
+    # name finds obrien.ie and obrien.com alike; a mail domain is no search at all.
+    assert query.filter == "contains(name,'brien') or contains(websiteurl,'obrien')"
+    by_mail = account_query(schema, "O'Brien", "gmail.com")
+    assert by_mail is not None
+    assert by_mail.filter == "contains(name,'brien')"
     assert query.top is not None
     assert query.top <= 50
     assert account_query(schema, None, None) is None
@@ -159,3 +163,53 @@ def test_a_currency_reference_says_whether_to_add_or_activate_it() -> None:
         "CHF — the currency exists but is inactive: activate it",
         "NOK — no currency with this ISO code: add it",
     ]
+
+
+LINKED_ACCOUNT = "6a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+_LINKED = [
+    {"accountid": LINKED_ACCOUNT, "name": "TST Trading"},
+]
+
+
+def _with_a_linked_provider_account(raw: dict[str, Any]) -> dict[str, Any]:
+    """Tailspin Toys' tenant also buys through an indirect reseller: that provider account, named
+    alike, is mapped to the CRM account "TST Trading"."""
+    raw["dataverse"]["rows"]["work365_provideraccount"].append(
+        {
+            "work365_provideraccountid": "7b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e",
+            "work365_provideraccount_name": "Tailspin Toys",
+            "work365_provideraccount_providerspecificaccountid": "reseller-tailspin-1",
+            "work365_provideraccount_provider": "ad6ce976-763b-53b7-ac41-fc81f9a6f63f",
+            "work365_provideraccount_account": LINKED_ACCOUNT,
+            "statecode": "Active",
+        }
+    )
+    return raw
+
+
+@pytest.fixture
+def linked_sim() -> Iterator[Simulator]:
+    with Simulator(load_fixture(_with_a_linked_provider_account(_fixture(_LINKED)))) as running:
+        yield running
+
+
+async def test_an_account_another_provider_account_of_the_customer_maps_to_is_a_candidate(
+    linked_sim: Simulator,
+) -> None:
+    container = Container.from_connection(
+        connection(linked_sim, retry=NO_WAIT),
+        settings=load_settings({}),
+        bus=FakeBus(),
+        state=InMemoryStateStore(),
+        notifier=RecordingNotifier(),
+        clock=FakeClock(linked_sim.now),
+    )
+    try:
+        refs, _, requests = await _evidence(container)
+    finally:
+        await container.aclose()
+    assert requests == 1
+    linked = [c for c in refs[TAILSPIN_REF]["candidates"] if c["account_id"] == LINKED_ACCOUNT]
+    assert linked
+    assert linked[0]["account"] == "TST Trading"
+    assert any("another provider account of this customer" in r for r in linked[0]["reasons"])
