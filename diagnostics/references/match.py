@@ -21,7 +21,8 @@ customer, from a sceptical prior (a CRM account picked at random is not the cust
   entities of one group), names that share a word but differ by a distinguishing one
   ("Contoso Pharma" / "Contoso Foods", "Contoso UK" / "Contoso"), and an account whose name marks
   it as no longer in use ("Contoso Ltd (old)", "ZZ Contoso - DO NOT USE"): each caps the confidence
-  at `DIFFERENT_ENTITY_CAP`, below any threshold, unless a linked account vouches for the candidate.
+  at `DIFFERENT_ENTITY_CAP` (scaled, so such candidates keep their order), below any threshold,
+  unless a linked account vouches for the candidate.
 The confidence is the logistic of that sum: an estimate of the chance the candidate is right. The
 weights are set from what each signal means, not fitted to cases; `references evaluate` prints how
 often the top proposal is right per confidence band, so the calibration can be checked on real data.
@@ -176,11 +177,15 @@ def _word_similarity(a: str, b: str) -> float:
 def _aligned(a: NameForm, b: NameForm) -> tuple[float, set[int], set[int], bool]:
     """Word-by-word alignment (each word at most once, best pairs first): the weighted share of
     both names that matched (0..1), the matched word indexes of each, and whether a name word matched."""
+    # Each word as written and as read ("Margie's" is "margies" and "margy"): a typo in one
+    # spelling ("Margeis") is still alike in the other.
+    written_a, written_b = a.written or a.words, b.written or b.words
     pairs = [
         (similarity, i, j)
         for i, wa in enumerate(a.words)
         for j, wb in enumerate(b.words)
-        if (similarity := _word_similarity(wa, wb)) >= _WORD_ALIKE
+        if (similarity := max(_word_similarity(wa, wb), _word_similarity(written_a[i], written_b[j])))
+        >= _WORD_ALIKE
     ]
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
     used_a: set[int] = set()
@@ -357,7 +362,7 @@ def _score(party: Party, parsed: ParsedName, candidate: Candidate) -> Proposal |
         capped = capped or evidence.capped
     confidence = 1.0 / (1.0 + math.exp(-log_odds))
     if capped and not linked:
-        confidence = min(confidence, DIFFERENT_ENTITY_CAP)
+        confidence *= DIFFERENT_ENTITY_CAP  # below the cap, in the same order as before
     return Proposal(candidate, confidence, tuple(reasons)) if confidence >= MIN_SHOWN else None
 
 
