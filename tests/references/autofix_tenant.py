@@ -1,8 +1,8 @@
 """Timeline tenants of the auto-fix tests: an October Microsoft invoice in Error whose errors.csv
 names one customer, Tailspin Toys, whose provider account has an empty Account column.
 
-- `confident()`: CRM holds one "Tailspin Toys" account: a confident match. The next morning Work
-  365's daily sync imports the invoice again (Active, with usage) — had it been deleted.
+- `confident()`: CRM holds one "Tailspin Toys" account: a confident match. Once the invoice is
+  deleted, the simulated Work 365 imports it again at its next 06:00 UTC run.
 - `ambiguous()`: CRM holds "Tailspin Toys" and "Tailspin Toys Limited": never applied.
 """
 
@@ -22,7 +22,6 @@ TENANT_ID = "9f0c1d2e-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
 CURRENCY = "66666666-6666-4666-8666-666666666601"
 ERRORS_CSV = f"Type,Id,Name,Message\r\nCustomer,{TENANT_ID},Tailspin Toys,Customer could not be resolved\r\n"
 NOW = "2026-11-12T09:00:00Z"
-REIMPORT_AT = "2026-11-13T05:50:00Z"
 
 _INVOICE: dict[str, Any] = {
     "work365_providerinvoiceid": INVOICE,
@@ -84,28 +83,16 @@ _TENANT: dict[str, Any] = {
 }
 
 
-def _reimport() -> dict[str, Any]:
-    """Work 365's daily sync imports the invoice again, under a new id, Active, with its usage."""
-    invoice = {
-        **_INVOICE,
-        "work365_providerinvoiceid": REIMPORTED,
-        "statuscode": "Active",
-        "work365_providerinvoice_message": None,
-        "createdon": REIMPORT_AT,
-    }
-    return {
-        "at": REIMPORT_AT,
-        "description": "Work 365's daily sync imports the October Microsoft invoice again",
-        "upsert": {"work365_providerinvoice": [invoice]},
-    }
-
-
 def confident(*, denied: list[str] | None = None, reimport: bool = True) -> dict[str, Any]:
     doc = copy.deepcopy(_TENANT)
     if denied:
         doc["dataverse"]["denied_privileges"] = denied
-    if reimport:
-        doc["timeline"] = [_reimport()]
+    if not reimport:
+        # Work 365 would import a deleted invoice again at its next run (the simulator does, by
+        # default); here nothing is deleted that should be, so there is nothing to re-import.
+        return doc
+    # When the tool deletes the invoice, the simulated Work 365 imports it again at 06:00 UTC.
+    doc["reimports"] = {INVOICE: {"work365_providerinvoice": {"work365_providerinvoiceid": REIMPORTED}}}
     return doc
 
 
