@@ -109,3 +109,22 @@ def fixed_by_hand() -> dict[str, Any]:
     [account] = doc["dataverse"]["rows"]["work365_provideraccount"]
     account |= {"work365_provideraccount_account": ACCOUNT, "modifiedon": "2026-11-12T08:00:00Z"}
     return doc
+
+
+def known_to_partner_center() -> dict[str, Any]:
+    """CRM calls the customer "TT Retail", only its website says who it is; Partner Center knows
+    the customer's tenant as Tailspin Toys, tailspintoys.com."""
+    doc = confident(reimport=False)
+    doc["dataverse"]["rows"]["account"] = [
+        {"accountid": ACCOUNT, "name": "TT Retail", "websiteurl": "https://www.tailspintoys.com/"}
+    ]
+    doc["partner_center"] = {
+        "enabled": True,
+        "customers": [
+            {
+                "id": TENANT_ID,
+                "companyProfile": {"companyName": "Tailspin Toys", "domain": "tailspintoys.com"},
+            }
+        ],
+    }
+    return doc

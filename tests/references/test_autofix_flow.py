@@ -219,3 +219,15 @@ async def test_references_a_person_resolved_are_reimported_when_that_is_on(world
 async def test_with_reimport_off_a_resolved_invoice_is_not_looked_up_again(world: World) -> None:
     await world.blocked()
     assert world.bus.bodies(QUEUE_REFERENCE_RESOLUTION) == []
+
+
+@pytest.mark.parametrize("world", [(t.known_to_partner_center(), {})], indirect=True)
+async def test_partner_center_names_the_customer_and_its_domain_finds_the_account(world: World) -> None:
+    await world.blocked()
+    await world.resolve()
+    note = world.invoice_note()
+    assert "Partner Center knows it as Tailspin Toys (tailspintoys.com)" in note
+    [line] = [x for x in note.splitlines() if x.strip().startswith(f"- Tailspin Toys ({t.TENANT_ID})")]
+    assert "TT Retail (" in line
+    assert "tailspintoys.com" in line.split("TT Retail (", 1)[1]
+    assert world.work365_writes() == []
