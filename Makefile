@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Azurite (the Azure Storage emulator) for the state-store tests: tools/package.json, not deployed.
 NPM_STAMP := tools/node_modules/.installed
 
-.PHONY: demo test lint typecheck unit fuzz bench references clean
+.PHONY: demo test lint typecheck unit fuzz bench references soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'" >&2; exit 2; }
@@ -45,6 +45,13 @@ bench: $(STAMP)
 # The account matcher on the shipped labelled cases: top-1, auto-fix precision and recall.
 references: $(STAMP)
 	$(BIN)/python -m diagnostics references evaluate data/reference-cases.jsonl
+
+# The long soak (tests/soak): 2,000 generated customers followed for a simulated month, fault free
+# and with 20% faults and 50% duplicate deliveries; `make test` runs it with 150 customers for 6 days.
+SOAK_CUSTOMERS ?= 2000
+SOAK_DAYS ?= 30
+soak: $(STAMP)
+	DIAG_SOAK_CUSTOMERS=$(SOAK_CUSTOMERS) DIAG_SOAK_DAYS=$(SOAK_DAYS) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/node_modules

@@ -113,6 +113,12 @@ class Broker:
         with self._lock:
             return list(self._queue(queue).dead_letter_log)
 
+    def ledger(self, queue: str) -> dict[int, tuple[str | None, str]]:
+        """Every message `queue` accepted, by sequence number: (message id, where it is now:
+        pending, completed, dead-lettered, cancelled or expired)."""
+        with self._lock:
+            return dict(self._queue(queue).ledger)
+
     def scheduled(self, queue: str) -> list[tuple[int, str | None, datetime]]:
         """(sequence number, message id, due) of the messages not yet due, soonest first."""
         with self._lock:

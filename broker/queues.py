@@ -25,6 +25,14 @@ from typing import Any
 MAX_DELIVERY_REASON = "MaxDeliveryCountExceeded"
 TTL_EXPIRED_REASON = "TTLExpiredException"
 TTL_EXPIRED_DESCRIPTION = "The message expired and was dead lettered."
+# Where an accepted message is (MessageQueue.ledger).
+PENDING, COMPLETED, DEAD_LETTERED, CANCELLED, EXPIRED = (
+    "pending",
+    "completed",
+    "dead-lettered",
+    "cancelled",
+    "expired",
+)
 
 
 def max_delivery_description(count: int) -> str:
@@ -156,6 +164,9 @@ class MessageQueue:
         self._seen_order: deque[tuple[datetime, str]] = deque()
         self._counters = _Counters()
         self.dead_letter_log: list[DeadLetter] = []  # every dead-lettering, even once received
+        # Every message accepted, by sequence number: its id and where it is (PENDING until it is
+        # completed, dead-lettered, cancelled or expired), so a test can account for each one.
+        self.ledger: dict[int, tuple[str | None, str]] = {}
         self.dead_letter_queue: MessageQueue | None = (
             None if dead_letter_queue else MessageQueue(f"{name}/$DeadLetterQueue", dead_letter_queue=True)
         )
@@ -185,6 +196,7 @@ class MessageQueue:
             if message is not None and message.due > now:
                 del self._messages[number]
                 self._counters.scheduled_cancelled += 1
+                self._settle(message, CANCELLED)
 
     # -- receiving and settling ----------------------------------------------------------------
 
@@ -202,6 +214,7 @@ class MessageQueue:
         message = self._pop_ready(now, mono)
         if message is not None:
             self._counters.completed += 1
+            self._settle(message, COMPLETED)
         return message
 
     def complete(self, token: uuid.UUID, mono: float) -> StoredMessage:
@@ -213,6 +226,8 @@ class MessageQueue:
             message.delivery_count += 1
             self._counters.duplicates_injected += 1
             self._make_ready(message)
+        else:
+            self._settle(message, COMPLETED)
         return message
 
     def abandon(self, token: uuid.UUID, mono: float, *, count_delivery: bool = True) -> StoredMessage:
@@ -265,6 +280,7 @@ class MessageQueue:
                 continue  # gone, or still scheduled (TTL counts once it is enqueued; see _store)
             del self._messages[number]
             self._counters.expired += 1
+            self._settle(message, EXPIRED)
             if self.options.dead_lettering_on_expiration:
                 self._move_to_dead_letter(message, TTL_EXPIRED_REASON, TTL_EXPIRED_DESCRIPTION)
 
@@ -299,6 +315,10 @@ class MessageQueue:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _settle(self, message: StoredMessage, outcome: str) -> None:
+        if not self._is_dlq:
+            self.ledger[message.sequence_number] = (message.envelope.message_id, outcome)
+
     def _take_sequence(self) -> int:
         number = self._next_sequence
         self._next_sequence += 1
@@ -311,6 +331,7 @@ class MessageQueue:
         expires_at = due + ttl if ttl is not None else None
         message = StoredMessage(number, envelope, enqueued_time=due, due=due, expires_at=expires_at)
         self._messages[number] = message
+        self._settle(message, PENDING)
         if due <= now:
             heapq.heappush(self._ready, number)
         else:
@@ -365,6 +386,7 @@ class MessageQueue:
 
     def _move_to_dead_letter(self, message: StoredMessage, reason: str, description: str) -> None:
         self._counters.dead_lettered += 1
+        self._settle(message, DEAD_LETTERED)
         self.dead_letter_log.append(
             DeadLetter(
                 message_id=message.envelope.message_id,

@@ -113,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=1, help="the same seed gives the same tenant")
     generate.add_argument("--subscriptions", type=_positive, default=5, help="per customer")
     generate.add_argument("--usage", type=_positive, default=10, help="usage summaries per subscription")
+    generate.add_argument(
+        "--timeline",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="also what happens over DAYS (1..60) after now: late invoices, usage landing, fixes, invoicing",
+    )
     return parser
 
 
@@ -123,7 +130,16 @@ def _positive(text: str) -> int:
 
 
 def _print_generated(args: argparse.Namespace) -> int:
-    generated = generate(args.customers, args.seed, subscriptions=args.subscriptions, usage=args.usage)
+    if not 0 <= args.timeline <= 60:
+        print(f"error: --timeline {args.timeline}: give a number of days from 1 to 60", file=sys.stderr)
+        return 2
+    generated = generate(
+        args.customers,
+        args.seed,
+        subscriptions=args.subscriptions,
+        usage=args.usage,
+        timeline_days=args.timeline,
+    )
     json.dump(generated.fixture, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
     return 0

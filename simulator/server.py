@@ -229,6 +229,12 @@ class Simulator:
         with self._count_lock:
             return sum(n for path, n in self._round_trips.items() if path.startswith(prefix))
 
+    def take_max_in_flight(self) -> int:
+        """The most requests served at once since the last call (or start); starts a new count."""
+        with self._count_lock:
+            peak, self.max_in_flight = self.max_in_flight, self.in_flight
+            return peak
+
     def reset_counts(self) -> None:
         with self._count_lock:
             self.requests.clear()

@@ -70,6 +70,7 @@ TIMER_RETRIES = 3
 # Real seconds one drain may take before the day is given up (exit 3).
 DRAIN_LIMIT = 120.0
 _DEFAULT_TIME = time(7, 0)
+_DATAVERSE = "/api/data"  # the simulator's Dataverse paths
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class _Broker(Protocol):
     def stats(self, queue: str) -> Any: ...
 
     def dead_letters(self, queue: str) -> list[Any]: ...
+
+    def ledger(self, queue: str) -> dict[int, tuple[str | None, str]]: ...
 
     def scheduled(self, queue: str) -> list[tuple[int, str | None, datetime]]: ...
 
@@ -244,7 +247,10 @@ class _Run:
     writes_seen: int = 0
     posts_seen: int = 0
     faults_seen: int = 0
+    requests_seen: int = 0  # the simulator's Dataverse round trips, the witness scans' left out
+    witness_requests: int = 0
     unseen_change: bool = False  # the tenant changed after the last timer run
+    app_peak: int = 0  # the app's most requests in flight today, until the last witness scan
     previous_open: list[OpenFinding] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)
 
@@ -320,8 +326,13 @@ class _Run:
         self.previous_open = record.open
 
     async def _scan(self, moment: datetime) -> Report:
-        """A full scan, with the silences marked as the notifier marks them."""
+        """A full scan, with the silences marked as the notifier marks them. The app is idle
+        meanwhile: its requests and concurrency are counted apart from the scan's."""
+        self.app_peak = max(self.app_peak, self.sim.take_max_in_flight())
+        before = self.sim.request_count(_DATAVERSE)
         report = await scan(self.connection, moment)
+        self.witness_requests += self.sim.request_count(_DATAVERSE) - before
+        self.sim.take_max_in_flight()
         return silenced_report(report, self.silences, moment.date())
 
     def _fill(self, record: Day, counts: _Counts) -> None:
@@ -345,6 +356,10 @@ class _Run:
             if w["table"] != "annotation"
         ]
         self.writes_seen = len(writes)
+        requests = self.sim.request_count(_DATAVERSE) - self.witness_requests
+        record.dataverse_requests, self.requests_seen = requests - self.requests_seen, requests
+        record.max_in_flight = max(self.app_peak, self.sim.take_max_in_flight())
+        self.app_peak = 0
 
     def pending(self) -> bool:
         """Anything still to come: a scheduled re-check, a change in the tenant's timeline, or a
@@ -368,11 +383,21 @@ class _Run:
             key=lambda p: (p.at, p.new, p.escalated, p.reminded, p.resolved),
         )
         replay.teams_bodies = [p.body for p in self.sim.teams_received]
+        replay.messages = {queue: self._ledger(queue) for queue in QUEUES}
         replay.dead_letters = [
             DeadLetterRecord(queue, str(d.reason), str(d.description), d.message_id)
             for queue in QUEUES
             for d in self.broker.dead_letters(queue)
         ]
+
+    def _ledger(self, queue: str) -> dict[int, tuple[str | None, str]]:
+        """The broker's ledger, a message still waiting for its scheduled time marked `scheduled`:
+        once the last day is drained, any other `pending` one was lost on the way."""
+        later = {number for number, _, _ in self.broker.scheduled(queue)}
+        return {
+            number: (message_id, "scheduled" if outcome == "pending" and number in later else outcome)
+            for number, (message_id, outcome) in self.broker.ledger(queue).items()
+        }
 
 
 def _notes(sim: Simulator) -> list[NoteRecord]:

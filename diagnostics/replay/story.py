@@ -8,6 +8,7 @@ simulator recorded; nothing here does I/O.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -86,6 +87,10 @@ class Day:
     duplicates_delivered: int = 0
     deliveries_failed: int = 0  # abandoned deliveries: Service Bus retried them
     faults_injected: int = 0
+    # The app's own Dataverse round trips (a $batch is one) and the most requests it had in flight
+    # at once, the replay's witness scan left out.
+    dataverse_requests: int = 0
+    max_in_flight: int = 0
     open: list[OpenFinding] = field(default_factory=list)  # as a full scan saw it at the day's check
     opened: list[OpenFinding] = field(default_factory=list)  # open now, not at the day before
     closed: list[OpenFinding] = field(default_factory=list)  # open the day before, not now
@@ -115,6 +120,8 @@ class Day:
             "duplicates_delivered": self.duplicates_delivered,
             "deliveries_failed": self.deliveries_failed,
             "faults_injected": self.faults_injected,
+            "dataverse_requests": self.dataverse_requests,
+            "max_in_flight": self.max_in_flight,
         }
 
 
@@ -191,6 +198,19 @@ class Replay:
     findings: list[OpenFinding] = field(default_factory=list)  # open at the end
     # Each Teams post's raw body as received, for tests that render the cards; not in the JSON.
     teams_bodies: list[bytes] = field(default_factory=list, repr=False)
+    # Every message each queue accepted: sequence number -> (message id, where it ended: completed,
+    # dead-lettered, cancelled, expired, or pending), as the broker recorded it.
+    messages: dict[str, dict[int, tuple[str | None, str]]] = field(default_factory=dict, repr=False)
+
+    def max_in_flight(self) -> int:
+        return max((day.max_in_flight for day in self.days), default=0)
+
+    def message_outcomes(self) -> dict[str, dict[str, int]]:
+        """Per queue, how many messages ended how."""
+        return {
+            queue: dict(Counter(outcome for _, outcome in ledger.values()))
+            for queue, ledger in self.messages.items()
+        }
 
     def as_json(self) -> dict[str, Any]:
         final = self.final_report
@@ -211,6 +231,8 @@ class Replay:
             "fault_rate": self.fault_rate,
             "duplicate_rate": self.duplicate_rate,
             "seed": self.seed,
+            "max_in_flight": self.max_in_flight(),
+            "messages": self.message_outcomes(),
         }
 
 
