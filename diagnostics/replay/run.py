@@ -82,6 +82,9 @@ class ReplayOptions:
     seed: int = 0
     # Simulated days on which the Teams sink answers 503 to every post (tests of a failed post).
     teams_down: tuple[date, ...] = ()
+    # Real seconds one drain may take before the day is given up (a soak of thousands of units
+    # a day needs longer than a fixture's few).
+    drain_limit: float = DRAIN_LIMIT
 
     def __post_init__(self) -> None:
         if self.days is not None and not 1 <= self.days <= MAX_DAYS:
@@ -295,7 +298,7 @@ class _Run:
 
     async def _drain(self) -> None:
         try:
-            await self.host.drain(give_up_after=DRAIN_LIMIT)
+            await self.host.drain(give_up_after=self.options.drain_limit)
         except TimeoutError as exc:
             raise ServiceError(
                 f"the replay could not finish a simulated day: {exc} (a handler hangs, or a message "

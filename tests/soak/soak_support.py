@@ -28,6 +28,7 @@ FAULT_RATE, DUPLICATE_RATE = 0.2, 0.5
 SEED = 11
 # A few percent of each fault, so that even the short soak's tenant has several of each.
 SHARES = Shares(markup_missing=0.02, no_contract=0.02, archived=0.02, too_early=0.03)
+DRAIN_LIMIT = 3600.0  # real seconds a day's deliveries may take: thousands of units on the long soak
 SETTLED = {"completed", "dead-lettered", "cancelled", "scheduled"}  # anything else is lost
 
 
@@ -72,6 +73,7 @@ def replay(fixture: Path, days: int, settings: Settings, *, faults: bool) -> Run
         FAULT_RATE if faults else 0.0,
         DUPLICATE_RATE if faults else 0.0,
         SEED,
+        drain_limit=DRAIN_LIMIT,
     )
     root = logging.getLogger()
     level = root.level
