@@ -14,13 +14,13 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diagnostics.replay import ReplayOptions, run_replay
-from diagnostics.replay.story import Replay
+from diagnostics.replay.story import Day, Replay
 from diagnostics.settings import Settings, load_settings
 from simulator.generate import Generated, Shares, generate
 
@@ -80,10 +80,25 @@ def replay(fixture: Path, days: int, settings: Settings, *, faults: bool) -> Run
     root.setLevel(logging.CRITICAL)  # as the command does: retried deliveries are expected here
     started = time.perf_counter()
     try:
-        done = run_replay(options, settings)
+        done = run_replay(options, settings, progress=_progress(faults, started))
     finally:
         root.setLevel(level)
     return Run(done, time.perf_counter() - started)
+
+
+def _progress(faults: bool, started: float) -> Callable[[Day], None]:
+    """A line per simulated day (shown by `make soak`, which runs pytest -s)."""
+    run = "faults" if faults else "fault-free"
+
+    def show(day: Day) -> None:
+        print(
+            f"  {run} {day.date}: {time.perf_counter() - started:.0f} s, {day.published} published, "
+            f"{day.handled} handled, {day.dataverse_requests} Dataverse requests, "
+            f"{day.max_in_flight} in flight at most",
+            flush=True,
+        )
+
+    return show
 
 
 def soak_settings() -> Settings:
