@@ -34,7 +34,7 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 from azure.servicebus import ServiceBusReceivedMessage
 from azure.servicebus.aio import AutoLockRenewer, ServiceBusClient, ServiceBusReceiver
-from azure.servicebus.exceptions import OperationTimeoutError
+from azure.servicebus.exceptions import OperationTimeoutError, ServiceBusConnectionError
 
 Clock = Callable[[], datetime]
 IdleProbe = Callable[[str], bool]  # queue name → nothing due or locked there
@@ -323,10 +323,12 @@ class LocalFunctionsHost:
             messages = await receiver.receive_messages(
                 max_message_count=self._max_calls, max_wait_time=self._receive_wait
             )
-        except OperationTimeoutError:
-            # The SDK re-opens a link it lost inside the round's short wait, which a loaded CPU
-            # does not always allow: open it again next round with the SDK's own time (as the
-            # host's receive loop keeps going). The drain's deadline still bounds the retries.
+        except (OperationTimeoutError, ServiceBusConnectionError):
+            # A link or connection lost while the process was busy elsewhere (a long check holds
+            # the event loop, so the SDK cannot answer the broker) is re-opened inside the round's
+            # short wait, which a loaded CPU does not always allow: open the receiver again next
+            # round with the SDK's own time, as the host's receive loop keeps going. The drain's
+            # deadline still bounds the retries.
             self._receivers.pop(trigger.function.name, None)
             with contextlib.suppress(Exception):
                 await receiver.close()
