@@ -123,9 +123,19 @@ def message_ids(replay: Replay) -> dict[str, set[str | None]]:
     return {queue: {mid for mid, _ in ledger.values()} for queue, ledger in replay.messages.items()}
 
 
+# The note's last line says when its content last changed. A write the notifier could not make in
+# one run (the alert state kept changing under it, or another delivery held the claim) is made by the
+# subject's next check, as designed, so under faults that time may be a later check's; what the note
+# says above it must be the same.
+FOOTER = "\nLast change seen by the check at "
+
+
 def notes_by_subject(replay: Replay) -> dict[tuple[str, str], tuple[tuple[str, ...], str, str]]:
-    """Subject -> (its annotation ids, final subject line, final text)."""
-    return {(n.subject_type, n.subject_id): (n.annotation_ids, n.subject_line, n.text) for n in replay.notes}
+    """Subject -> (its annotation ids, final subject line, final text above the footer)."""
+    return {
+        (n.subject_type, n.subject_id): (n.annotation_ids, n.subject_line, n.text.split(FOOTER)[0])
+        for n in replay.notes
+    }
 
 
 def announced(replay: Replay) -> Counter[tuple[str, str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from soak_support import (
+    FOOTER,
     Run,
     Size,
     announced,
@@ -93,6 +94,7 @@ def test_faults_change_no_unit_planned_or_handed_on(soak: Soak) -> None:
 def test_each_subject_has_one_note_and_it_ends_as_without_faults(soak: Soak) -> None:
     clean, faulty = notes_by_subject(soak.clean.replay), notes_by_subject(soak.faulty.replay)
     assert all(len(ids) == 1 for ids, _, _ in clean.values())
+    assert all(FOOTER in note.text for note in soak.clean.replay.notes)  # what is left out is there
     assert faulty == clean
 
 
