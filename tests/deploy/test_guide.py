@@ -303,3 +303,19 @@ def test_the_deployment_sets_what_the_guide_says_it_sets() -> None:
         assert "${" + value in parameters, value
     for secret in ("teams-webhook-url", "partner-center-client-secret"):
         assert f"'{secret}'" in bicep, secret
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_guides_links_to_its_own_sections_resolve() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    anchors = {_slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("## ")}
+    linked = set(re.findall(r"\]\(#([\w\-]+)\)", text))
+    assert linked
+    assert linked <= anchors, linked - anchors
+    for target in re.findall(r"\]\((\.\./[^)#]+|[\w./-]+\.md)\)", text):
+        path = (ROOT / "docs" / target).resolve()
+        assert path.exists() or path.is_relative_to(ROOT / "infra"), target
