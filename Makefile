@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Azurite (the Azure Storage emulator) for the state-store tests: tools/package.json, not deployed.
 NPM_STAMP := tools/node_modules/.installed
+# checkov (the security scan of infra/) in a virtual environment of its own: requirements-infra.txt.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
 
 .PHONY: demo test lint typecheck unit fuzz bench references soak clean
+.PHONY: infra
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'" >&2; exit 2; }
@@ -19,6 +23,12 @@ $(NPM_STAMP): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund
 	@touch $(NPM_STAMP)
 
+$(INFRA_STAMP): requirements-infra.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'" >&2; exit 2; }
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@touch $(INFRA_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python -m diagnostics demo
 
@@ -29,9 +39,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Under make (and in CI) the Azurite tests must run: DIAG_TEST_AZURITE=required fails them, not skips.
-unit: $(STAMP) $(NPM_STAMP)
-	DIAG_TEST_AZURITE=required $(BIN)/python -m pytest
+# Under make (and in CI) the Azurite and checkov tests must run: =required fails them, not skips.
+unit: $(STAMP) $(NPM_STAMP) $(INFRA_STAMP)
+	DIAG_TEST_AZURITE=required DIAG_TEST_CHECKOV=required $(BIN)/python -m pytest
+
+# The checks of infra/ alone (Bicep parsed offline, settings and roles, checkov): a few seconds.
+infra: $(STAMP) $(INFRA_STAMP)
+	DIAG_TEST_CHECKOV=required $(BIN)/python -m pytest tests/infra
 
 test: lint typecheck unit
 
@@ -54,4 +68,4 @@ soak: $(STAMP)
 	DIAG_SOAK_CUSTOMERS=$(SOAK_CUSTOMERS) DIAG_SOAK_DAYS=$(SOAK_DAYS) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/soak
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/node_modules
+	rm -rf $(VENV) $(INFRA_VENV) .pytest_cache .mypy_cache .ruff_cache tools/node_modules
