@@ -146,6 +146,9 @@ var identitySettings = {
   // Telemetry signed in with the identity (local auth is off on the component).
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+  // The Python worker sends the app's logs itself, with their fields as custom dimensions
+  // (diagnostics/adapters/telemetry.py).
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
   // Any DefaultAzureCredential in the process picks the user-assigned identity.
   AZURE_CLIENT_ID: identityClientId
 }

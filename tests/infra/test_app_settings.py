@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from diagnostics import queues
+from diagnostics.adapters import telemetry
 from diagnostics.errors import ConfigError
 from diagnostics.settings import ENV_PREFIX, Settings, _env_name, load_settings
 from tests.infra.template import (
@@ -63,6 +64,12 @@ OPTIONAL = {
     "DIAG_SCHEDULE_MISSED_DAYS": "threshold default",
     "DIAG_GAP_LOOKBACK_MONTHS": "threshold default",
     "DIAG_NOTE_MAX_BYTES": "threshold default",
+    # The auto-fixes are off by default: an opt-in that needs write privileges (README "Resolving
+    # references").
+    "DIAG_AUTOFIX_MAP_ACCOUNTS": "opt-in, off by default",
+    "DIAG_AUTOFIX_REIMPORT": "opt-in, off by default",
+    "DIAG_AUTOFIX_MIN_CONFIDENCE": "opt-in's threshold, default",
+    "DIAG_AUTOFIX_DRY_RUN": "opt-in, off by default",
 }
 
 # Flex Consumption takes the runtime and the package from functionAppConfig and refuses these.
@@ -216,6 +223,14 @@ def settings_problems(settings: Mapping[str, str]) -> list[str]:
     problems += [
         f"{name}: Flex Consumption refuses this setting" for name in sorted(FORBIDDEN_ON_FLEX & set(settings))
     ]
+    # The worker sends the app's logs to Application Insights only with these (adapters/telemetry.py).
+    problems += [
+        f"{name}: the worker's telemetry needs it (diagnostics/adapters/telemetry.py)"
+        for name in telemetry.APP_SETTINGS
+        if not settings.get(name)
+    ]
+    if settings.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "true").casefold() != "true":
+        problems.append("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: must be true")
     # Secrets only as Key Vault references.
     key_vault_reference = re.compile(r"@Microsoft\.KeyVault\(SecretUri=https://[^)]+\)")
     secrets = {
@@ -277,6 +292,14 @@ def test_the_optional_list_holds_only_settings_the_code_reads_and_the_template_l
             ("'@Microsoft.KeyVault(SecretUri=${teamsWebhookSecretUri})'", "teamsWebhookSecretUri"),
             "DIAG_TEAMS_WEBHOOK_URL: a secret",
         ),
+        (
+            ("  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'\n", ""),
+            "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the worker's",
+        ),
+        (
+            ("ENABLE_TELEMETRY: 'true'", "ENABLE_TELEMETRY: 'false'"),
+            "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: must be true",
+        ),
     ],
     ids=[
         "missing",
@@ -287,6 +310,8 @@ def test_the_optional_list_holds_only_settings_the_code_reads_and_the_template_l
         "host-storage-keys",
         "flex-refuses",
         "secret-in-clear",
+        "no-telemetry",
+        "telemetry-off",
     ],
 )
 def test_settings_problems_are_found(mutation, problem):

@@ -83,12 +83,14 @@ def parameter_file_problems(templates: Templates, parameter_file: dict[str, Any]
     ]
     required = {p for p, spec in declared.items() if spec.get("default") is None}
     problems += [f"main.parameters.json does not give {p} (required)" for p in sorted(required - given)]
-    # azd substitutes environment values into strings: an int or bool parameter would get text.
-    problems += [
-        f"main.parameters.json gives {p} as text, but it is {declared[p]['type']}"
-        for p in sorted(given & set(declared))
-        if declared[p]["type"] != "string" and isinstance(parameter_file["parameters"][p].get("value"), str)
-    ]
+    # azd turns a substituted `${NAME=default}` into the parameter's type; any other text given to
+    # an int or bool parameter fails the deployment, and so does a default of the wrong type.
+    typed = {"int": r"-?\d+", "bool": r"true|false"}
+    for p in sorted(given & set(declared)):
+        value = parameter_file["parameters"][p].get("value")
+        pattern = typed.get(declared[p]["type"])
+        if pattern and isinstance(value, str) and not re.fullmatch(rf"\$\{{\w+(=(?:{pattern}))?\}}", value):
+            problems.append(f"main.parameters.json gives {p} as {value!r}, but it is {declared[p]['type']}")
     return problems
 
 
@@ -99,14 +101,14 @@ def test_the_parameter_file_matches_main():
         "parameters": {
             **parameter_file["parameters"],
             "dataverse": {"value": "x"},
-            "maximumInstanceCount": {"value": "${DIAG_MAXIMUM_INSTANCE_COUNT=4}"},
+            "maximumInstanceCount": {"value": "${DIAG_MAXIMUM_INSTANCE_COUNT=four}"},
         }
     }
     del broken["parameters"]["dataverseUrl"]
     assert parameter_file_problems(Templates.load(), broken) == [
         "main.parameters.json gives dataverse, not a parameter of main.bicep",
         "main.parameters.json does not give dataverseUrl (required)",
-        "main.parameters.json gives maximumInstanceCount as text, but it is int",
+        "main.parameters.json gives maximumInstanceCount as '${DIAG_MAXIMUM_INSTANCE_COUNT=four}', but it is int",
     ]
 
 
