@@ -51,7 +51,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 // The host's storage by identity: the Flex Consumption deployment package, the timer's schedule
 // and locks, the function keys. The host creates its containers, hence Owner, not Contributor.
 // No Storage Queue role: only blob triggers and Durable Functions use host queues, and the app has
-// neither (its messages ride Service Bus).
+// neither (its messages ride Service Bus); timers need nothing beyond this role (Functions docs,
+// "Connecting to host storage with an identity").
 resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identityPrincipalId, roles.storageBlobDataOwner)
   scope: storage
