@@ -143,6 +143,8 @@ def _reference_words(ref: Mapping[str, Any]) -> str:
             facts.append(f"customer {ref['customer']}")
         if ref.get("migrated_azure_subscription_id_likely"):
             facts.append("the customer already has a usage subscription under another id (migrated Azure)")
+        if ref.get("partner_center"):
+            facts.append(str(ref["partner_center"]))
     if "currency_exists" in ref:  # the reference handler: whether it exists, and is active
         if ref.get("resolved"):
             facts.append("active currency exists")

@@ -52,9 +52,12 @@ from diagnostics.references.autofix import AccountRef, RefState, plan
 from diagnostics.references.candidates import (
     CustomerLister,
     PartnerCenterView,
+    SubscriptionLister,
     account_query,
     candidates_from,
+    partner_subscription_words,
     read_partner_customers,
+    read_partner_subscriptions,
     search_tokens,
 )
 from diagnostics.references.match import (
@@ -103,6 +106,8 @@ class ReferenceRecords:
     # mapped provider accounts named like a customer of the request (other providers' accounts)
     named_accounts: tuple[ProviderAccount, ...] = ()
     partner_center: PartnerCenterView = field(default_factory=lambda: PartnerCenterView({}, "not asked"))
+    # Partner Center's subscriptions per customer tenant id (lower case), or why not read
+    partner_subscriptions: dict[str, tuple[dict[str, Any], ...] | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,10 @@ def _subscription_ref(records: ReferenceRecords, ref: Reference) -> dict[str, An
             # does not know, while their usage subscription carries the old id.
             "migrated_azure_subscription_id_likely": bool(others) and not found,
         }
+        listed = records.partner_subscriptions.get((owner.provider_specific_id or "").strip().lower())
+        said, _ = partner_subscription_words(listed, ref.id)
+        if said is not None:
+            evidence["partner_center"] = said
     return evidence
 
 
@@ -432,6 +441,9 @@ async def read_reference_records(
         names |= _account_names(rows)
 
     customers = sorted({a.account_id for a in accounts if a.id in owners and a.account_id})
+    tenants = [a.provider_specific_id for a in accounts if a.id in owners and a.provider_specific_id]
+    lister = partner_center if isinstance(partner_center, SubscriptionLister) else None
+    records_of_pc = await read_partner_subscriptions(lister if invoices else None, tenants)
     if customers and invoices:
         column = loader.c(sub, "work365_subscription_customer")
         raw = await dv.query(
@@ -453,6 +465,7 @@ async def read_reference_records(
         },
         named_accounts=tuple(loader.rows(pa, answers.get("named_accounts", []), _provider_account)),
         partner_center=partner,
+        partner_subscriptions=records_of_pc,
     )
 
 

@@ -148,3 +148,54 @@ async def read_partner_customers(client: CustomerLister | None) -> PartnerCenter
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return re.sub(r"\s+", " ", text[0])[:200] if text else type(exc).__name__
+
+
+@runtime_checkable
+class SubscriptionLister(Protocol):
+    """Partner Center's subscriptions of one customer (app-only, read-only)."""
+
+    async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]: ...
+
+
+async def read_partner_subscriptions(
+    client: SubscriptionLister | None, customer_ids: Iterable[str]
+) -> dict[str, tuple[dict[str, Any], ...] | str]:
+    """Each customer's Partner Center subscriptions (by tenant id, lower case), or why they could
+    not be read; empty when Partner Center is not configured."""
+    if client is None:
+        return {}
+    out: dict[str, tuple[dict[str, Any], ...] | str] = {}
+    for customer in sorted({c.strip().lower() for c in customer_ids}):
+        try:
+            out[customer] = tuple(s for s in await client.list_subscriptions(customer) if isinstance(s, dict))
+        except ServiceError as exc:
+            out[customer] = f"could not be read ({_first_line(exc)})"
+    return out
+
+
+def partner_subscription_words(
+    listed: tuple[dict[str, Any], ...] | str | None, reference: str
+) -> tuple[str | None, bool]:
+    """(what Partner Center says of a subscription reference, whether it is likely a migrated Azure
+    customer's "Azure subscription ID"): Partner Center lists its own subscription ids, not the
+    Azure subscription ids under an Azure plan, which is what Work 365 then cannot resolve."""
+    if listed is None:
+        return None, False
+    if isinstance(listed, str):
+        return f"Partner Center's subscriptions of the customer {listed}", False
+    wanted = reference.strip().lower()
+    same = next((s for s in listed if str(s.get("id") or "").strip().lower() == wanted), None)
+    if same is not None:
+        name = same.get("friendlyName") or same.get("offerName") or "?"
+        return f"Partner Center lists it as {name} ({same.get('status') or 'status unknown'})", False
+    plans = [
+        s for s in listed if "azure" in str(s.get("offerName") or s.get("friendlyName") or "").casefold()
+    ]
+    if plans:
+        plan = plans[0].get("friendlyName") or plans[0].get("offerName")
+        return (
+            f"not a Partner Center subscription id of the customer, who has {plan}: likely its Azure "
+            "subscription ID (migrated Azure)",
+            True,
+        )
+    return "not a subscription id Partner Center lists for the customer", False

@@ -19,6 +19,7 @@ from diagnostics.references.candidates import (
     PartnerCenterView,
     account_query,
     partner_customers,
+    partner_subscription_words,
     search_tokens,
 )
 from diagnostics.schema import SchemaMap
@@ -213,3 +214,91 @@ async def test_an_account_another_provider_account_of_the_customer_maps_to_is_a_
     assert linked
     assert linked[0]["account"] == "TST Trading"
     assert any("another provider account of this customer" in r for r in linked[0]["reasons"])
+
+
+WOODGROVE_TENANT = "e1f2a3b4-c5d6-4e7f-8091-a2b3c4d5e6f7"
+WOODGROVE_PA = "aeffa858-eb33-511f-afca-47b518a379bd"
+AZURE_SUB_REF = "d41c8e2f-3b6a-4f9d-8e17-5a2c9b0f7d63"
+
+
+@pytest.fixture
+def pc_sim() -> Iterator[Simulator]:
+    raw = _fixture([])
+    raw["partner_center"]["customers"] = [
+        {
+            "id": WOODGROVE_TENANT,
+            "companyProfile": {"companyName": "Woodgrove Bank", "domain": "woodgrovebank.com"},
+        }
+    ]
+    raw["partner_center"]["subscriptions"] = {
+        WOODGROVE_TENANT: [
+            {
+                "id": "0f0e0d0c-0b0a-4909-8807-060504030201",
+                "offerName": "Azure plan",
+                "friendlyName": "Azure plan",
+                "status": "active",
+            }
+        ]
+    }
+    with Simulator(load_fixture(raw)) as running:
+        yield running
+
+
+async def test_partner_center_says_a_subscription_id_is_likely_an_azure_subscription_id(
+    pc_sim: Simulator,
+) -> None:
+    container = Container.from_connection(
+        connection(pc_sim, retry=NO_WAIT),
+        settings=load_settings({}),
+        bus=FakeBus(),
+        state=InMemoryStateStore(),
+        notifier=RecordingNotifier(),
+        clock=FakeClock(pc_sim.now),
+    )
+    request = ReferenceRequest(
+        invoice_id=BLOCKED,
+        period="2026-10",
+        day=DAY,
+        references=(
+            Reference(
+                type="subscription",
+                id=AZURE_SUB_REF,
+                name="Azure subscription 1",
+                provider_account_id=WOODGROVE_PA,
+            ),
+        ),
+    )
+    try:
+        schema = (await container.schema.get()).schema
+        records = await read_reference_records(
+            container.dataverse, schema, container.thresholds, request, container.partner_center
+        )
+    finally:
+        await container.aclose()
+    assert records.invoice is not None
+    report = reference_report(request, records.invoice, records, now=pc_sim.now)
+    [finding] = report.findings
+    [ref] = finding.evidence["references"]
+    assert ref["partner_center"].startswith(
+        "not a Partner Center subscription id of the customer, who has Azure plan"
+    )
+    assert any(
+        "likely its Azure subscription ID (migrated Azure)" in line
+        for line in evidence_lines(finding.evidence)
+    )
+
+
+def test_partner_center_subscription_words() -> None:
+    own = ({"id": "ABC", "friendlyName": "Microsoft 365 E3", "status": "active"},)
+    assert partner_subscription_words(own, "abc") == (
+        "Partner Center lists it as Microsoft 365 E3 (active)",
+        False,
+    )
+    assert partner_subscription_words(own, "xyz") == (
+        "not a subscription id Partner Center lists for the customer",
+        False,
+    )
+    assert partner_subscription_words("could not be read (503)", "abc")[0] == (
+        "Partner Center's subscriptions of the customer could not be read (503)"
+    )
+    assert partner_subscription_words(None, "abc") == (None, False)
