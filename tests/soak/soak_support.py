@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,35 @@ def announced(replay: Replay) -> Counter[tuple[str, str]]:
         for change in ("new", "escalated", "reminded", "resolved"):
             out.update((change, key) for key in getattr(post, change))
     return out
+
+
+def changes(replay: Replay) -> Counter[tuple[str, str]]:
+    """The announced changes that must be the same with faults as without: new, escalated,
+    resolved. Reminders keep a cadence instead (`late_or_early_reminders`): a post that failed is
+    made by the next run, a day later, and the reminders after it follow from there."""
+    return Counter({k: n for k, n in announced(replay).items() if k[0] != "reminded"})
+
+
+def early_reminders(replay: Replay, repeat_days: int) -> list[str]:
+    """Findings Teams was reminded of sooner than `repeat_days` after their last announcement.
+    (Reminders are "at most" that often: one comes when a check of the subject notifies, so their
+    number may differ between the runs; a lost new, escalated or resolved post is `changes`'.)"""
+    times: dict[str, list[datetime]] = {}
+    early = []
+    for post in sorted(replay.teams_posts, key=lambda p: p.at):
+        for change in ("new", "escalated", "reminded", "resolved"):
+            for key in getattr(post, change):
+                last = times.setdefault(key, [])
+                if (
+                    change == "reminded"
+                    and last
+                    and post.at - last[-1] < timedelta(days=repeat_days, hours=-1)
+                ):
+                    early.append(
+                        f"{key}: reminded {post.at:%Y-%m-%d}, {post.at - last[-1]} after the last post"
+                    )
+                last.append(post.at)
+    return early
 
 
 def announced_twice_a_day(replay: Replay) -> list[str]:

@@ -14,8 +14,9 @@ from soak_support import (
     FOOTER,
     Run,
     Size,
-    announced,
     announced_twice_a_day,
+    changes,
+    early_reminders,
     final_diagnosis,
     message_ids,
     notes_by_subject,
@@ -99,7 +100,14 @@ def test_each_subject_has_one_note_and_it_ends_as_without_faults(soak: Soak) -> 
 
 
 def test_teams_announces_each_change_as_without_faults(soak: Soak) -> None:
-    assert announced(soak.faulty.replay) == announced(soak.clean.replay)
+    assert changes(soak.clean.replay)
+    assert changes(soak.faulty.replay) == changes(soak.clean.replay)
+
+
+@pytest.mark.parametrize("run", ["clean", "faulty"])
+def test_teams_never_reminds_sooner_than_the_repeat_days(soak: Soak, run: str) -> None:
+    replay = getattr(soak, run).replay
+    assert early_reminders(replay, soak.settings.teams_repeat_days) == []
 
 
 @pytest.mark.parametrize("run", ["clean", "faulty"])
