@@ -168,15 +168,18 @@ class MonitorNotifier:
         for key, subject in seen_before.items():
             subjects.setdefault(key, subject)
         claims: list[_Claimed] = []
+        waiting: set[str] = set()
         for key, subject in sorted(subjects.items()):
             posts = await self._subject(
-                key, subject, by_subject.get(key, []), ukey, run, at, silences, partial
+                key, subject, by_subject.get(key, []), ukey, run, at, silences, partial, waiting
             )
             if posts:
                 claims.append(_Claimed(key, posts))
         if claims:
             await self._post(claims, run, at)
-        current = {k: subjects[k] for k in by_subject}
+        # A subject whose findings are gone is still visited next run while something about it
+        # waits (a resolution another delivery claimed, or not yet worked out): else it is lost.
+        current = {k: subjects[k] for k in sorted({*by_subject, *waiting})}
         await self._remember(ukey, {**seen_before, **current} if partial else current)
 
     async def _subject(
@@ -189,8 +192,11 @@ class MonitorNotifier:
         at: datetime,
         silences: list[Silence],
         partial: bool,
+        waiting: set[str],
     ) -> tuple[Post, ...]:
-        """Advance one subject's state, write its note when it changed, claim what is to be posted."""
+        """Advance one subject's state, write its note when it changed, claim what is to be posted.
+        Adds `key` to `waiting` while a change is to be posted (by this run, or a later one when the
+        post fails or another run holds the claim), or when the state could not be advanced."""
         for _ in range(_ATTEMPTS):
             stored = await self._state.get(ALERT, key)
             before = from_value(stored.value) if stored else SubjectAlerts(subject)
@@ -226,10 +232,13 @@ class MonitorNotifier:
                 await self._state.put(ALERT, key, to_value(state), etag=stored.etag if stored else None)
             except ConflictError:
                 continue  # another worker changed the subject: read it again
+            if any(e.pending is not None for e in state.entries.values()):
+                waiting.add(key)  # posted by this run or a later one: looked at again next run
             if writing and content is not None:
                 await self._write_note(key, subject, content, run)
             return posts
         log.warning("the alert state of %s kept changing under this run; the next run updates it", key)
+        waiting.add(key)
         return ()
 
     async def _write_note(self, key: str, subject: Subject, content: NoteContent, run: str) -> None:

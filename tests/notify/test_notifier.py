@@ -138,6 +138,23 @@ async def test_a_failed_post_is_posted_by_the_next_run_and_never_twice(
     assert posts(sim) == [{"new": [blocked().dedup_key]}]
 
 
+async def test_a_resolution_whose_post_failed_is_posted_by_the_next_run_and_never_twice(
+    sim: Simulator, container: Container
+) -> None:
+    # Found by the soak: once its findings are gone, a subject was no longer looked at, so a
+    # resolution whose post failed (or that another delivery held the claim of) was never told.
+    now = sim.now
+    await container.notifier.notify(UNIT, report(now, [blocked()]), at=now)
+    sim.teams_outages = [(now, now + timedelta(days=1))]  # the simulator's clock stands still
+    await container.notifier.notify(UNIT, report(now + timedelta(days=1), []), at=now + timedelta(days=1))
+    assert posts(sim) == [{"new": [blocked().dedup_key]}]
+    sim.teams_outages = []
+    for n in (2, 3):
+        at = now + timedelta(days=n)
+        await container.notifier.notify(UNIT, report(at, []), at=at)
+    assert posts(sim) == [{"new": [blocked().dedup_key]}, {"resolved": [blocked().dedup_key]}]
+
+
 async def test_a_4xx_is_not_retried(sim: Simulator, container: Container) -> None:
     sim.inject(status=400, path_prefix="/teams/", times=1)
     await container.notifier.notify(UNIT, report(sim.now, [blocked()]), at=sim.now)
