@@ -169,12 +169,20 @@ class MonitorNotifier:
             subjects.setdefault(key, subject)
         claims: list[_Claimed] = []
         waiting: set[str] = set()
-        for key, subject in sorted(subjects.items()):
-            posts = await self._subject(
-                key, subject, by_subject.get(key, []), ukey, run, at, silences, partial, waiting
-            )
-            if posts:
-                claims.append(_Claimed(key, posts))
+        visited: list[str] = []
+        try:
+            for key, subject in sorted(subjects.items()):
+                visited.append(key)
+                posts = await self._subject(
+                    key, subject, by_subject.get(key, []), ukey, run, at, silences, partial, waiting
+                )
+                if posts:
+                    claims.append(_Claimed(key, posts))
+        except Exception:
+            # The delivery fails and comes again at once: free this run's claims, or the posts
+            # they hold would wait for the claims to expire, and be lost if nothing looks again.
+            await self._release(visited, run)
+            raise
         if claims:
             await self._post(claims, run, at)
         # A subject whose findings are gone is still visited next run while something about it
@@ -306,6 +314,25 @@ class MonitorNotifier:
             entry.next_step,
             url,
         )
+
+    async def _release(self, keys: list[str], run: str) -> None:
+        for key in keys:
+            with contextlib.suppress(Exception):  # best effort: the claim expires anyway
+                for _ in range(_ATTEMPTS):
+                    stored = await self._state.get(ALERT, key)
+                    if stored is None:
+                        break
+                    state = from_value(stored.value)
+                    freed = released(state, run)
+                    if freed.note_claim is not None and freed.note_claim.by == run:
+                        freed = replace(freed, note_claim=None)
+                    if freed == state:
+                        break
+                    try:
+                        await self._state.put(ALERT, key, to_value(freed), etag=stored.etag)
+                    except ConflictError:
+                        continue
+                    break
 
     async def _unit_subjects(self, ukey: str) -> dict[str, Subject]:
         stored = await self._state.get(UNIT_SUBJECTS, ukey)

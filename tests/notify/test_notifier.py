@@ -155,6 +155,20 @@ async def test_a_resolution_whose_post_failed_is_posted_by_the_next_run_and_neve
     assert posts(sim) == [{"new": [blocked().dedup_key]}, {"resolved": [blocked().dedup_key]}]
 
 
+async def test_a_delivery_that_fails_after_claiming_leaves_its_posts_to_the_redelivery(
+    sim: Simulator, container: Container
+) -> None:
+    # Found by the soak: the note write failed after the run had claimed its post; the delivery
+    # came again at once and saw the claim held, so the finding was never announced.
+    now = sim.now
+    sim.inject(status=503, times=3, path_prefix="/api/data/v9.2/annotations")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the note write raises
+        await container.notifier.notify(UNIT, report(now, [blocked()]), at=now)
+    assert posts(sim) == []
+    await container.notifier.notify(UNIT, report(now, [blocked()]), at=now)  # the redelivery
+    assert posts(sim) == [{"new": [blocked().dedup_key]}]
+
+
 async def test_a_4xx_is_not_retried(sim: Simulator, container: Container) -> None:
     sim.inject(status=400, path_prefix="/teams/", times=1)
     await container.notifier.notify(UNIT, report(sim.now, [blocked()]), at=sim.now)
