@@ -275,11 +275,11 @@ def check_contract_expired(ctx: Context) -> list[Finding]:
         rows, cost = 0, Decimal(0)
         for sub in ctx.usage_subscriptions_on(contract):
             for group in ctx.reviewed_usage_by_subscription.get(sub.id, []):
-                late = [totals for day, totals in group.charge_days.items() if day > end]
-                if late:
+                late = group.after(end)
+                if late.rows:
                     after.append(group)
-                    rows += sum(t.rows for t in late)
-                    cost += sum((t.cost for t in late), Decimal(0))
+                    rows += late.rows
+                    cost += late.cost
         if not after:
             continue
         currency = ctx.currency_of_groups(after)
