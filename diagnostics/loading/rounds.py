@@ -223,7 +223,10 @@ class _Reading:
             offset += answer.count
             records += answer.records
         if part == _USAGE:
-            into.usage.merge(self.usage)
+            if into.usage:
+                into.usage.merge(self.usage)
+            else:  # the first usage read: taken as it is, not copied (a copy doubles the peak)
+                into.usage = self.usage
         into.records[part] = _unique([*into.records.get(part, []), *records])
 
 

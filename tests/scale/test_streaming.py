@@ -220,6 +220,9 @@ def test_a_partitioned_read_gives_the_same_findings_as_one_query_within_the_cap(
     generated = generate(100, seed=3, subscriptions=40, usage=1)
     with Simulator(load_fixture(generated.fixture)) as sim:
         single, single_requests, _ = asyncio.run(_load(sim, 1))
+        # The continuation pages take a while to serve (not the $batch), so that pages asked for at
+        # once are seen in flight at once.
+        sim.inject(latency=0.2, path_prefix="/api/data/v9.2/work365_usagesummaries")
         split, split_requests, in_flight = asyncio.run(_load(sim, 8))
     assert _findings(split) == _findings(single)
     assert _figures(split.usage) == _figures(single.usage)
