@@ -608,7 +608,8 @@ def _pc_invoices(raw: Sequence[Any]) -> tuple[list[PartnerCenterInvoice], list[s
             return value[:100] if isinstance(value, str) and value else None
 
         ident = text("id") or f"#{index + 1}"
-        malformed.append(f"invoice {ident}: {reason}")
+        # The reason is one line: an id with a line break or control character is shown quoted.
+        malformed.append(f"invoice {ident if ident.isprintable() else repr(ident)}: {reason}")
         out.append(
             PartnerCenterInvoice(
                 id=ident,

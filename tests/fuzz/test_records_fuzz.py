@@ -171,3 +171,10 @@ def test_partner_center_records_map_one_by_one(raw: list[Any]) -> None:
     for reason in malformed:
         assert "\n" not in reason
         assert len(reason) < 400
+
+
+def test_a_malformed_partner_center_invoice_with_a_line_break_in_its_id_gives_one_line() -> None:
+    # Found by the fuzz test above: the id was put into the reason as it was.
+    invoices, malformed = _pc_invoices([{"id": "\n", "invoiceDate": 1}])
+    assert len(invoices) == 1
+    assert malformed == ["invoice '\\n': Invalid isoformat string: '1'"]
