@@ -323,7 +323,9 @@ def to_text(replay: Replay) -> str:
     if replay.notes:
         lines.append("Notes in Dataverse:")
         lines += [
-            f"  {plain(n.subject_name) or n.subject_id}: {plain(n.subject_line)} ({_count(n.writes, 'write')})"
+            # A record with no name left is one deleted since (a re-imported invoice): its note went with it.
+            f"  {plain(n.subject_name) or f'{n.subject_id} (record deleted)'}: {plain(n.subject_line)} "
+            f"({_count(n.writes, 'write')})"
             for n in replay.notes
         ]
         lines.append("")

@@ -32,3 +32,5 @@ def test_the_demo_tells_the_sample_tenants_month(capsys: pytest.CaptureFixture[s
     assert "resolved error: Manual provider invoice IND-2026-10 has usage but is still Populating" in story
     assert "Dead-lettered" not in story
     assert "Open at the end (7):" in story
+    # The October invoice deleted for its re-import took its note with it: the story says so, by id.
+    assert "3a496486-0f7b-56ee-afa0-d8b3fea8006c (record deleted): Usage-invoice diagnosis" in story
