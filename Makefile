@@ -49,7 +49,7 @@ infra: $(STAMP) $(INFRA_STAMP)
 
 test: lint typecheck unit
 
-# The fuzz tests with many more examples than `make test` gives them (tests/fuzz/conftest.py).
+# The fuzz tests with many more examples than `make test` gives them (tests/conftest.py); `make test` draws the same few examples every run.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz
 
