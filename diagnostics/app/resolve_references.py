@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from diagnostics.access import missing_write_privileges
-from diagnostics.adapters.dataverse import Query
+from diagnostics.adapters.dataverse import Query, odata_string
 from diagnostics.app.container import Container
 from diagnostics.app.recheck import recheck_time
 from diagnostics.app.reference_fixes import (
@@ -345,12 +345,8 @@ def reference_report(
 # --- the read -----------------------------------------------------------------------------------
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _any_of(column: str, values: Sequence[str]) -> str:
-    return " or ".join(f"{column} eq {_literal(v)}" for v in values)
+    return " or ".join(f"{column} eq {odata_string(v)}" for v in values)
 
 
 def _customer_searches(
@@ -373,7 +369,7 @@ def _customer_searches(
         tokens |= set(search_tokens(name))
     if tokens:
         name_column = loader.c(pa, "work365_provideraccount_name")
-        named = " or ".join(f"contains({name_column},{_literal(t)})" for t in sorted(tokens))
+        named = " or ".join(f"contains({name_column},{odata_string(t)})" for t in sorted(tokens))
         mapped = f"{loader.c(pa, 'work365_provideraccount_account')} ne null"
         parts.append(("named_accounts", loader.query(pa, f"({named}) and {mapped}", annotations=True)))
     return parts

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from diagnostics.adapters.dataverse import Query
+from diagnostics.adapters.dataverse import Query, odata_string
 from diagnostics.errors import ServiceError
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.references import names
@@ -38,19 +38,15 @@ def search_tokens(name: str | None) -> list[str]:
     return list(names.search_tokens(name)) if name else []
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def account_query(schema: ResolvedSchema, name: str | None, domain: str | None) -> Query | None:
     """The accounts that might be the customer: a name holding one of its distinctive words, or a
     website holding its domain. None when there is nothing to search on."""
     name_column = schema.col(_ACCOUNT, "name")
     website = schema.col(_ACCOUNT, "websiteurl")
-    terms = [f"contains({name_column},{_literal(t)})" for t in search_tokens(name)]
+    terms = [f"contains({name_column},{odata_string(t)})" for t in search_tokens(name)]
     label = search_label(domain)  # "contoso" of contoso.co.uk: contoso.com matches too
     if label:
-        terms.append(f"contains({website},{_literal(label)})")
+        terms.append(f"contains({website},{odata_string(label)})")
     if not terms:
         return None
     return Query(
