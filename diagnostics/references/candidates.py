@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from diagnostics.adapters.dataverse import Query, odata_string
-from diagnostics.errors import ServiceError
+from diagnostics.errors import NotFoundError, ServiceError
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.references import names
 from diagnostics.references.domains import search_label
@@ -164,6 +164,9 @@ async def read_partner_subscriptions(
     for customer in sorted({c.strip().lower() for c in customer_ids}):
         try:
             out[customer] = tuple(s for s in await client.list_subscriptions(customer) if isinstance(s, dict))
+        except NotFoundError:
+            # An answer, not a failure: Partner Center has no such customer (not a wrong URL).
+            out[customer] = "cannot be listed: Partner Center does not know this customer"
         except ServiceError as exc:
             out[customer] = f"could not be read ({_first_line(exc)})"
     return out

@@ -14,6 +14,7 @@ from writes_support import tenant
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.adapters.partner_center import DEFAULT_BASE_URL, PartnerCenterClient
 from diagnostics.errors import NotFoundError, ServiceError
+from diagnostics.references.candidates import partner_subscription_words, read_partner_subscriptions
 from simulator import Simulator, load_fixture
 from simulator.connect import sim_credential
 from simulator.fixture import FixtureError
@@ -131,3 +132,21 @@ async def test_a_seek_link_that_never_moves_on_is_refused(retry: RetryPolicy) ->
 def test_a_wrong_customers_section_is_a_clear_fixture_error(section: dict[str, Any], says: str) -> None:
     with pytest.raises(FixtureError, match=says):
         load_fixture(_doc(**section))
+
+
+async def test_a_customer_partner_center_does_not_know_is_said_so_not_blamed_on_the_url(
+    retry: RetryPolicy,
+) -> None:
+    unknown = "99999999-9999-4999-8999-999999999999"
+    with Simulator(load_fixture(_doc(subscriptions={CUSTOMERS[1]["id"]: [AZURE_PLAN]}))) as sim:
+        async with _client(sim, retry) as pc:
+            listed = await read_partner_subscriptions(pc, [unknown, CUSTOMERS[1]["id"]])
+    words, likely = partner_subscription_words(listed[unknown], "d41c8e2f-3b6a-4f9d-8e17-5a2c9b0f7d63")
+    assert words == (
+        "Partner Center's subscriptions of the customer cannot be listed: "
+        "Partner Center does not know this customer"
+    )
+    assert not likely
+    (plan,) = listed[CUSTOMERS[1]["id"]]  # a known customer's list is still read
+    assert isinstance(plan, dict)
+    assert plan["id"] == AZURE_PLAN["id"]
