@@ -11,7 +11,7 @@ from diagnostics.catalog import finding
 from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
 from diagnostics.checks.records import check_unreadable_records
-from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
+from diagnostics.messages import ContractsUnit, ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics, Subject
 from diagnostics.settings import Thresholds
 from diagnostics.timeline import timelines
@@ -213,8 +213,9 @@ def _focus_subjects(ctx: Context) -> set[str] | None:
     if isinstance(unit, ExpectedInvoiceUnit):
         # The expected invoice: missing, or a gap when a later one was imported.
         return {f"{unit.provider_id}:{unit.period}"}
-    if isinstance(unit, ContractUnit):
-        return {unit.contract_id, *(s.id for s in snap.subscriptions if s.contract_id == unit.contract_id)}
+    if isinstance(unit, ContractUnit | ContractsUnit):
+        ids = {unit.contract_id} if isinstance(unit, ContractUnit) else set(unit.contract_ids)
+        return {*ids, *(s.id for s in snap.subscriptions if s.contract_id in ids)}
     # The tenant-wide checks are about subscriptions and contracts (those that could not be read too).
     unreadable = {
         r.subject_id

@@ -11,6 +11,7 @@ fields with defaults, never rename or remove one without raising `version`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from typing import Annotated, Literal, TypeVar
@@ -47,6 +48,27 @@ class ContractUnit(_Frozen):
     period: str
 
 
+# Contracts per `ContractsUnit`: the day's at-risk contracts of a period are checked in batches of
+# this many, each in the two round trips one contract takes. The loader reads a batch with `In`
+# filters of at most 200 ids (snapshot_loader._IN_CHUNK, about 8 KB of URL each), so 100 contracts
+# are one clause and their subscriptions (five each in the generated tenants) three: every request
+# stays far under Dataverse's URL limit, and the message under 5 KB.
+CONTRACTS_PER_UNIT = 100
+
+
+class ContractsUnit(_Frozen):
+    """Several billing contracts of one period, checked together (the planner's batches of the
+    day's at-risk contracts). Its report is told per contract, as each `ContractUnit` would be."""
+
+    kind: Literal["billing_contracts"] = "billing_contracts"
+    period: str
+    contract_ids: tuple[str, ...] = Field(min_length=1)  # canonical GUIDs, sorted by the planner
+
+    def contracts(self) -> tuple[ContractUnit, ...]:
+        """The batch as the units it stands for: their keys hold the notes' and alerts' state."""
+        return tuple(ContractUnit(contract_id=c, period=self.period) for c in self.contract_ids)
+
+
 class TenantPeriodUnit(_Frozen):
     """The tenant-wide checks (markup, contracts, schedules) of `period` and the open periods
     before it, as one unit, so that a problem found there is also seen to resolve."""
@@ -56,7 +78,8 @@ class TenantPeriodUnit(_Frozen):
 
 
 Unit = Annotated[
-    InvoiceUnit | ExpectedInvoiceUnit | ContractUnit | TenantPeriodUnit, Field(discriminator="kind")
+    InvoiceUnit | ExpectedInvoiceUnit | ContractUnit | ContractsUnit | TenantPeriodUnit,
+    Field(discriminator="kind"),
 ]
 
 
@@ -68,6 +91,13 @@ def unit_key(unit: Unit) -> str:
         return f"expected:{unit.provider_id}:{unit.period}"
     if isinstance(unit, ContractUnit):
         return f"contract:{unit.contract_id}:{unit.period}"
+    if isinstance(unit, ContractsUnit):
+        # A digest of the set, not the batch's number: the same contracts give the same key (a
+        # repeat publish the same day is dropped), while a plan that sees a different set (a
+        # past-due run, a contract moved into the window) gets new keys instead of having a changed
+        # batch dropped as a duplicate of the morning's, which would leave contracts unchecked.
+        digest = hashlib.sha256(",".join(sorted(unit.contract_ids)).encode()).hexdigest()[:16]
+        return f"contracts:{unit.period}:{len(unit.contract_ids)}:{digest}"
     return f"tenant:{unit.period}"
 
 

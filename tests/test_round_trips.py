@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from benchmarks.__main__ import large_tenant, run, sample_units, unit_requests
+from diagnostics.messages import CONTRACTS_PER_UNIT, ContractsUnit
 from simulator import Simulator, load_fixture
 
 PERIOD = "2026-10"
@@ -81,6 +82,22 @@ def test_each_unit_stays_within_its_budget_on_a_large_tenant(large: Any, kind: s
     assert requests == BUDGET[kind]
     # Schema verification is two requests of the total; the rest is the unit's.
     assert sim.request_count("/api/data") == 2 * 2 + BUDGET[kind]["Dataverse"]
+
+
+@pytest.mark.parametrize("size", [CONTRACTS_PER_UNIT, 250])
+def test_a_batch_of_contracts_costs_what_one_contract_costs(large: Any, size: int) -> None:
+    """The planner's batch of 100 contracts, and one past the loader's 200 ids per `In` filter (so
+    its contracts and subscriptions go in two chunks each): the two `$batch`es of one contract,
+    every query inside them."""
+    sim, tenant = large
+    rows = tenant["dataverse"]["rows"]
+    ids = sorted(r["work365_billingcontractid"] for r in rows["work365_billingcontract"])[:size]
+    assert len(ids) == size
+    sim.reset_counts()
+    requests = asyncio.run(unit_requests(sim, ContractsUnit(period=PERIOD, contract_ids=tuple(ids))))
+    assert requests == BUDGET["billing_contract"]
+    assert sim.requests[("POST", "/api/data/v9.2/$batch")] == 2 * 2 + 2  # two verifications
+    assert sim.request_count("/api/data/v9.2/work365_usagesummaries") == 0  # no page on its own
 
 
 def test_an_invoice_unit_reads_no_page_of_usage_beyond_its_batches(large: Any) -> None:

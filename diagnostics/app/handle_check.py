@@ -5,7 +5,9 @@ Hand-offs, each idempotent so that a duplicate delivery changes nothing:
   day, so the broker drops a repeat);
 - an automatic provider invoice inside its pull window without usage → tomorrow's re-check,
   scheduled once; cancelled when the usage arrives or the invoice is gone;
-- findings changed since the last notification → notify.
+- findings changed since the last notification → notify; a batch of contracts is told per
+  contract (its notes and alert state are each contract's, as when contracts were units of their
+  own), in one notifier run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from diagnostics.app.container import Container
-from diagnostics.app.notify import notify_gone, notify_if_changed
+from diagnostics.app.notify import notify_each, notify_gone, notify_if_changed
 from diagnostics.app.recheck import (
     RecheckAction,
     RecheckDecision,
@@ -28,8 +30,10 @@ from diagnostics.app.recheck import (
 from diagnostics.app.reference_fixes import confirm_reimport
 from diagnostics.errors import InvoiceNotFound
 from diagnostics.loading import load_unit, review
+from diagnostics.loading.units import per_contract
 from diagnostics.messages import (
     QUEUE_REFERENCE_RESOLUTION,
+    ContractsUnit,
     ExpectedInvoiceUnit,
     InvoiceUnit,
     Reference,
@@ -111,7 +115,15 @@ def reimport_requests(report: Report, day: Any) -> list[ReferenceRequest]:
     return requests
 
 
-async def _check(c: Container, unit: Unit, now: datetime) -> tuple[Report, RecheckDecision | None]:
+@dataclass(frozen=True)
+class _Checked:
+    report: Report
+    decision: RecheckDecision | None
+    # A batch of contracts: its report per contract, told as each contract's own check tells it.
+    parts: tuple[tuple[Unit, Report], ...] | None = None
+
+
+async def _check(c: Container, unit: Unit, now: datetime) -> _Checked:
     verification = await c.schema.get()
     schema = verification.schema
     load: Unit = unit
@@ -132,7 +144,9 @@ async def _check(c: Container, unit: Unit, now: datetime) -> tuple[Report, Reche
             thresholds=c.thresholds,
             daily_at=recheck_time(c.settings.schedule, c.settings.recheck_delay_hours),
         )
-    return report, decision
+    if isinstance(unit, ContractsUnit):
+        return _Checked(report, decision, tuple(per_contract(snapshot, report)))
+    return _Checked(report, decision)
 
 
 async def handle_check(c: Container, body: bytes) -> CheckResult:
@@ -142,7 +156,7 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
     today = now.date()
     key = unit_key(request.unit)
     try:
-        report, decision = await _check(c, request.unit, now)
+        checked = await _check(c, request.unit, now)
     except InvoiceNotFound:
         if not isinstance(request.unit, InvoiceUnit):
             raise
@@ -154,6 +168,7 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
             return CheckResult(key, 0, recheck=cancelled, note="the invoice is gone")
         raise
 
+    report, decision = checked.report, checked.decision
     references = unresolved_references(report, today)
     if c.settings.autofix_reimport:
         references += reimport_requests(report, today)
@@ -165,7 +180,10 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
     action: RecheckAction = "none"
     if decision is not None and isinstance(request.unit, InvoiceUnit):
         action = await reconcile_recheck(c.bus, c.state, request.unit, decision, now=now)
-    notified = await notify_if_changed(c.notifier, c.state, request.unit, report, at=now)
+    if checked.parts is not None:
+        notified = await notify_each(c.notifier, c.state, checked.parts, at=now)
+    else:
+        notified = await notify_if_changed(c.notifier, c.state, request.unit, report, at=now)
     note = decision.why if decision is not None else ""
     if isinstance(request.unit, ExpectedInvoiceUnit) and request.reason == "recheck":
         # The re-check auto-fix scheduled after deleting an invoice: is it imported again?

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,21 @@ async def notify_if_changed(
             etag=stored.etag if stored else None,
         )
     return True
+
+
+async def notify_each(
+    notifier: Notifier, state: StateStore, parts: Sequence[tuple[Unit, Report]], *, at: datetime
+) -> bool:
+    """A batch's report told per unit it stands for (loading.units.per_contract), each as its own
+    check would have told it; True when any notified. The monitor's notifier tells them in one run
+    (one Teams card); another notifier is told unit by unit, each when its findings changed."""
+    if isinstance(notifier, MonitorNotifier):
+        await notifier.notify_many(parts, at=at)
+        return True
+    notified = False
+    for unit, report in parts:
+        notified |= await notify_if_changed(notifier, state, unit, report, at=at)
+    return notified
 
 
 async def notify_gone(notifier: Notifier, state: StateStore, unit: Unit, *, at: datetime) -> None:
@@ -154,9 +170,51 @@ class MonitorNotifier:
         self._settings = settings or AlertSettings()
 
     async def notify(self, unit: Unit, report: Report, *, at: datetime, partial: bool = False) -> None:
+        await self.notify_many([(unit, report)], at=at, partial=partial)
+
+    async def notify_many(
+        self, parts: Sequence[tuple[Unit, Report]], *, at: datetime, partial: bool = False
+    ) -> None:
+        """Each unit's report told as `notify` tells it (its subjects' alert state, notes and the
+        subjects it saw, under its own key), and what is to be posted about all of them in one
+        Teams card: a batch of contracts is one run, so one card (monitor.md, "one message per run").
+
+        One run id for all: a subject two units name (the tool's own findings, in every contract's
+        report) is claimed once and posted once. A failure frees every claim the run took, so the
+        redelivery (which tells every unit again) posts them.
+        """
         run = uuid.uuid4().hex
-        ukey = unit_key(unit)
         silences = await load_silences(self._state)
+        claims: dict[str, _Claimed] = {}
+        visited: list[str] = []
+        seen: list[tuple[str, dict[str, Subject]]] = []
+        try:
+            for unit, report in parts:
+                seen.append(await self._unit(unit, report, run, at, silences, partial, claims, visited))
+        except Exception:
+            # The delivery fails and comes again at once: free this run's claims, or the posts
+            # they hold would wait for the claims to expire, and be lost if nothing looks again.
+            await self._release(visited, run)
+            raise
+        if claims:
+            await self._post(list(claims.values()), run, at)
+        for ukey, subjects in seen:
+            await self._remember(ukey, subjects)
+
+    async def _unit(
+        self,
+        unit: Unit,
+        report: Report,
+        run: str,
+        at: datetime,
+        silences: list[Silence],
+        partial: bool,
+        claims: dict[str, _Claimed],
+        visited: list[str],
+    ) -> tuple[str, dict[str, Subject]]:
+        """Advance the subjects of one unit's report (and those it saw last time); add what is to
+        be posted to `claims`. Returns the unit's key and the subjects to remember for it."""
+        ukey = unit_key(unit)
         findings = apply_silences(report.findings, silences, at.date())
         by_subject: dict[str, list[Finding]] = {}
         subjects: dict[str, Subject] = {}
@@ -167,28 +225,18 @@ class MonitorNotifier:
         seen_before = await self._unit_subjects(ukey)
         for key, subject in seen_before.items():
             subjects.setdefault(key, subject)
-        claims: list[_Claimed] = []
         waiting: set[str] = set()
-        visited: list[str] = []
-        try:
-            for key, subject in sorted(subjects.items()):
-                visited.append(key)
-                posts = await self._subject(
-                    key, subject, by_subject.get(key, []), ukey, run, at, silences, partial, waiting
-                )
-                if posts:
-                    claims.append(_Claimed(key, posts))
-        except Exception:
-            # The delivery fails and comes again at once: free this run's claims, or the posts
-            # they hold would wait for the claims to expire, and be lost if nothing looks again.
-            await self._release(visited, run)
-            raise
-        if claims:
-            await self._post(claims, run, at)
+        for key, subject in sorted(subjects.items()):
+            visited.append(key)
+            posts = await self._subject(
+                key, subject, by_subject.get(key, []), ukey, run, at, silences, partial, waiting
+            )
+            if posts:  # a later unit's visit of the same subject sees its latest pending changes
+                claims[key] = _Claimed(key, posts)
         # A subject whose findings are gone is still visited next run while something about it
         # waits (a resolution another delivery claimed, or not yet worked out): else it is lost.
         current = {k: subjects[k] for k in sorted({*by_subject, *waiting})}
-        await self._remember(ukey, {**seen_before, **current} if partial else current)
+        return ukey, ({**seen_before, **current} if partial else current)
 
     async def _subject(
         self,

@@ -23,9 +23,10 @@ from diagnostics.app.recheck import check_message
 from diagnostics.checks.context import invoice_period
 from diagnostics.errors import DiagnosticsError, ServiceError
 from diagnostics.messages import (
+    CONTRACTS_PER_UNIT,
     QUEUE_INVOICE_CHECKS,
     CheckRequest,
-    ContractUnit,
+    ContractsUnit,
     ExpectedInvoiceUnit,
     InvoiceUnit,
     TenantPeriodUnit,
@@ -128,17 +129,22 @@ def _pull_window(view: PlanView, now: datetime, thresholds: Thresholds) -> list[
 
 
 def _contracts(view: PlanView, today: date, period: str, thresholds: Thresholds) -> list[Unit]:
-    units: list[Unit] = []
-    for contract in view.contracts:
-        due = contract.next_invoice_date
-        if (
-            contract.active
+    """The usage contracts invoicing within the at-risk days, in batches of CONTRACTS_PER_UNIT
+    (sorted by id, so the same contracts give the same batches and message ids all day)."""
+    due_soon = sorted(
+        {
+            contract.id
+            for contract in view.contracts
+            if contract.active
             and contract.id in view.usage_contract_ids
-            and due is not None
-            and 0 <= (due - today).days <= thresholds.at_risk_days
-        ):
-            units.append(ContractUnit(contract_id=contract.id, period=period))
-    return units
+            and contract.next_invoice_date is not None
+            and 0 <= (contract.next_invoice_date - today).days <= thresholds.at_risk_days
+        }
+    )
+    return [
+        ContractsUnit(period=period, contract_ids=tuple(due_soon[start : start + CONTRACTS_PER_UNIT]))
+        for start in range(0, len(due_soon), CONTRACTS_PER_UNIT)
+    ]
 
 
 def plan_units(

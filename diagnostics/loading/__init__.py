@@ -3,7 +3,8 @@
 Seam between the monitor's handlers and the loader: `load_unit` is what handlers call; `review`
 (diagnostics/loading/units.py) turns the snapshot into the unit's report. Each unit reads only its
 slice (plans.py): one provider invoice in at most three Dataverse round trips with the schema
-verified, whatever the tenant's size; the tenant-wide unit reads its period and the earlier periods
+verified, whatever the tenant's size; a batch of contracts in two, whatever their number; the
+tenant-wide unit reads its period and the earlier periods
 still open (period.py).
 """
 
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, Unit
+from diagnostics.messages import ContractsUnit, ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, Unit
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import Snapshot
 from diagnostics.settings import Thresholds
 from diagnostics.snapshot_loader import DataverseReader, InvoiceLister
 
 from .period import load_period
-from .plans import load_contract_unit, load_expected_unit, load_invoice_unit
+from .plans import load_contract_unit, load_contracts_unit, load_expected_unit, load_invoice_unit
 from .units import review
 
 __all__ = ["load_period", "load_unit", "review"]
@@ -43,4 +44,6 @@ async def load_unit(
         return await load_expected_unit(dv, pc, schema, thresholds, unit, as_of=as_of)
     if isinstance(unit, ContractUnit):
         return await load_contract_unit(dv, schema, thresholds, unit, as_of=as_of)
+    if isinstance(unit, ContractsUnit):
+        return await load_contracts_unit(dv, schema, thresholds, unit, as_of=as_of)
     return await load_period(dv, None, schema, thresholds, as_of=as_of, period=unit.period, unit=unit)

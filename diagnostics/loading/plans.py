@@ -10,22 +10,23 @@ round trips as the ids allow (diagnostics/loading/units.py says which checks run
   schedules and customer invoices, and whether the period's other invoices have usage.
 - expected invoice: one round trip (the provider and its invoices of the look-back), Partner
   Center asked at the same time.
-- billing contract: two round trips — (1) the contract, its usage subscriptions, schedules and
-  customer invoices, the providers, the provider invoices of the period and the currencies; (2) those subscriptions'
-  usage of the period and whether each of the period's invoices has usage.
+- billing contract, or a batch of them (the planner's `ContractsUnit`, up to CONTRACTS_PER_UNIT):
+  two round trips whatever their number — (1) the contracts, their usage subscriptions, schedules
+  and customer invoices, the providers, the provider invoices of the period and the currencies;
+  (2) those subscriptions' usage of the period and whether each of the period's invoices has usage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from diagnostics.adapters.dataverse import MAX_PAGE_SIZE
 from diagnostics.checks.context import invoice_period, parse_notes
 from diagnostics.errors import InvoiceNotFound, ServiceError
-from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
+from diagnostics.messages import ContractsUnit, ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.model import PartnerCenterView, ProviderInvoice, Snapshot
 from diagnostics.periods import add_months, day_in_following_month, period_start, period_under_review
@@ -252,28 +253,46 @@ async def load_expected_unit(
     return answers.snapshot(as_of=as_of, period=reviewed, unit=unit, partner_center=await pc_task)
 
 
-# --- one billing contract -------------------------------------------------------------------------
+# --- billing contracts ----------------------------------------------------------------------------
 
 
 async def load_contract_unit(
     dv: DataverseReader, schema: ResolvedSchema, t: Thresholds, unit: ContractUnit, *, as_of: datetime
 ) -> Snapshot:
+    return await _load_contracts(dv, schema, t, unit, [unit.contract_id], as_of=as_of)
+
+
+async def load_contracts_unit(
+    dv: DataverseReader, schema: ResolvedSchema, t: Thresholds, unit: ContractsUnit, *, as_of: datetime
+) -> Snapshot:
+    """A batch of contracts in the same two round trips as one: every read is by `In` lists."""
+    return await _load_contracts(dv, schema, t, unit, unit.contract_ids, as_of=as_of)
+
+
+async def _load_contracts(
+    dv: DataverseReader,
+    schema: ResolvedSchema,
+    t: Thresholds,
+    unit: ContractUnit | ContractsUnit,
+    contracts: Sequence[str],
+    *,
+    as_of: datetime,
+) -> Snapshot:
     loader, answers = Loader(schema, t), Answers.of(schema)
-    contract = unit.contract_id
     first = Round(loader)
-    first.add("contracts", _BC, _eq(loader, _BC, "work365_billingcontractid", contract))
-    usage_type = _usage_type_filter(loader)
-    on_contract = _eq(loader, _SUB, "work365_subscription_billingcontract", contract)
-    first.add(
+    first.add_in("contracts", _BC, "work365_billingcontractid", contracts)
+    first.add_in(
         "subscriptions",
         _SUB,
-        f"{on_contract} and ({usage_type})" if usage_type else on_contract,
+        "work365_subscription_billingcontract",
+        contracts,
+        _usage_type_filter(loader),
         annotations=True,
     )
     first.add("providers", "work365_provider")
     first.add("provider_invoices", _PI, _periods_filter(loader, unit.period, unit.period))
     first.add("currencies", "transactioncurrency")  # the usage's currency is its provider invoice's
-    _contract_rows(first, [contract], period=unit.period, as_of=as_of, t=t)
+    _contract_rows(first, contracts, period=unit.period, as_of=as_of, t=t)
     await run(dv, first, answers)
 
     invoices = [pi.id for pi in answers.get("provider_invoices")]
@@ -281,6 +300,7 @@ async def load_contract_unit(
     second = Round(loader)
     of_invoices = " or ".join(loader.in_filter(_US, "work365_usagesummary_providerinvoice", invoices))
     if of_invoices:
+        # The subscriptions in chunks of `In` ids (a batch's hundreds stay under the URL limit).
         second.add_in("usage_summaries", _US, "work365_usagesummary_subscription", subs, of_invoices)
     _probe_usage(second, answers.get("provider_invoices"))
     await run(dv, second, answers)

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
 from diagnostics.engine import build_report, run_checks
-from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit, Unit
+from diagnostics.messages import (
+    ContractsUnit,
+    ContractUnit,
+    ExpectedInvoiceUnit,
+    InvoiceUnit,
+    TenantPeriodUnit,
+    Unit,
+)
 from diagnostics.model import Finding, Report, Snapshot, Statistics
 from diagnostics.periods import add_months, period_under_review
 from diagnostics.settings import Thresholds
@@ -73,6 +80,8 @@ UNIT_CHECKS: dict[str, tuple[str, ...]] = {
     "expected_invoice": ("invoice_pulled", "period_gap"),
     # Section 3 and the contract and subscription checks of section 5, for one contract.
     "billing_contract": ("contract_timing", *_TENANT_WIDE),
+    # The planner's batch of contracts: the same checks, the report told per contract.
+    "billing_contracts": ("contract_timing", *_TENANT_WIDE),
     # A subscription without a product is found on its record too, with no invoice to name it.
     "tenant_period": (*_TENANT_WIDE, "write_in_products"),
 }
@@ -176,15 +185,42 @@ def review(
     return report.model_copy(update={"findings": tuple(kept), "statistics": statistics})
 
 
+def per_contract(snapshot: Snapshot, report: Report) -> list[tuple[ContractUnit, Report]]:
+    """A batch's report as its contracts' own: each contract's findings (the contract and its
+    subscriptions, the focus a `ContractUnit` has) and the tool's own findings, under the
+    `ContractUnit` whose key the notes and alerts of that contract are kept by. A unit that is not
+    a batch is returned as it is, if it is a contract."""
+    unit = snapshot.unit
+    if isinstance(unit, ContractUnit):
+        return [(unit, report)]
+    if not isinstance(unit, ContractsUnit):
+        return []
+    subjects: dict[str, set[str]] = {c: {c} for c in unit.contract_ids}
+    for sub in snapshot.subscriptions:
+        if sub.contract_id in subjects:
+            subjects[sub.contract_id].add(sub.id)
+    out = []
+    for contract in unit.contracts():
+        focus = subjects[contract.contract_id]
+        # The tool's own findings (a check that could not run) are every contract's, as they are
+        # in each contract's own report.
+        kept = [f for f in report.findings if f.subject.type == "tenant" or f.subject.id in focus]
+        statistics = Statistics.of(kept, checks=report.statistics.checks, passed=report.statistics.passed)
+        out.append((contract, report.model_copy(update={"findings": tuple(kept), "statistics": statistics})))
+    return out
+
+
 __all__ = [
     "CHECK_CODES",
     "PER_OPEN_PERIOD",
     "UNIT_CHECKS",
     "ContractUnit",
+    "ContractsUnit",
     "ExpectedInvoiceUnit",
     "InvoiceUnit",
     "TenantPeriodUnit",
     "checks_for",
     "codes_for",
+    "per_contract",
     "review",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -16,8 +17,9 @@ from diagnostics.app.plan import (
     plan_units,
     run_planner,
 )
+from diagnostics.app.recheck import check_message
 from diagnostics.errors import ServiceUnreachable
-from diagnostics.messages import decode_check
+from diagnostics.messages import CONTRACTS_PER_UNIT, ContractsUnit, MessageError, decode_check
 from diagnostics.model import PIStatus, ProviderKind
 from diagnostics.schema import SchemaMap
 from diagnostics.settings import Thresholds, load_settings
@@ -91,17 +93,72 @@ def test_invoices_inside_the_pull_window_or_past_it_without_usage() -> None:
     assert "pi:pi-done" not in planned
 
 
+def _batches(view: PlanView, now: datetime = NOW) -> list[ContractsUnit]:
+    return [
+        r.unit for r in plan_units(view, NOW - timedelta(days=1), now, T) if isinstance(r.unit, ContractsUnit)
+    ]
+
+
 def test_usage_contracts_invoicing_within_the_at_risk_days() -> None:
     soon = contract("c-soon", date(2026, 11, 14))
+    today = contract("c-today", date(2026, 11, 12))
     later = contract("c-later", date(2026, 11, 20))
+    past = contract("c-past", date(2026, 11, 11))
     no_usage = contract("c-licences", date(2026, 11, 13))
+    inactive = contract("c-ended", date(2026, 11, 13), active=False)
+    usage = frozenset({"c-soon", "c-today", "c-later", "c-past", "c-ended"})
     view = PlanView(
-        (provider(),), tuple(healthy_history()), (soon, later, no_usage), frozenset({"c-soon", "c-later"})
+        (provider(),), tuple(healthy_history()), (soon, later, no_usage, today, past, inactive), usage
     )
-    planned = keys(view)
-    assert "contract:c-soon:2026-10" in planned
-    assert "contract:c-later:2026-10" not in planned
-    assert "contract:c-licences:2026-10" not in planned
+    [batch] = _batches(view)
+    assert (batch.period, batch.contract_ids) == ("2026-10", ("c-soon", "c-today"))
+
+
+def _many(n: int) -> PlanView:
+    contracts = tuple(contract(f"c-{i:04d}", date(2026, 11, 13)) for i in range(n))
+    return PlanView((provider(),), tuple(healthy_history()), contracts, frozenset(c.id for c in contracts))
+
+
+def test_at_risk_contracts_are_checked_in_sorted_batches_of_at_most_a_hundred() -> None:
+    assert CONTRACTS_PER_UNIT == 100
+    batches = _batches(_many(250))
+    assert [len(b.contract_ids) for b in batches] == [100, 100, 50]
+    ids = [c for b in batches for c in b.contract_ids]
+    assert ids == sorted(ids) == [f"c-{i:04d}" for i in range(250)]  # each once, in order
+    assert [len(b.contract_ids) for b in _batches(_many(100))] == [100]
+    assert [len(b.contract_ids) for b in _batches(_many(101))] == [100, 1]
+    assert _batches(_many(0)) == []
+
+
+def test_a_batch_keeps_its_message_id_all_day_and_a_changed_batch_gets_another() -> None:
+    morning = [r.message_id for r in plan_units(_many(150), None, NOW, T)]
+    again = [r.message_id for r in plan_units(_many(150), None, NOW + timedelta(hours=5), T)]
+    assert morning == again  # a repeat publish is dropped by the broker
+    # The same contracts listed in another order are the same batches.
+    view = _many(150)
+    shuffled = PlanView(view.providers, view.invoices, view.contracts[::-1], view.usage_contract_ids)
+    assert [r.message_id for r in plan_units(shuffled, None, NOW, T)] == morning
+    # One more contract: its batch is a new message (not dropped as the morning's duplicate).
+    grown = [r.message_id for r in plan_units(_many(151), None, NOW, T)]
+    contracts = [m for m in grown if m.startswith("check:contracts:")]
+    assert len(contracts) == 2
+    assert contracts[0] in morning
+    assert contracts[1] not in morning
+    # The next day, new ids.
+    tomorrow = plan_units(_many(150), None, NOW + timedelta(days=1), T)
+    assert not {r.message_id for r in tomorrow} & set(morning)
+
+
+def test_a_batch_message_round_trips_and_stays_small() -> None:
+    [request] = [r for r in plan_units(_many(100), None, NOW, T) if isinstance(r.unit, ContractsUnit)]
+    body = check_message(request).body
+    assert len(body) < 5_000
+    assert decode_check(body) == request
+    assert [u.contract_id for u in request.unit.contracts()] == list(request.unit.contract_ids)
+    raw = json.loads(body)
+    raw["unit"]["contract_ids"] = []
+    with pytest.raises(MessageError, match="contract_ids"):  # an empty batch is not one of ours
+        decode_check(json.dumps(raw).encode())
 
 
 def test_a_unit_named_by_several_rules_is_planned_once() -> None:

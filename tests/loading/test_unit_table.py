@@ -5,7 +5,13 @@ from __future__ import annotations
 from diagnostics.catalog import CODES
 from diagnostics.checks import CHECKS
 from diagnostics.loading.units import CHECK_CODES, PER_OPEN_PERIOD, UNIT_CHECKS, codes_for
-from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit
+from diagnostics.messages import (
+    ContractsUnit,
+    ContractUnit,
+    ExpectedInvoiceUnit,
+    InvoiceUnit,
+    TenantPeriodUnit,
+)
 
 
 def test_every_check_says_which_codes_it_reports_and_every_code_has_one_check() -> None:
@@ -18,12 +24,14 @@ def test_every_check_says_which_codes_it_reports_and_every_code_has_one_check() 
 def test_every_unit_kind_has_its_checks_and_the_scan_runs_them_all() -> None:
     kinds = {
         u.model_fields["kind"].default
-        for u in (InvoiceUnit, ExpectedInvoiceUnit, ContractUnit, TenantPeriodUnit)
+        for u in (InvoiceUnit, ExpectedInvoiceUnit, ContractUnit, ContractsUnit, TenantPeriodUnit)
     }
     assert set(UNIT_CHECKS) == kinds | {"tenant"}
     assert set(UNIT_CHECKS["tenant"]) == set(CHECK_CODES)
     assert all(set(names) <= set(CHECK_CODES) for names in UNIT_CHECKS.values())
     assert set(CHECK_CODES) >= PER_OPEN_PERIOD
+    # A batch of contracts is checked as each of its contracts would be.
+    assert UNIT_CHECKS["billing_contracts"] == UNIT_CHECKS["billing_contract"]
 
 
 def test_every_code_is_some_unit_s_so_the_monitor_sees_every_finding_the_scan_sees() -> None:

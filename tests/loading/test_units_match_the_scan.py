@@ -15,8 +15,9 @@ from diagnostics.checks.context import Context
 from diagnostics.engine import _focus_subjects
 from diagnostics.errors import InvoiceNotFound
 from diagnostics.loading import load_unit, review
-from diagnostics.loading.units import codes_for
+from diagnostics.loading.units import codes_for, per_contract
 from diagnostics.messages import (
+    ContractsUnit,
     ContractUnit,
     ExpectedInvoiceUnit,
     InvoiceUnit,
@@ -113,3 +114,35 @@ def test_an_unknown_invoice_is_not_found() -> None:
         unit = InvoiceUnit(invoice_id="00000000-0000-4000-8000-000000000001")
         with pytest.raises(InvoiceNotFound, match="00000000-0000-4000-8000-000000000001"):
             asyncio.run(check_unit(connection(sim, retry=_NO_RETRY), unit, sim.now))
+
+
+async def _batch_and_singles(sim: Simulator, period: str) -> tuple[list[tuple[str, Report]], list[Report]]:
+    ids = tuple(sorted(r["work365_billingcontractid"] for r in sim.rows("work365_billingcontract")))
+    async with open_clients(sim, retry=_NO_RETRY) as (dv, pc, schema):
+        batch = await load_unit(
+            dv, pc, schema, _T, ContractsUnit(period=period, contract_ids=ids), as_of=sim.now
+        )
+        split = [(unit_key(u), r) for u, r in per_contract(batch, review(batch, _T))]
+        singles = []
+        for contract in ids:
+            unit = ContractUnit(contract_id=contract, period=period)
+            singles.append(review(await load_unit(dv, pc, schema, _T, unit, as_of=sim.now), _T))
+        return split, singles
+
+
+@pytest.mark.parametrize("fixture", [*FIXTURES, SAMPLE], ids=[p.stem for p in [*FIXTURES, SAMPLE]])
+def test_a_batch_of_contracts_reports_each_contract_as_its_own_unit_does(fixture: Path) -> None:
+    """The planner's batch, told per contract, is what each contract's own unit reports: the same
+    findings (muting and roll-up included) under the same unit key, so notes and alerts are the same."""
+    with Simulator(fixture) as sim:
+        if not sim.rows("work365_billingcontract"):
+            pytest.skip("no contracts")
+        period = asyncio.run(scan(connection(sim, retry=_NO_RETRY), sim.now)).period
+        split, singles = asyncio.run(_batch_and_singles(sim, period))
+    assert [key for key, _ in split] == [
+        f"contract:{c}:{period}"
+        for c in sorted(r["work365_billingcontractid"] for r in sim.rows("work365_billingcontract"))
+    ]
+    for (key, got), expected in zip(split, singles, strict=True):
+        assert got.findings == expected.findings, key
+        assert got.statistics.findings == expected.statistics.findings, key
