@@ -299,7 +299,11 @@ def targets(
             if "page_cost_seconds" in large
             else []
         ),
-        ("import function_app beyond import azure.functions (ms, median)", cold["added_s"] * 1000, 100),
+        (
+            "import function_app in the Functions worker as deployed, beyond its own imports (ms CPU, median)",
+            cold["deployed_added_cpu_s"] * 1000,
+            100,
+        ),
         (
             f"Dataverse requests, busiest of {day['days']} monitored days, {day['customers']:,} customers",
             day["dataverse_requests"],
