@@ -383,8 +383,9 @@ async def read_reference_records(
     partner_center: CustomerLister | None = None,
 ) -> ReferenceRecords:
     """Partner Center's customers first (when a customer is unresolved and it is configured), then
-    one `$batch` (the invoice, each kind's lookups and the candidate accounts), and a second one
-    only for the customers' other usage subscriptions."""
+    one `$batch` (the invoice, each kind's lookups and the candidate accounts), the owners' Partner
+    Center subscription lists (at the same time, a few at once), and a second Dataverse query only
+    for the customers' other usage subscriptions."""
     loader = Loader(schema, thresholds)
     has_customers = any(r.type == "customer" for r in request.references)
     partner = (

@@ -16,6 +16,7 @@ read-only) and gives the customer's domain.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,23 +154,47 @@ class SubscriptionLister(Protocol):
     async def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]: ...
 
 
+# Customers whose subscription lists are read at once: few, because Microsoft advises against high
+# parallelism towards Partner Center (platform-apis.md 1.8); an invoice's customers are seldom more.
+MAX_CONCURRENT_SUBSCRIPTION_LISTS = 4
+
+
 async def read_partner_subscriptions(
-    client: SubscriptionLister | None, customer_ids: Iterable[str]
+    client: SubscriptionLister | None,
+    customer_ids: Iterable[str],
+    *,
+    concurrency: int = MAX_CONCURRENT_SUBSCRIPTION_LISTS,
 ) -> dict[str, tuple[dict[str, Any], ...] | str]:
-    """Each customer's Partner Center subscriptions (by tenant id, lower case), or why they could
-    not be read; empty when Partner Center is not configured."""
+    """Each customer's Partner Center subscriptions (by tenant id, lower case, in order), or why they
+    could not be read; empty when Partner Center is not configured. The lists are read at the same
+    time, at most `concurrency` at once; a customer whose list fails is said so, the others stand."""
     if client is None:
         return {}
-    out: dict[str, tuple[dict[str, Any], ...] | str] = {}
-    for customer in sorted({c.strip().lower() for c in customer_ids}):
-        try:
-            out[customer] = tuple(s for s in await client.list_subscriptions(customer) if isinstance(s, dict))
-        except NotFoundError:
-            # An answer, not a failure: Partner Center has no such customer (not a wrong URL).
-            out[customer] = "cannot be listed: Partner Center does not know this customer"
-        except ServiceError as exc:
-            out[customer] = f"could not be read ({_first_line(exc)})"
-    return out
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def listed(customer: str) -> tuple[dict[str, Any], ...] | str:
+        async with gate:
+            try:
+                return tuple(s for s in await client.list_subscriptions(customer) if isinstance(s, dict))
+            except NotFoundError:
+                # An answer, not a failure: Partner Center has no such customer (not a wrong URL).
+                return "cannot be listed: Partner Center does not know this customer"
+            except ServiceError as exc:
+                return f"could not be read ({_first_line(exc)})"
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            reads = {
+                customer: group.create_task(listed(customer))
+                for customer in sorted({c.strip().lower() for c in customer_ids})
+            }
+    except BaseExceptionGroup as failed:
+        # Anything but a ServiceError is a bug: the other reads are cancelled, and it is raised as
+        # itself (not wrapped in a group), as it was when the lists were read one after another.
+        raise failed.exceptions[0] from None
+    return {customer: read.result() for customer, read in reads.items()}
 
 
 def partner_subscription_words(

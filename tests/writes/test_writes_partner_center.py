@@ -14,7 +14,11 @@ from writes_support import tenant
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.adapters.partner_center import DEFAULT_BASE_URL, PartnerCenterClient
 from diagnostics.errors import NotFoundError, ServiceError
-from diagnostics.references.candidates import partner_subscription_words, read_partner_subscriptions
+from diagnostics.references.candidates import (
+    MAX_CONCURRENT_SUBSCRIPTION_LISTS,
+    partner_subscription_words,
+    read_partner_subscriptions,
+)
 from simulator import Simulator, load_fixture
 from simulator.connect import sim_credential
 from simulator.fixture import FixtureError
@@ -150,3 +154,40 @@ async def test_a_customer_partner_center_does_not_know_is_said_so_not_blamed_on_
     (plan,) = listed[CUSTOMERS[1]["id"]]  # a known customer's list is still read
     assert isinstance(plan, dict)
     assert plan["id"] == AZURE_PLAN["id"]
+
+
+async def test_the_customers_subscription_lists_are_read_at_once_a_few_at_a_time(retry: RetryPolicy) -> None:
+    unknown, refused, malformed = "99999999-9999-4999-8999-999999999999", CUSTOMERS[2]["id"], "not-a-guid"
+    plans = {
+        c["id"]: [{**AZURE_PLAN, "id": f"a1b2c3d4-0000-4000-8000-00000000010{n}"}]
+        for n, c in enumerate(CUSTOMERS)
+    }
+    with Simulator(load_fixture(_doc(subscriptions=plans))) as sim:
+        # Each list is served late, so that reads allowed at the same time are in flight together.
+        sim.inject(latency=0.2, path_prefix="/v1/customers/")
+        sim.inject(status=403, path_prefix=f"/v1/customers/{refused}/subscriptions")
+        async with _client(sim, retry) as pc:
+            sim.take_max_in_flight()
+            listed = await read_partner_subscriptions(
+                pc, [c["id"].upper() for c in CUSTOMERS] + [unknown, malformed]
+            )
+            most = sim.take_max_in_flight()
+            with pytest.raises(ValueError, match="at least 1"):
+                await read_partner_subscriptions(pc, [unknown], concurrency=0)
+        lists = sim.request_count("/v1/customers/")
+
+    assert lists == len(CUSTOMERS) + 1  # one request per customer (the malformed id is not sent)
+    assert most == MAX_CONCURRENT_SUBSCRIPTION_LISTS  # at once, yet no more than the cap
+    assert list(listed) == sorted([c["id"] for c in CUSTOMERS] + [unknown, malformed])
+    assert listed[malformed] == (
+        "could not be read (Partner Center customer id 'not-a-guid' is not a GUID (the customer's tenant "
+        "id): not read)"
+    )
+    assert isinstance(listed[refused], str)
+    assert listed[refused].startswith("could not be read (")  # said so, not reported clean
+    assert listed[unknown] == "cannot be listed: Partner Center does not know this customer"
+    for n, customer in enumerate(CUSTOMERS):
+        if customer["id"] != refused:
+            (plan,) = listed[customer["id"]]
+            assert isinstance(plan, dict)
+            assert plan["id"] == f"a1b2c3d4-0000-4000-8000-00000000010{n}"
