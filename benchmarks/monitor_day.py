@@ -5,7 +5,8 @@ the simulator for the first `days` simulated days of a generated tenant with its
 day's Dataverse round trips (a `$batch` is one) and the most requests in flight are the app's, as
 the simulator counted them, the replay's own witness scan left out. The figure is the busiest day:
 the first day plans every invoice (no watermark yet) and, as the days go on, more contracts come
-within DIAG_AT_RISK_DAYS of their invoice date, each a unit of its own.
+within DIAG_AT_RISK_DAYS of their invoice date (checked in batches of up to 100, `ContractsUnit`).
+Each day's note writes (one upsert each) are listed too: on a first day they are most of the rest.
 
 `python -m benchmarks.monitor_day --customers N [--days D]` prints one JSON object.
 """
@@ -53,6 +54,11 @@ def measure(customers: int, days: int = 4, seed: int = 1) -> dict[str, Any]:
         "units": busiest.published,
         "requests_by_day": [d.dataverse_requests for d in replay.days],
         "units_by_day": [d.published for d in replay.days],
+        # What the requests go to besides the units' reads: a note upsert is one request each.
+        "checks_by_day": [d.published - d.references for d in replay.days],
+        "references_by_day": [d.references for d in replay.days],
+        "notes_written_by_day": [d.notes_written for d in replay.days],
+        "teams_posts_by_day": [d.teams_posts for d in replay.days],
         "max_in_flight": replay.max_in_flight(),
         "cap": settings.dataverse_max_concurrency,
         "seconds": seconds,

@@ -7,14 +7,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from diagnostics.adapters.dataverse import DataverseClient
+from diagnostics.adapters.dataverse import DataverseClient, Write
 from diagnostics.adapters.teams import TeamsWebhook
-from diagnostics.errors import NotFoundError, ServiceError
+from diagnostics.errors import DiagnosticsError, NotFoundError, ServiceError
 from diagnostics.lifecycle import (
     ALERT,
     AlertSettings,
@@ -40,6 +40,7 @@ from diagnostics.silences import load as load_silences
 
 if TYPE_CHECKING:
     from diagnostics.app.container import SchemaCache
+    from diagnostics.metadata import ResolvedSchema
 
 log = logging.getLogger("diagnostics.app.notify")
 
@@ -103,6 +104,10 @@ async def notify_gone(notifier: Notifier, state: StateStore, unit: Unit, *, at: 
 
 # --- the living note and the Teams card ---------------------------------------------------------
 
+# Notes written per `$batch` change set: one round trip for a run's notes (a first day's check of
+# the tenant writes hundreds), small enough that a change set a gone record rolls back is cheap to
+# write again note by note.
+NOTES_PER_CHANGE_SET = 100
 UNIT_SUBJECTS = "alertunit"  # state kind: the subjects each unit saw last time (to see them resolve)
 _ATTEMPTS = 5  # optimistic-concurrency rounds before giving up on one subject this run
 
@@ -122,19 +127,64 @@ class NoteWriter:
         record = note_record(subject)
         if record is None:
             return False
-        table, record_id = record
         schema = (await self._schema.get()).schema
-        body: dict[str, Any] = {
-            "subject": content.subject_line,
-            "notetext": content.text,
-            f"objectid_{schema.schema_map.table(table)}@odata.bind": f"/{schema.entity_set(table)}({record_id})",
-        }
         try:
-            await self._dataverse.upsert(schema.entity_set("annotation"), note_id(subject), body)
+            await self._dataverse.upsert(
+                schema.entity_set("annotation"), note_id(subject), _body(schema, record, content)
+            )
         except NotFoundError:
-            log.info("the %s %s is gone: its note is not written", subject.type, record_id)
+            log.info("the %s %s is gone: its note is not written", subject.type, record[1])
             return False
         return True
+
+    async def write_many(self, notes: Sequence[_Note], settle: Callable[[_Note], Awaitable[None]]) -> None:
+        """The notes in change sets of NOTES_PER_CHANGE_SET, one round trip each instead of one per
+        note, each note settled (`settle`) once written. A change set is all or nothing: when one
+        fails (a record gone, a fault), its notes are written one by one as `write` writes them
+        (retried, a gone record told apart); an upsert written twice is the same note."""
+        writable = [n for n in notes if note_record(n.subject) is not None]
+        for n in notes:
+            if note_record(n.subject) is None:
+                await settle(n)
+        schema = (await self._schema.get()).schema
+        entity_set = schema.entity_set("annotation")
+        for start in range(0, len(writable), NOTES_PER_CHANGE_SET):
+            chunk = writable[start : start + NOTES_PER_CHANGE_SET]
+            if len(chunk) > 1:
+                writes = [
+                    Write("PATCH", f"{entity_set}({note_id(n.subject)})", _body(schema, record, n.content))
+                    for n in chunk
+                    if (record := note_record(n.subject)) is not None
+                ]
+                try:
+                    await self._dataverse.change_set(writes)
+                except DiagnosticsError as exc:
+                    log.info("a change set of %d notes failed, written one by one: %s", len(chunk), exc)
+                else:
+                    for n in chunk:
+                        await settle(n)
+                    continue
+            for n in chunk:
+                await self.write(n.subject, n.content)
+                await settle(n)
+
+
+def _body(schema: ResolvedSchema, record: tuple[str, str], content: NoteContent) -> dict[str, Any]:
+    table, record_id = record
+    return {
+        "subject": content.subject_line,
+        "notetext": content.text,
+        f"objectid_{schema.schema_map.table(table)}@odata.bind": f"/{schema.entity_set(table)}({record_id})",
+    }
+
+
+@dataclass(frozen=True)
+class _Note:
+    """A note this run claimed and is to write."""
+
+    key: str
+    subject: Subject
+    content: NoteContent
 
 
 @dataclass
@@ -186,11 +236,22 @@ class MonitorNotifier:
         run = uuid.uuid4().hex
         silences = await load_silences(self._state)
         claims: dict[str, _Claimed] = {}
+        notes: dict[str, _Note] = {}
         visited: list[str] = []
         seen: list[tuple[str, dict[str, Subject]]] = []
         try:
             for unit, report in parts:
-                seen.append(await self._unit(unit, report, run, at, silences, partial, claims, visited))
+                seen.append(
+                    await self._unit(unit, report, run, at, silences, partial, claims, notes, visited)
+                )
+            if notes:
+                # The run's notes together (one change set per hundred), before the card that
+                # points to them; a failure fails the delivery, which writes them again.
+                assert self._notes is not None
+                await self._notes.write_many(
+                    list(notes.values()),
+                    lambda n: self._settle_note(n.key, n.content.content_hash, run, written=True),
+                )
         except Exception:
             # The delivery fails and comes again at once: free this run's claims, or the posts
             # they hold would wait for the claims to expire, and be lost if nothing looks again.
@@ -210,6 +271,7 @@ class MonitorNotifier:
         silences: list[Silence],
         partial: bool,
         claims: dict[str, _Claimed],
+        notes: dict[str, _Note],
         visited: list[str],
     ) -> tuple[str, dict[str, Subject]]:
         """Advance the subjects of one unit's report (and those it saw last time); add what is to
@@ -228,11 +290,14 @@ class MonitorNotifier:
         waiting: set[str] = set()
         for key, subject in sorted(subjects.items()):
             visited.append(key)
-            posts = await self._subject(
+            posts, note = await self._subject(
                 key, subject, by_subject.get(key, []), ukey, run, at, silences, partial, waiting
             )
-            if posts:  # a later unit's visit of the same subject sees its latest pending changes
+            # A later unit's visit of the same subject sees its latest pending changes and note.
+            if posts:
                 claims[key] = _Claimed(key, posts)
+            if note is not None:
+                notes[key] = note
         # A subject whose findings are gone is still visited next run while something about it
         # waits (a resolution another delivery claimed, or not yet worked out): else it is lost.
         current = {k: subjects[k] for k in sorted({*by_subject, *waiting})}
@@ -249,8 +314,9 @@ class MonitorNotifier:
         silences: list[Silence],
         partial: bool,
         waiting: set[str],
-    ) -> tuple[Post, ...]:
-        """Advance one subject's state, write its note when it changed, claim what is to be posted.
+    ) -> tuple[tuple[Post, ...], _Note | None]:
+        """Advance one subject's state, claim its note when it changed (the note to write is
+        returned) and what is to be posted.
         Adds `key` to `waiting` while a change is to be posted (by this run, or a later one when the
         post fails or another run holds the claim), or when the state could not be advanced."""
         for _ in range(_ATTEMPTS):
@@ -290,21 +356,10 @@ class MonitorNotifier:
                 continue  # another worker changed the subject: read it again
             if any(e.pending is not None for e in state.entries.values()):
                 waiting.add(key)  # posted by this run or a later one: looked at again next run
-            if writing and content is not None:
-                await self._write_note(key, subject, content, run)
-            return posts
+            return posts, (_Note(key, subject, content) if writing and content is not None else None)
         log.warning("the alert state of %s kept changing under this run; the next run updates it", key)
         waiting.add(key)
-        return ()
-
-    async def _write_note(self, key: str, subject: Subject, content: NoteContent, run: str) -> None:
-        assert self._notes is not None
-        try:
-            await self._notes.write(subject, content)
-        except Exception:
-            await self._settle_note(key, content.content_hash, run, written=False)
-            raise  # a failure fails the delivery: Service Bus delivers it again
-        await self._settle_note(key, content.content_hash, run, written=True)
+        return (), None
 
     async def _settle_note(self, key: str, content_hash: str, run: str, *, written: bool) -> None:
         for _ in range(_ATTEMPTS):

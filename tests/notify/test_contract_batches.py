@@ -78,8 +78,10 @@ async def _monitor(
             sim.advance_to(clock.now)
             period = period_under_review(clock.now)
             if fail_first and day == DAYS[0]:
-                # The first note write fails twice (both attempts): the delivery fails after the
-                # batch's earlier contracts have claimed their posts, and is delivered again.
+                # The change set of the day's notes fails (rolled back), and so does the first of
+                # the note-by-note writes that follow, twice (both attempts): the delivery fails
+                # after the batch's contracts have claimed their posts, and is delivered again.
+                sim.inject(status=503, times=1, path_prefix="/api/data/v9.2/annotations", in_batch=True)
                 sim.inject(status=503, times=2, path_prefix="/api/data/v9.2/annotations")
             posted_before = len(sim.teams_received)
             units: Sequence[Unit] = (

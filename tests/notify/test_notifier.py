@@ -198,3 +198,42 @@ async def test_a_deleted_invoice_resolves_what_was_told_about_it(
     later = sim.now + timedelta(days=1)
     await notify_gone(container.notifier, container.state, UNIT, at=later)
     assert posts(sim) == [{"new": [blocked().dedup_key]}, {"resolved": [blocked().dedup_key]}]
+
+
+def _on_contracts(sim: Simulator, extra: Sequence[str] = ()) -> list[Finding]:
+    """A finding on each of the sample's first three contracts, and on the contracts in `extra`."""
+    ids = [r["work365_billingcontractid"] for r in sim.rows("work365_billingcontract")][:3]
+    return [
+        finding(
+            "CONTRACT_INVOICE_DATE_TOO_EARLY",
+            Subject(type="billing_contract", id=contract, name=f"contract {n}"),
+            "2026-10",
+            "The contract invoices before the usage arrives",
+            {},
+            ["Move the invoice date"],
+            severity="warning",
+        )
+        for n, contract in enumerate([*ids, *extra])
+    ]
+
+
+async def test_a_runs_notes_are_written_in_one_round_trip(sim: Simulator, container: Container) -> None:
+    await container.schema.get()  # verified once, as the handler does before notifying
+    before = sim.request_count("/api/data/v9.2/$batch")
+    await container.notifier.notify(UNIT, report(sim.now, _on_contracts(sim)), at=sim.now)
+    assert sim.request_count("/api/data/v9.2/$batch") - before == 1  # one change set
+    assert sim.request_count("/api/data/v9.2/annotations") == 0  # no note on its own
+    assert len(sim.recorded_notes()) == 3
+    assert {n.writes for n in sim.recorded_notes()} == {1}
+
+
+async def test_a_gone_record_rolls_the_change_set_back_and_the_others_are_written_one_by_one(
+    sim: Simulator, container: Container
+) -> None:
+    gone = "0b0b0b0b-0000-4000-8000-00000000dead"
+    await container.notifier.notify(UNIT, report(sim.now, _on_contracts(sim, [gone])), at=sim.now)
+    notes = sim.recorded_notes()
+    assert len(notes) == 3
+    assert gone not in {n.object_id for n in notes}
+    assert sim.request_count("/api/data/v9.2/annotations") == 4  # one by one, the gone one refused
+    assert len(sim.teams_received) == 1  # the run's posts still go out, in one card
