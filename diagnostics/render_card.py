@@ -3,14 +3,17 @@
 
 Each finding is a Container whose `id` is `<change>:<dedup_key>`, so a reader of the card (the
 replay, a test) can tell what was announced without parsing prose. The card stays under Teams' 28 KB
-(the UTF-8 JSON as posted): findings that do not fit are left out and counted ("and N more").
+(the UTF-8 JSON as posted). `build_cards` never leaves out a new, escalated or resolved finding:
+when they do not fit in one message the run posts as many as they need; reminders fill the room
+left and those that do not fit are counted ("… and N more").
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -103,7 +106,11 @@ def _summary(items: Sequence[CardItem]) -> str:
     return " · ".join(c for c in counts if not c.startswith("0 "))
 
 
-def _card(shown: Sequence[CardItem], total: Sequence[CardItem], title: str) -> dict[str, Any]:
+def _card(
+    shown: Sequence[CardItem], total: Sequence[CardItem], title: str, hidden: int = 0
+) -> dict[str, Any]:
+    """A message showing `shown`, its summary line counting all the run's changes (`total`), and
+    how many it leaves out (`hidden`)."""
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": title, "size": "Medium", "weight": "Bolder", "wrap": True},
         {"type": "TextBlock", "text": _summary(total), "isSubtle": True, "spacing": "None", "wrap": True},
@@ -116,7 +123,6 @@ def _card(shown: Sequence[CardItem], total: Sequence[CardItem], title: str) -> d
                 {"type": "TextBlock", "text": _HEADINGS[current], "weight": "Bolder", "separator": True}
             )
         body.append(_item(item))
-    hidden = len(total) - len(shown)
     if hidden:
         body.append(
             {
@@ -150,19 +156,95 @@ def build_card(
     title: str = "Usage-invoice diagnosis",
     max_bytes: int = MAX_BYTES,
 ) -> dict[str, Any]:
-    """The Workflows message for these changes, worst first within each kind, under `max_bytes`."""
+    """One Workflows message for these changes, worst first within each kind, under `max_bytes`:
+    what does not fit is left out and counted. (The notifier posts `build_cards`.)"""
     ordered = sorted(items, key=_order)
-    low, high = 0, len(ordered)
-    if payload_bytes(_card(ordered, ordered, title)) <= max_bytes:
-        return _card(ordered, ordered, title)
-    # The most items that fit (the size grows with the items): a binary search, O(n log n).
+    shown = _most(ordered, lambda n: _card(ordered[:n], ordered, title, len(ordered) - n), max_bytes)
+    return _card(ordered[:shown], ordered, title, len(ordered) - shown)
+
+
+@dataclass(frozen=True)
+class Card:
+    """One message of a run and the changes it announces: those it shows, and the reminders its
+    "… and N more" line counts (told in number: a reminder is "at most" every so many days)."""
+
+    payload: dict[str, Any]
+    items: tuple[CardItem, ...]
+
+
+def build_cards(
+    items: Sequence[CardItem],
+    *,
+    title: str = "Usage-invoice diagnosis",
+    max_bytes: int = MAX_BYTES,
+) -> list[Card]:
+    """The run's changes as Workflows messages under `max_bytes` each: one when they fit (nearly
+    always), else as many as its new, escalated and resolved findings need, so that none of them is
+    ever left out - which of them a card could hold would otherwise depend on what else the run
+    had to say, i.e. on the order the units were handled in. Reminders fill the room left in the
+    last message; those that do not fit are counted ("… and N more")."""
+    ordered = sorted(items, key=_order)
+    if not ordered or payload_bytes(_card(ordered, ordered, title)) <= max_bytes:
+        return [Card(_card(ordered, ordered, title), tuple(ordered))]
+    # Packed under the longest title a part can have, so that numbering the parts keeps them under.
+    widest = f"{title} ({len(ordered)} of {len(ordered)})"
+    groups = _packed([i for i in ordered if i.change != "reminded"], ordered, widest, max_bytes)
+    reminders = [i for i in ordered if i.change == "reminded"]
+    shown = 0
+    if reminders:
+        if not groups or payload_bytes(_card(groups[-1], ordered, widest, len(reminders))) > max_bytes:
+            groups.append([])  # not even their count fits beside the others: a message of their own
+        last = groups[-1]
+
+        def with_reminders(k: int) -> dict[str, Any]:
+            return _card(sorted([*last, *reminders[:k]], key=_order), ordered, widest, len(reminders) - k)
+
+        shown = _most(reminders, with_reminders, max_bytes)
+        groups[-1] = sorted([*last, *reminders[:shown]], key=_order)
+    cards = []
+    for n, group in enumerate(groups, start=1):
+        part = f"{title} ({n} of {len(groups)})" if len(groups) > 1 else title
+        counted = reminders[shown:] if n == len(groups) else []
+        cards.append(Card(_card(group, ordered, part, len(counted)), (*group, *counted)))
+    return cards
+
+
+def _packed(
+    items: Sequence[CardItem], total: Sequence[CardItem], title: str, max_bytes: int
+) -> list[list[CardItem]]:
+    """`items` in order, as few messages' worth as hold them all."""
+    groups: list[list[CardItem]] = []
+    rest = list(items)
+    while rest:
+        # At least one a message, so that it ends (a finding's own text is far under the limit).
+        n = max(1, _most(rest, partial(_first, rest, total, title), max_bytes))
+        groups.append(rest[:n])
+        rest = rest[n:]
+    return groups
+
+
+def _first(items: Sequence[CardItem], total: Sequence[CardItem], title: str, n: int) -> dict[str, Any]:
+    return _card(items[:n], total, title)
+
+
+def _most(items: Sequence[CardItem], card: Callable[[int], dict[str, Any]], max_bytes: int) -> int:
+    """The most of `items` (a prefix) whose `card` fits. A message is larger than its findings
+    alone, which bounds the count; within it the size grows with the count, so a binary search:
+    a message's worth of renderings, however many items there are."""
+    bound, used = 0, 0
+    for item in items:
+        used += payload_bytes(_item(item))
+        if used > max_bytes:
+            break
+        bound += 1
+    low, high = 0, bound
     while low < high:
         middle = (low + high + 1) // 2
-        if payload_bytes(_card(ordered[:middle], ordered, title)) <= max_bytes:
+        if payload_bytes(card(middle)) <= max_bytes:
             low = middle
         else:
             high = middle - 1
-    return _card(ordered[:low], ordered, title)
+    return low
 
 
 def announced(payload: Any) -> dict[Change, list[str]]:

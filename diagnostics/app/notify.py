@@ -35,7 +35,7 @@ from diagnostics.messages import Unit, unit_key
 from diagnostics.model import Finding, Report, Statistics, Subject
 from diagnostics.note import NoteContent, blocks_of, note_id, note_record, render_note
 from diagnostics.ports import ConflictError, Notifier, StateStore
-from diagnostics.render_card import CardItem, build_card, record_url
+from diagnostics.render_card import CardItem, build_cards, record_url
 from diagnostics.silences import load as load_silences
 
 if TYPE_CHECKING:
@@ -380,20 +380,24 @@ class MonitorNotifier:
     async def _post(self, claims: list[_Claimed], run: str, at: datetime) -> None:
         assert self._teams is not None
         items = [await self._card_item(p) for c in claims for p in c.posts]
-        payload = build_card(items)
-        try:
-            await self._teams.post(payload)
-            ok = True
-        except ServiceError as exc:  # retried next run: the changes stay pending
-            log.warning("the Teams post failed; the next run posts it: %s", exc)
-            ok = False
+        told: set[tuple[str, str]] = set()  # (change, dedup key) of the messages that went out
+        # Every new, escalated and resolved change goes out now, in as many messages as it takes:
+        # one cut to fit would be lost, and which were cut would follow the order units ran in.
+        for card in build_cards(items):
+            try:
+                await self._teams.post(card.payload)
+            except ServiceError as exc:  # retried next run: the changes not posted stay pending
+                log.warning("the Teams post failed; the next run posts it: %s", exc)
+                break
+            told.update((i.change, i.dedup_key) for i in card.items)
         for claim in claims:
+            done = [p for p in claim.posts if (p.change, p.entry.dedup_key) in told]
             for _ in range(_ATTEMPTS):
                 stored = await self._state.get(ALERT, claim.key)
                 if stored is None:
                     break
                 state = from_value(stored.value)
-                state = posted(state, claim.posts, at, run) if ok else released(state, run)
+                state = posted(state, done, at, run) if done else released(state, run)
                 try:
                     await self._state.put(ALERT, claim.key, to_value(state), etag=stored.etag)
                 except ConflictError:
