@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from simulator import access, metadata
+from simulator.index import candidates
 from simulator.odata import (
+    compile_filter,
     paging_cookie,
     parse_apply,
     parse_filter,
@@ -42,6 +44,7 @@ from simulator.wire import (
     Response,
     bad_request,
     not_found_segment,
+    odata_page_response,
     odata_response,
 )
 
@@ -185,13 +188,15 @@ class DataverseApi:
         context = f"{self.service_root}$metadata#{table.entity_set}" + (
             f"({','.join(select)})" if select else ""
         )
-        body: dict[str, Any] = {"@odata.context": context}
+        head: dict[str, Any] = {"@odata.context": context}
         if options.get("$count") == "true":
-            body["@odata.count"] = min(total, MAX_PAGE)
+            head["@odata.count"] = min(total, MAX_PAGE)
             if wanted("Microsoft.Dynamics.CRM.totalrecordcount"):
-                body["@Microsoft.Dynamics.CRM.totalrecordcount"] = min(total, MAX_PAGE)
-                body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > MAX_PAGE
-        body["value"] = [self.tenant.wire_row(table, row, select, wanted) for row in page]
+                head["@Microsoft.Dynamics.CRM.totalrecordcount"] = min(total, MAX_PAGE)
+                head["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > MAX_PAGE
+        shape = tuple(select) if select else None
+        served = [self.tenant.wire_json(table, row, shape, wanted) for row in page]
+        tail = {}
         if offset + page_size < len(rows):
             cookie = paging_cookie(
                 offset // page_size + 2,
@@ -199,24 +204,29 @@ class DataverseApi:
                 str(page[0].values[table.primary_key]),
                 str(page[-1].values[table.primary_key]),
             )
-            body["@odata.nextLink"] = self._next_link(request, cookie)
+            tail["@odata.nextLink"] = self._next_link(request, cookie)
         headers = {}
         if wanted or applied:
             parts = [f'odata.include-annotations="{prefer["odata.include-annotations"]}"'] if wanted else []
             headers["Preference-Applied"] = ",".join(
                 parts + ([f"odata.maxpagesize={page_size}"] if applied else [])
             )
-        return odata_response(200, body, headers)
+        return odata_page_response(head, served, tail, headers)
 
     def _filtered(
         self, table: ServedTable, options: Mapping[str, str], props: dict[str, str | None]
     ) -> list[Row]:
         # Less than organization-level Read: only the identity's own rows, and it owns none.
-        rows = list(table.rows.values()) if access.check_read(self.tenant, table) else []
-        if "$filter" in options:
-            predicate = parse_filter(options["$filter"], props, table.type_name)
-            rows = [r for r in rows if predicate(r.values)]
-        return rows
+        if not access.check_read(self.tenant, table):
+            return []
+        if "$filter" not in options:
+            return list(table.rows.values())
+        compiled = compile_filter(options["$filter"], props, table.type_name)
+        # The rows an index says can match (the partition's range of a large table, say); the
+        # predicate still decides each one.
+        found = candidates(table, compiled.seek) if compiled.seek is not None else None
+        test = compiled.test
+        return [r for r in (table.rows.values() if found is None else found) if test(r.values)]
 
     def _result(
         self, table: ServedTable, options: Mapping[str, str], props: dict[str, str | None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -67,6 +68,42 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Generated primary keys must be the same on every load, so tests can refer to them.
 _ID_NAMESPACE = uuid.UUID("6f1c8a52-3c57-4f0e-9a55-0d3b7e1f2a90")
 _COLUMN_NAMES = {name: table.column_names for name, table in TABLES.items()}
+_COLUMNS = {name: {c.logical: c for c in table.columns} for name, table in TABLES.items()}
+# A table's publisher prefixes (`work365`): an unknown column of another prefix is a partner's own.
+_PREFIXES = {name: {c.split("_", 1)[0] for c in names if "_" in c} for name, names in _COLUMN_NAMES.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_text(value: str) -> str:
+    """A date-only value as served; cached, as a large tenant repeats the same few dates."""
+    return parse_date(value).isoformat()
+
+
+@functools.lru_cache(maxsize=4096)
+def _datetime_text(value: str) -> str:
+    return format_datetime(parse_datetime(value))
+
+
+def _already_valid(kind: str, value: object) -> object:
+    """A value in the form it is kept in, checked at a glance; None when `Loader.value` must look
+    (converting it or failing with the value's path). A large tenant's rows are mostly this."""
+    if kind in ("Lookup", "Uniqueidentifier"):
+        return str(value).lower() if is_guid(value) else None
+    kind_of = type(value)
+    if kind in ("String", "Memo"):
+        return value if kind_of is str else None
+    if kind in ("Money", "Decimal"):
+        return value if kind_of is float or kind_of is int else None
+    if kind == "Integer":
+        return value if kind_of is int else None
+    if kind == "Boolean":
+        return value if kind_of is bool else None
+    if kind_of is str and kind in ("DateOnly", "DateTime"):
+        try:
+            return _date_text(value) if kind == "DateOnly" else _datetime_text(value)
+        except ValueError:
+            return None
+    return None
 
 
 class FixtureError(InputError):
@@ -264,10 +301,12 @@ class _Loader:
         if table.logical == "annotation":
             self.document(row, path)
         self.row_keys(table, row, path)
-        known = _COLUMN_NAMES[table.logical]
+        columns = _COLUMNS[table.logical]
         for name, value in list(row.items()):
-            if name in known and value is not None:
-                row[name] = self.value(table, table.column(name), value, f"{path}.{name}")
+            column = columns.get(name)
+            if column is not None and value is not None:
+                valid = _already_valid(column.type, value)
+                row[name] = valid if valid is not None else self.value(table, column, value, f"{path}.{name}")
         if row.get(table.primary_key) is None:
             row[table.primary_key] = str(uuid.uuid5(_ID_NAMESPACE, f"{table.logical}:{index}"))
         if table.status:
@@ -277,7 +316,7 @@ class _Loader:
         if row.get("modifiedon") is None:
             row["modifiedon"] = row["createdon"]
         if unchecked is not None:
-            if not isinstance(unchecked, dict) or not set(unchecked) <= known:
+            if not isinstance(unchecked, dict) or not set(unchecked) <= _COLUMN_NAMES[table.logical]:
                 raise self.fail(f"{path}.{RAW_KEY} must be an object of {table.logical}'s column names")
             row[RAW_KEY] = unchecked
         return row
@@ -288,8 +327,7 @@ class _Loader:
         name would be silently ignored and take findings with it. A name with another publisher
         prefix (contoso_…) is a partner's own column and is kept; so is an unknown name of the same
         prefix that is close to no known column (a Work 365 column the tool does not read)."""
-        known = _COLUMN_NAMES[table.logical]
-        prefixes = {name.split("_", 1)[0] for name in known if "_" in name}
+        known, prefixes = _COLUMN_NAMES[table.logical], _PREFIXES[table.logical]
         for name in row:
             if name in known or not isinstance(name, str):
                 continue
@@ -331,12 +369,12 @@ class _Loader:
             return value
         if kind == "DateOnly":
             try:
-                return parse_date(value).isoformat()  # type: ignore[arg-type]
+                return _date_text(value)
             except (TypeError, ValueError):
                 raise self.fail(f"{path}: {value!r} is not a date (YYYY-MM-DD)") from None
         if kind == "DateTime":
             try:
-                return format_datetime(parse_datetime(value))  # type: ignore[arg-type]
+                return _datetime_text(value)
             except (TypeError, ValueError):
                 raise self.fail(f"{path}: {value!r} is not an ISO 8601 datetime") from None
         return self.label(table, column, value, path)
@@ -740,10 +778,10 @@ class _Timeline:
         if table.logical == "annotation" and ("document_text" in row or "documentbody" in row):
             self.loader.document(row, path)
         self.loader.row_keys(table, row, path)
-        known = _COLUMN_NAMES[table.logical]
+        columns = _COLUMNS[table.logical]
         for name, value in list(row.items()):
-            if name in known and value is not None:
-                row[name] = self.loader.value(table, table.column(name), value, f"{path}.{name}")
+            if name in columns and value is not None:
+                row[name] = self.loader.value(table, columns[name], value, f"{path}.{name}")
         if row.get(table.primary_key) is None:
             row[table.primary_key] = str(uuid.uuid5(_ID_NAMESPACE, seed))
         if table.status and (row.get("statuscode") is not None or row.get("statecode") is not None):

@@ -55,6 +55,60 @@ _STRING_FUNCTIONS: Mapping[str, Callable[[str, str], bool]] = {
 _IN_FUNCTIONS = {"Microsoft.Dynamics.CRM.In": False, "Microsoft.Dynamics.CRM.NotIn": True}
 
 
+# --- what an index can answer ------------------------------------------------------------------
+# A filter's `seek` says which rows can match, in terms an index answers without reading every row
+# (simulator/index.py); it may name more rows than match (the predicate still decides), never fewer.
+
+
+@dataclass(frozen=True)
+class Equal:
+    """Rows whose property, in its comparable form (`comparable`), is one of `values` (None: null)."""
+
+    prop: str
+    edm: str | None
+    values: frozenset[Any]
+
+
+@dataclass(frozen=True)
+class GuidRange:
+    """Rows whose GUID property lies between the bounds, in SQL Server's order (`sql_guid_key`);
+    a missing bound is open."""
+
+    prop: str
+    low: tuple[int, bytes | str] | None = None
+    low_inclusive: bool = True
+    high: tuple[int, bytes | str] | None = None
+    high_inclusive: bool = True
+
+
+@dataclass(frozen=True)
+class AllOf:
+    seeks: tuple[Seek, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    seeks: tuple[Seek, ...]
+
+
+Seek = Equal | GuidRange | AllOf | AnyOf
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A compiled `$filter`: the predicate that decides, and the rows it can match (None: any)."""
+
+    test: Predicate
+    seek: Seek | None = None
+
+
+def _range_of(op: str, name: str, bound: Any) -> GuidRange:
+    key = sql_guid_key(str(bound))
+    if op in ("gt", "ge"):
+        return GuidRange(name, low=key, low_inclusive=op == "ge")
+    return GuidRange(name, high=key, high_inclusive=op == "le")
+
+
 def unknown_property(name: str, type_name: str) -> ODataError:
     return bad_request(f"Could not find a property named '{name}' on type '{type_name}'.")
 
@@ -188,19 +242,21 @@ class _FilterParser:
         return token.kind == "name" and token.text == word
 
     # expression := or ; or := and ("or" and)* ; and := unary ("and" unary)* ; unary := "not" unary | atom
-    def parse(self) -> Predicate:
-        predicate = self.or_expr()
+    def parse(self) -> Filter:
+        compiled = self.or_expr()
         if self.peek().kind != "end":
             raise self._syntax(self.peek().pos)
-        return predicate
+        return compiled
 
-    def or_expr(self) -> Predicate:
-        terms = [self.and_expr()]
+    def or_expr(self) -> Filter:
+        compiled = [self.and_expr()]
         while self.at_word("or"):
             self.take()
-            terms.append(self.and_expr())
-        if len(terms) == 1:
-            return terms[0]
+            compiled.append(self.and_expr())
+        if len(compiled) == 1:
+            return compiled[0]
+        terms = [c.test for c in compiled]
+        seeks = [c.seek for c in compiled if c.seek is not None]
 
         # Loops, not any()/all() of a generator: the hot path of a large table's filter.
         def either(row: Mapping[str, Any]) -> bool:
@@ -209,15 +265,18 @@ class _FilterParser:
                     return True
             return False
 
-        return either
+        # Rows that can match one term or another: known only when every term's are.
+        return Filter(either, AnyOf(tuple(seeks)) if len(seeks) == len(compiled) else None)
 
-    def and_expr(self) -> Predicate:
-        terms = [self.unary()]
+    def and_expr(self) -> Filter:
+        compiled = [self.unary()]
         while self.at_word("and"):
             self.take()
-            terms.append(self.unary())
-        if len(terms) == 1:
-            return terms[0]
+            compiled.append(self.unary())
+        if len(compiled) == 1:
+            return compiled[0]
+        terms = [c.test for c in compiled]
+        seeks = tuple(c.seek for c in compiled if c.seek is not None)
 
         def both(row: Mapping[str, Any]) -> bool:
             for term in terms:  # noqa: SIM110
@@ -225,13 +284,13 @@ class _FilterParser:
                     return False
             return True
 
-        return both
+        return Filter(both, AllOf(seeks) if seeks else None)
 
-    def unary(self) -> Predicate:
+    def unary(self) -> Filter:
         if self.at_word("not"):
             self.take()
-            inner = self.unary()
-            return lambda row: not inner(row)
+            negated = self.unary().test
+            return Filter(lambda row: not negated(row))
         if self.peek().text == "(":
             self.take()
             inner = self.or_expr()
@@ -282,7 +341,7 @@ class _FilterParser:
             raise bad_request(f"The literal '{text}' in '{self.text}' is not a valid value.") from None
         raise self._syntax(token.pos)
 
-    def comparison(self, left: _Operand, op: str, right: _Operand) -> Predicate:
+    def comparison(self, left: _Operand, op: str, right: _Operand) -> Filter:
         kind, compare = _COMPARISONS[op]
         if not _compatible(left.edm, right.edm):
             raise bad_request(
@@ -291,8 +350,31 @@ class _FilterParser:
             )
         get_left, get_right = self._adapted(left, right), self._adapted(right, left)
         if op not in ("eq", "ne") and "Edm.Guid" in (left.edm, right.edm):
-            return _guid_order(compare, left, right)
+            bound = right.get({}) if left.name is not None and right.literal else None
+            seek = _range_of(op, left.name, bound) if left.name is not None and bound is not None else None
+            return Filter(_guid_order(compare, left, right), seek)
+        return Filter(self._compared(op, compare, get_left, get_right), self._equal(op, left, right))
 
+    @staticmethod
+    def _equal(op: str, left: _Operand, right: _Operand) -> Equal | None:
+        """`property eq literal` (either way round): the rows an index of the property finds."""
+        if op != "eq" or left.literal == right.literal:
+            return None
+        prop, literal = (left, right) if right.literal else (right, left)
+        if prop.name is None:
+            return None
+        value = (
+            None if literal.edm == "null" else _coerce_literal(literal.get({}), literal.edm or "", prop.edm)
+        )
+        return Equal(prop.name, prop.edm, frozenset([value]))
+
+    @staticmethod
+    def _compared(
+        op: str,
+        compare: Callable[[Any, Any], bool],
+        get_left: Callable[[Mapping[str, Any]], Any],
+        get_right: Callable[[Mapping[str, Any]], Any],
+    ) -> Predicate:
         def predicate(row: Mapping[str, Any]) -> bool:
             a, b = get_left(row), get_right(row)
             if a is None or b is None:
@@ -314,7 +396,7 @@ class _FilterParser:
         value = _coerce_literal(operand.get({}), operand.edm or "", other.edm)
         return lambda _row: value
 
-    def function(self) -> Predicate:
+    def function(self) -> Filter:
         name = self.take()
         self.expect("(")
         if name.text in _STRING_FUNCTIONS:
@@ -325,12 +407,12 @@ class _FilterParser:
             if prop.literal or prop.edm not in ("Edm.String", None) or part.edm != "Edm.String":
                 raise bad_request(f"The function '{name.text}' needs a string property and a string literal.")
             test, needle = _STRING_FUNCTIONS[name.text], str(part.get({})).casefold()
-            return lambda row: isinstance(v := prop.get(row), str) and test(v, needle)
+            return Filter(lambda row: isinstance(v := prop.get(row), str) and test(v, needle))
         if name.text in _IN_FUNCTIONS:
             return self.in_function(_IN_FUNCTIONS[name.text])
         raise bad_request(f"The function '{name.text}' is not supported (in '{self.text}').")
 
-    def in_function(self, negate: bool) -> Predicate:
+    def in_function(self, negate: bool) -> Filter:
         # Microsoft.Dynamics.CRM.In(PropertyName='col',PropertyValues=['a','b']): values are strings
         # whatever the column's type, and are converted to it.
         arguments: dict[str, Any] = {}
@@ -362,7 +444,7 @@ class _FilterParser:
             value = comparable(row.get(name), edm)
             return value is not None and (value in wanted) != negate
 
-        return predicate
+        return Filter(predicate, None if negate else Equal(name, edm, frozenset(wanted)))
 
     def _string(self) -> str:
         token = self.take()
@@ -383,8 +465,12 @@ class _FilterParser:
             raise bad_request(f"The value '{text}' is not valid for {edm} (in '{self.text}').") from None
 
 
-def parse_filter(text: str, properties: Properties, type_name: str) -> Predicate:
+def compile_filter(text: str, properties: Properties, type_name: str) -> Filter:
     return _FilterParser(text, properties, type_name).parse()
+
+
+def parse_filter(text: str, properties: Properties, type_name: str) -> Predicate:
+    return compile_filter(text, properties, type_name).test
 
 
 def parse_select(text: str, properties: Properties, type_name: str) -> list[str]:

@@ -92,8 +92,11 @@ class Simulator:
         self.dataverse = DataverseApi(self.tenant, lambda: self.base_url, self._batch)
         self.dataverse.on_rows = self._page_cost
         # Seconds each 1,000 rows of a query's page take to serve, as real Dataverse's time grows
-        # with the rows it reads (`set_page_cost`); the parts of a $batch are served one after another.
+        # with the rows it reads (`set_page_cost`). The cost a request owes is slept once its answer
+        # is ready, outside the tenant's lock: requests served at once wait at once, as on
+        # Dataverse, while the parts of a $batch, run one after another, owe the sum of theirs.
         self.page_cost_per_1000 = 0.0
+        self._owed = threading.local()
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -273,7 +276,11 @@ class Simulator:
 
     def _page_cost(self, rows: int) -> None:
         if self.page_cost_per_1000 and rows:
-            time.sleep(self.page_cost_per_1000 * rows / 1000)
+            self._owed.seconds = self._owed_seconds() + self.page_cost_per_1000 * rows / 1000
+
+    def _owed_seconds(self) -> float:
+        seconds: float = getattr(self._owed, "seconds", 0.0)
+        return seconds
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -291,9 +298,12 @@ class Simulator:
         with self._count_lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._owed.seconds = 0.0
         try:
             return self._handle(request, target_length)
         finally:
+            if owed := self._owed_seconds():
+                time.sleep(owed)  # the page cost: no lock held, so other requests' costs overlap
             with self._count_lock:
                 self.in_flight -= 1
 

@@ -8,8 +8,10 @@ values are assigned the way Dataverse does: statecode 0, 1, …; the built-in st
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -87,7 +89,11 @@ class ServedColumn:
         return next((o for o in self.options if o.value == value), None)
 
     def option_for_label(self, default_label: str) -> Option:
-        return next(o for o in self.options if o.default_label == default_label)
+        return self._by_label[default_label]
+
+    @functools.cached_property
+    def _by_label(self) -> dict[str, Option]:
+        return {o.default_label: o for o in reversed(self.options)}  # the first of a label wins
 
 
 @dataclass
@@ -105,6 +111,10 @@ class ServedTable:
     object_type_code: int
     columns: tuple[ServedColumn, ...]
     rows: dict[str, Row] = field(default_factory=dict)  # primary key -> row, in insertion order
+    # The tenant's generation at this table's last write: what is derived from its rows (indexes,
+    # rows as served) is current while this stays the same.
+    generation: int = 0
+    index: object = field(default=None, repr=False, compare=False)  # simulator/index.py, lazily
 
     def __post_init__(self) -> None:
         self.by_prop = {c.prop: c for c in self.columns}
@@ -161,6 +171,8 @@ class Tenant:
         # Bumped by every write (and undo): a cached query result from an older generation is stale.
         self.generation = 0
         self._journal: list[tuple[ServedTable, str, Row | None]] | None = None
+        # Rows as served (JSON), by table, $select and annotations: (stamp, {key: JSON}).
+        self._wire: dict[tuple[object, ...], tuple[int, dict[str, bytes]]] = {}
         self.tables: dict[str, ServedTable] = {}
         for number, definition in enumerate(TABLES.values()):
             self.tables[definition.logical] = self._table(definition, 10_000 + number)
@@ -179,9 +191,10 @@ class Tenant:
         columns = [self._column(definition, c, logical) for c in definition.columns]
         extras: dict[str, str] = {}
         timeline_rows = (row for e in self.fixture.timeline for row in e.upsert.get(definition.logical, ()))
+        known = definition.column_names | {RAW_KEY}
         for raw in (*self.fixture.rows.get(definition.logical, ()), *timeline_rows):
             for name, value in raw.items():
-                if name not in definition.column_names and name != RAW_KEY and value is not None:
+                if name not in known and value is not None:
                     extras.setdefault(name, _inferred_type(value))
         columns += [ServedColumn(name, name, kind, name, None) for name, kind in extras.items()]
         return ServedTable(
@@ -230,16 +243,20 @@ class Tenant:
 
     def _row(self, table: ServedTable, raw: dict[str, Any]) -> Row:
         row = Row({}, version=self.next_version())
+        values = row.values
         for column in table.columns:
-            value = raw.get(column.default) if column.default else raw.get(column.logical)
-            if value is not None and column.options:
-                value = column.option_for_label(value).value
-            elif value is not None and column.type == "Lookup":
+            value = raw.get(column.default or column.logical)
+            if value is None:
+                values[column.prop] = None
+            elif column.options:
+                values[column.prop] = column.option_for_label(value).value
+            elif column.type == "Lookup":
                 row.targets[column.prop] = column.target or raw["objecttypecode"]
-                value = str(value)
-            elif value is not None and column.default == "objecttypecode":
-                value = self.tables[value].logical if value in self.tables else value
-            row.values[column.prop] = value
+                values[column.prop] = str(value)
+            elif column.default == "objecttypecode":
+                values[column.prop] = self.tables[value].logical if value in self.tables else value
+            else:
+                values[column.prop] = value
         for name, value in raw.get(RAW_KEY, {}).items():
             row.values[table.by_default[name].prop] = value  # served as written, unchecked
         return row
@@ -423,6 +440,7 @@ class Tenant:
         if self._journal is not None:
             self._journal.append((table, key, table.rows.get(key)))
         self.generation += 1
+        table.generation = self.generation
         if row is None:
             table.rows.pop(key, None)
         else:
@@ -439,6 +457,7 @@ class Tenant:
             self.generation += 1
             self.reimports = reimports
             for table, key, old in reversed(self._journal):
+                table.generation = self.generation
                 if old is None:
                     table.rows.pop(key, None)
                 else:
@@ -453,8 +472,27 @@ class Tenant:
         row = table.rows.get(str(key)) if table else None
         return row.values.get(table.primary_name) if table and row else None
 
+    def wire_json(
+        self, table: ServedTable, row: Row, select: tuple[str, ...] | None, wanted: AnnotationFilter
+    ) -> bytes:
+        """`wire_row` as JSON, built once for a `$select` and set of annotations and kept until a
+        write changes what it shows: a large table's pages are joined from these."""
+        formatted = wanted(FORMATTED)
+        shape = (table.definition.logical, select, formatted, wanted(LOOKUP_TABLE), wanted(NAVIGATION))
+        # A lookup's formatted value is its target's name: a write to any table may change it.
+        stamp = self.generation if formatted else table.generation
+        kept = self._wire.get(shape)
+        if kept is None or kept[0] != stamp:
+            kept = self._wire[shape] = (stamp, {})
+        key = row.values[table.primary_key]
+        served = kept[1].get(key)
+        if served is None:
+            served = _ROW_JSON.encode(self.wire_row(table, row, select, wanted)).encode("utf-8")
+            kept[1][key] = served
+        return served
+
     def wire_row(
-        self, table: ServedTable, row: Row, select: list[str] | None, wanted: AnnotationFilter
+        self, table: ServedTable, row: Row, select: Sequence[str] | None, wanted: AnnotationFilter
     ) -> dict[str, Any]:
         """A row as Dataverse serialises it: etag, the selected properties (always the key), annotations."""
         out: dict[str, Any] = {"@odata.etag": f'W/"{row.version}"'}
@@ -491,6 +529,9 @@ class Tenant:
                 out[f"{prop}@{LOOKUP_TABLE}"] = served_target
         if formatted is not None and wanted(FORMATTED):
             out[f"{prop}@{FORMATTED}"] = formatted
+
+
+_ROW_JSON = json.JSONEncoder(ensure_ascii=False)  # as json_response writes a body
 
 
 def schema_name(logical: str) -> str:

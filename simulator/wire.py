@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -68,7 +68,11 @@ class Response:
 
 
 def json_response(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response:
-    response = Response(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), Headers(headers))
+    return _json_bytes_response(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), headers)
+
+
+def _json_bytes_response(status: int, body: bytes, headers: Mapping[str, str] | None) -> Response:
+    response = Response(status, body, Headers(headers))
     response.headers["Content-Type"] = (
         JSON_TYPE if "OData-Version" in response.headers else "application/json"
     )
@@ -78,6 +82,23 @@ def json_response(status: int, payload: object, headers: Mapping[str, str] | Non
 def odata_response(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response:
     """A Dataverse answer: JSON with the OData headers Dataverse always sends."""
     return json_response(status, payload, {"OData-Version": "4.0", **(headers or {})})
+
+
+def odata_page_response(
+    head: Mapping[str, object],
+    rows: Iterable[bytes],
+    tail: Mapping[str, object],
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A page of rows: `{**head, "value": [rows], **tail}` as `odata_response` writes it, from rows
+    that are JSON already (a large table's rows are serialised once, not once a page)."""
+    parts = [json.dumps(dict(head), ensure_ascii=False).encode("utf-8")[:-1]]
+    parts.append(b', "value": [' if head else b'"value": [')
+    parts += [b", ".join(rows), b"]"]
+    for name, value in tail.items():
+        parts.append(f", {json.dumps(name)}: {json.dumps(value, ensure_ascii=False)}".encode())
+    parts.append(b"}")
+    return _json_bytes_response(200, b"".join(parts), {"OData-Version": "4.0", **(headers or {})})
 
 
 def dataverse_error(

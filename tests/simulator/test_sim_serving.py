@@ -1,0 +1,184 @@
+"""How the simulator serves a large tenant: filters answered from indexes give exactly the rows a
+full read gives, rows kept as served JSON change with a write, and page costs of requests served at
+once overlap while a `$batch`'s parts add theirs up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sim_support import API, client_for, tenant_dict
+
+from simulator import Simulator, load_fixture
+from simulator.generate import generate
+from simulator.odata import sql_guid_key
+
+USAGE = API + "work365_usagesummaries"
+SUB, PI, BILLED = (
+    "_work365_usagesummary_subscription_value",
+    "_work365_usagesummary_providerinvoice_value",
+    "_work365_usagesummary_invoice_value",
+)
+Row = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def usage_sim() -> Iterator[tuple[Simulator, httpx.Client, list[Row]]]:
+    generated = generate(12, seed=5, subscriptions=4, usage=3)
+    with Simulator(load_fixture(generated.fixture)) as sim, client_for(sim) as client:
+        yield sim, client, sim.rows("work365_usagesummary")
+
+
+def _all_pages(client: httpx.Client, params: dict[str, str]) -> list[str]:
+    """Every row's id, paged 7 rows at a time (so an indexed result is cut into pages too)."""
+    headers = {"Prefer": "odata.maxpagesize=7"}
+    page = client.get(USAGE, params=params, headers=headers)
+    ids: list[str] = []
+    while True:
+        assert page.status_code == 200, page.text
+        body = page.json()
+        ids += [r["work365_usagesummaryid"] for r in body["value"]]
+        if "@odata.nextLink" not in body:
+            return ids
+        page = client.get(body["@odata.nextLink"], headers=headers)
+
+
+def _cases(rows: list[Row]) -> list[tuple[str, Callable[[Row], bool]]]:
+    """Filters an index answers (or partly answers), each with what it means in plain Python."""
+    subs = sorted({r[SUB] for r in rows}, key=sql_guid_key)
+    invoices = sorted({r[PI] for r in rows if r[PI]})
+    low, high = subs[len(subs) // 4], subs[3 * len(subs) // 4]
+    pi, other = invoices[0], invoices[-1]
+
+    def between(r: Row) -> bool:
+        return sql_guid_key(low) <= sql_guid_key(r[SUB]) < sql_guid_key(high)
+
+    return [
+        (f"({SUB} ge {low} and {SUB} lt {high}) and ({PI} eq {pi})", lambda r: between(r) and r[PI] == pi),
+        (f"{SUB} gt {high}", lambda r: sql_guid_key(r[SUB]) > sql_guid_key(high)),
+        (f"{SUB} le {low} and {SUB} ge {low}", lambda r: r[SUB] == low),
+        (f"{PI} eq {pi} or {PI} eq {other}", lambda r: r[PI] in (pi, other)),
+        (
+            f"Microsoft.Dynamics.CRM.In(PropertyName='{PI}',PropertyValues=['{pi.upper()}','{other}'])",
+            lambda r: r[PI] in (pi, other),
+        ),
+        (f"{PI} eq {pi} and {BILLED} eq null", lambda r: r[PI] == pi and r[BILLED] is None),
+        (f"{BILLED} ne null", lambda r: r[BILLED] is not None),
+        (f"not ({PI} eq {pi})", lambda r: r[PI] != pi),
+        (
+            f"{PI} eq {pi} or work365_usagesummary_cost gt 5",
+            lambda r: r[PI] == pi or r["work365_usagesummary_cost"] > 5,
+        ),
+        (f"{SUB} eq {subs[0]} and {SUB} eq {subs[1]}", lambda _r: False),
+    ]
+
+
+def test_an_indexed_filter_serves_exactly_the_rows_and_order_of_a_full_read(
+    usage_sim: tuple[Simulator, httpx.Client, list[Row]],
+) -> None:
+    _, client, rows = usage_sim
+    assert len(rows) > 150
+    for text, matches in _cases(rows):
+        expected = [r["work365_usagesummaryid"] for r in rows if matches(r)]
+        assert len(expected) < len(rows), text  # each filter tells rows apart
+        served = _all_pages(client, {"$select": "work365_usagesummaryid", "$filter": text})
+        assert served == expected, text
+        ordered = _all_pages(
+            client, {"$select": "work365_usagesummaryid", "$filter": text, "$orderby": f"{SUB} desc"}
+        )
+        by_sub = sorted((r for r in rows if matches(r)), key=lambda r: sql_guid_key(r[SUB]), reverse=True)
+        assert ordered == [r["work365_usagesummaryid"] for r in by_sub], text
+
+
+def test_a_write_is_served_at_once_by_filters_and_by_rows_served_before(
+    usage_sim: tuple[Simulator, httpx.Client, list[Row]],
+) -> None:
+    _, client, rows = usage_sim
+    row = rows[5]
+    key, pi = row["work365_usagesummaryid"], row[PI]
+    query = {"$select": "work365_usagesummaryid,work365_usagesummary_cost", "$filter": f"{PI} eq {pi}"}
+    before = {r["work365_usagesummaryid"]: r for r in client.get(USAGE, params=query).json()["value"]}
+    assert key in before
+    patched = client.patch(f"{USAGE}({key})", json={"work365_usagesummary_cost": 123.25})
+    assert patched.status_code == 204, patched.text
+    after = {r["work365_usagesummaryid"]: r for r in client.get(USAGE, params=query).json()["value"]}
+    assert after[key]["work365_usagesummary_cost"] == 123.25
+    assert after[key]["@odata.etag"] != before[key]["@odata.etag"]
+    unbound = client.patch(f"{USAGE}({key})", json={"work365_Usagesummary_Providerinvoice@odata.bind": None})
+    assert unbound.status_code == 204, unbound.text
+    assert key not in {r["work365_usagesummaryid"] for r in client.get(USAGE, params=query).json()["value"]}
+
+
+def test_a_lookups_formatted_name_follows_a_write_to_the_row_it_names() -> None:
+    raw = tenant_dict()
+    account = raw["dataverse"]["rows"]["account"][0]["accountid"]
+    raw["dataverse"]["rows"]["work365_provideraccount"] = [
+        {"work365_provideraccount_name": "Contoso (PC)", "work365_provideraccount_account": account}
+    ]
+    prefer = {"Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'}
+    column = "_work365_provideraccount_account_value"
+    formatted = f"{column}@OData.Community.Display.V1.FormattedValue"
+    with Simulator(raw, tls=False) as sim, client_for(sim) as client:
+
+        def name_shown() -> str:
+            page = client.get(API + "work365_provideraccounts", params={"$select": column}, headers=prefer)
+            return str(page.json()["value"][0][formatted])
+
+        assert name_shown() == "Contoso"
+        assert client.patch(f"{API}accounts({account})", json={"name": "Contoso Ltd"}).status_code == 204
+        assert name_shown() == "Contoso Ltd"
+
+
+def _accounts_sim(rows: int) -> dict[str, Any]:
+    raw = tenant_dict()
+    raw["dataverse"]["rows"]["account"] = [{"name": f"account {i:02d}"} for i in range(rows)]
+    return raw
+
+
+def test_page_costs_of_requests_served_at_once_overlap_and_a_batchs_parts_add_up() -> None:
+    # 40 rows a page at 3.75 ms a row: 0.15 s a page.
+    with Simulator(_accounts_sim(40), tls=False) as sim:
+        sim.set_page_cost(3750)
+        headers = {"Authorization": f"Bearer {sim.issue_token()}"}
+        with httpx.Client(base_url=sim.base_url, headers=headers, timeout=10) as client:
+            client.get(API + "WhoAmI")  # connected before the clock starts
+            elapsed: list[float] = []
+
+            def read() -> None:
+                with httpx.Client(base_url=sim.base_url, headers=headers, timeout=10) as own:
+                    started = time.perf_counter()
+                    assert len(own.get(API + "accounts", params={"$select": "name"}).json()["value"]) == 40
+                    elapsed.append(time.perf_counter() - started)
+
+            readers = [threading.Thread(target=read) for _ in range(4)]
+            started = time.perf_counter()
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join()
+            together = time.perf_counter() - started
+            batch = _two_part_batch()
+            started = time.perf_counter()
+            answer = client.post(
+                API + "$batch",
+                content=batch,
+                headers={"Content-Type": "multipart/mixed; boundary=batch_x"},
+            )
+            in_batch = time.perf_counter() - started
+    assert answer.status_code == 200, answer.text
+    assert len(elapsed) == 4
+    assert min(elapsed) >= 0.15
+    assert together < 0.45  # four pages one after another would take 0.6 s
+    assert in_batch >= 0.30  # the batch's two pages, one after the other
+
+
+def _two_part_batch() -> bytes:
+    part = (
+        "--batch_x\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        f"GET {API}accounts?$select=name HTTP/1.1\r\nAccept: application/json\r\n\r\n"
+    )
+    return (part * 2 + "--batch_x--\r\n").encode()
