@@ -2,8 +2,8 @@
 of its own so that its peak memory and CPU are the scan's alone (the simulator's tables are not).
 
 Reads a JSON object on stdin (where the simulator is, how to sign in, the simulated `now`); prints
-one JSON object: wall and CPU seconds of the scan, the process's peak resident memory, round trips
-by service, findings by code.
+one JSON object: when the scan started and ended, its wall and CPU seconds, the process's peak
+resident memory, round trips by service, findings by code.
 
 The peak is the process's own high-water mark (`VmHWM`): `ru_maxrss` would not do, because Linux
 carries the parent's resident size into a child it starts (the simulator's whole tenant, here).
@@ -67,11 +67,15 @@ def peak_mb() -> float:
 def main() -> None:
     where = json.load(sys.stdin)
     conn = _connection(where)
+    started_at = time.time()
     wall, cpu = time.perf_counter(), _cpu()
     report = asyncio.run(scan(conn, datetime.fromisoformat(where["now"])))
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
     json.dump(
         {
+            # when the scan ran (epoch seconds), so the parent can tell it from the process's start
+            "started_at": started_at,
+            "ended_at": time.time(),
             "seconds": wall,
             "cpu_seconds": cpu,
             "peak_mb": peak_mb(),

@@ -96,6 +96,7 @@ class Simulator:
         # is ready, outside the tenant's lock: requests served at once wait at once, as on
         # Dataverse, while the parts of a $batch, run one after another, owe the sum of theirs.
         self.page_cost_per_1000 = 0.0
+        self.page_cost_seconds = 0.0  # slept for page costs in all, since start
         self._owed = threading.local()
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -306,6 +307,7 @@ class Simulator:
                 time.sleep(owed)  # the page cost: no lock held, so other requests' costs overlap
             with self._count_lock:
                 self.in_flight -= 1
+                self.page_cost_seconds += owed
 
     def _handle(self, request: Request, target_length: int) -> Response:
         outcome = self.faults.take(request.path)
