@@ -313,9 +313,10 @@ class DataverseClient(ClosingClient):
         """The query's rows page by page, following `@odata.nextLink` as the caller iterates: a caller
         that reduces each page as it comes holds one page, never the whole answer."""
         prefer = self._prefer(q)
-        first = await self._get_json(q.url(), prefer)
-        async for page in self._pages_from(first, prefer):
+        pages = self._pages_from(await self._get_json(q.url(), prefer), prefer)
+        async for page in pages:
             yield page
+            del page  # not held while the next page is fetched
 
     async def get(self, path_and_query: str) -> dict[str, Any]:
         """One GET relative to the API root (e.g. `EntityDefinitions?$select=LogicalName`)."""
@@ -586,8 +587,11 @@ class DataverseClient(ClosingClient):
         del answer  # its body, decoded into `first`
         if isinstance(first, ServiceError):
             raise first
-        async for page in self._pages_from(first, prefer):
+        pages = self._pages_from(first, prefer)
+        del first  # `_pages_from` drops it once its rows are yielded; held here, it would stay
+        async for page in pages:
             yield page
+            del page  # not held while the next page is fetched
 
     async def _batch(
         self, parts: Sequence[tuple[str, dict[str, str]]]

@@ -25,6 +25,8 @@ CRLF = "\r\n"
 # A blank line ends a header block; tolerate bare LFs from lenient servers and proxies.
 _BLANK_LINE = re.compile(r"\r?\n\r?\n")
 _LINE = re.compile(r"\r?\n")
+_BLANK_LINE_B = re.compile(rb"\r?\n\r?\n")
+_LINE_B = re.compile(rb"\r?\n")
 _STATUS = re.compile(r"[1-5][0-9][0-9]", re.ASCII)
 # Change sets cannot nest (OData 11.7.2), so an answer has at most one level below the batch.
 _MAX_DEPTH = 1
@@ -102,14 +104,15 @@ def _encode_request(request: BatchRequest) -> list[str]:
 def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
     """The answers of a `$batch`, in order, change-set answers flattened in place.
 
-    The answer is split into its parts as bytes and each part decoded on its own: a `$batch` of
-    first pages can be tens of megabytes, and copies of the whole of it would be the largest thing
-    a scan holds.
+    The answer is read where it lies, as bytes: a `$batch` of first pages can be tens of megabytes,
+    and copies of it (or of a part) would be the largest thing a scan holds, so each part's body is
+    decoded once, straight from the answer, and nothing else of it is copied.
     """
     boundary = _boundary(content_type)
     delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode("utf-8")))
     responses: list[BatchResponse] = []
     found: list[re.Match[bytes] | None] = [*delimiter.finditer(body), None]
+    view = memoryview(body)
     for here, after in itertools.pairwise(found):
         if here is None:
             break
@@ -117,12 +120,65 @@ def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
             return responses
         if after is None:
             break
-        try:
-            chunk = body[here.end() : after.start()].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BatchFormatError(f"the batch answer is not UTF-8 ({exc.reason})") from None
-        responses += _decode_part(_LINE.split(chunk, maxsplit=1)[-1], depth=0)
+        start, end = here.end(), after.start()
+        line = _LINE_B.search(body, start, end)  # the rest of the delimiter line is not the part's
+        if line:
+            _text(view[start : line.start()])
+        responses += _decode_bytes_part(body, view, line.end() if line else start, end)
     raise BatchFormatError("the batch answer has no closing delimiter (was it cut off?)")
+
+
+def _text(data: memoryview) -> str:
+    try:
+        return str(data, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchFormatError(f"the batch answer is not UTF-8 ({exc.reason})") from None
+
+
+def _decode_bytes_part(data: bytes, view: memoryview, start: int, end: int) -> list[BatchResponse]:
+    """`_decode_part` of the bytes `data[start:end]` (`view` is a view of `data`), decoding only its
+    pieces."""
+    head, (rest, rest_end) = _split_head_at(data, view, start, end)
+    part_headers = _headers(head)
+    content_type = part_headers.get("content-type", "")
+    if content_type.startswith("multipart/mixed"):  # a change set's answers: small, read as text
+        return _decode_part(_text(view[start:end]), depth=0)
+    if not content_type.startswith("application/http"):
+        raise BatchFormatError(
+            f"a batch part has Content-Type {content_type!r}, not application/http or multipart/mixed"
+        )
+    newline = data.find(b"\n", rest, rest_end)
+    status_line = _text(view[rest : newline if newline >= 0 else rest_end])
+    after_status = newline + 1 if newline >= 0 else rest_end
+    head, (body, body_end) = _split_head_at(data, view, after_status, rest_end)
+    return [
+        BatchResponse(
+            _status(status_line),
+            _headers(head),
+            _text(view[body:body_end]),
+            part_headers.get("content-id") or None,
+        )
+    ]
+
+
+def _split_head_at(data: bytes, view: memoryview, start: int, end: int) -> tuple[str, tuple[int, int]]:
+    """`_split_head` of `data[start:end]`: the header block as text, and where what follows it lies."""
+    empty = _LINE_B.match(data, start, end)
+    if empty:  # an empty header block: the blank line comes first
+        return "", (empty.end(), end)
+    found = _BLANK_LINE_B.search(data, start, end)
+    if found is None:
+        return _text(view[start:end]), (end, end)
+    return _text(view[start : found.start()]), (found.end(), end)
+
+
+def _headers(head: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in _LINE.split(head) if head else ():
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return headers
 
 
 def _decode_multipart(boundary: str, text: str, *, depth: int) -> list[BatchResponse]:
@@ -171,12 +227,7 @@ def _split_head(text: str) -> tuple[dict[str, str], str]:
         return {}, _LINE.split(text, maxsplit=1)[1]
     found = _BLANK_LINE.search(text)
     head, rest = (text[: found.start()], text[found.end() :]) if found else (text, "")
-    headers: dict[str, str] = {}
-    for line in _LINE.split(head):
-        name, colon, value = line.partition(":")
-        if colon:
-            headers[name.strip().lower()] = value.strip()
-    return headers, rest
+    return _headers(head), rest
 
 
 def _status(status_line: str) -> int:

@@ -172,6 +172,7 @@ class _Reading:
         try:
             async for page in answer:
                 self._page(self.parts[index], into, page)
+                del page  # reduced: not held while the next one is fetched
         except ServiceError as exc:
             into.error = exc
 
