@@ -9,11 +9,12 @@ import gc
 import json
 import re
 import uuid
+import weakref
 from typing import Any
 
 import httpx
 
-from diagnostics.adapters.dataverse import DataverseClient
+from diagnostics.adapters.dataverse import DataverseClient, Query
 from diagnostics.loading.rounds import Answers, Round, run
 from diagnostics.metadata import ResolvedSchema
 from diagnostics.schema import SchemaMap
@@ -92,3 +93,26 @@ async def test_a_page_is_let_go_before_the_next_is_fetched() -> None:
     assert len(held_while_fetching) == 2 * (PAGES - 1)  # the test saw every continuation page
     assert held_while_fetching == [[]] * len(held_while_fetching)
     assert len(answers.get("subscriptions")) == PAGES * ROWS  # read in full (both answers, one id each)
+
+
+async def test_a_page_body_is_freed_once_read_without_waiting_for_the_garbage_collector() -> None:
+    # httpx's response and its stream refer to each other; the client cuts that cycle, so the body
+    # goes with the response instead of waiting for a full collection (rare in a scan that holds
+    # many records).
+    answered: list[weakref.ref[httpx.Response]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        response = httpx.Response(200, json=_page("work365_subscriptions", PAGES - 1))
+        answered.append(weakref.ref(response))
+        return response
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        async with DataverseClient(BASE, FakeCredential(), transport=httpx.MockTransport(answer)) as dv:
+            rows = await dv.query(Query("work365_subscriptions", ("work365_subscriptionid",)))
+            assert len(rows) == ROWS
+            assert [ref() for ref in answered] == [None]
+    finally:
+        if enabled:
+            gc.enable()
