@@ -13,7 +13,6 @@ import threading
 import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -180,9 +179,9 @@ class DataverseApi:
         if "$apply" in options:
             return self._apply(table, options["$apply"], self._filtered(table, options, props), props)
         result = self._result(table, options, props)
-        rows, keys, total = result.rows, result.keys, result.total
+        rows, total = result.rows, result.total
         page_size, applied = _page_size(prefer)
-        offset = skip_offset(options.get("$skiptoken"), keys, page_size)
+        offset = skip_offset(options.get("$skiptoken"), result.position, page_size)
         page = rows[offset : offset + page_size]
         self.on_rows(len(page))
         context = f"{self.service_root}$metadata#{table.entity_set}" + (
@@ -195,7 +194,7 @@ class DataverseApi:
                 head["@Microsoft.Dynamics.CRM.totalrecordcount"] = min(total, MAX_PAGE)
                 head["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > MAX_PAGE
         shape = tuple(select) if select else None
-        served = [self.tenant.wire_json(table, row, shape, wanted) for row in page]
+        served = self.tenant.wire_json(table, page, shape, wanted)
         tail = {}
         if offset + page_size < len(rows):
             cookie = paging_cookie(
@@ -255,8 +254,7 @@ class DataverseApi:
             if not top.isdigit() or int(top) == 0:
                 raise bad_request(f"Invalid value '{top}' for $top query option found.")
             rows = rows[: int(top)]
-        keys = {str(r.values[table.primary_key]): i for i, r in enumerate(rows)}
-        result = _Result(rows, keys, total)
+        result = _Result(rows, table.primary_key, total)
         with self._results_lock:
             self._results[cache_key] = result
             self._results.move_to_end(cache_key)
@@ -539,11 +537,23 @@ class DataverseApi:
         )
 
 
-@dataclass(frozen=True)
 class _Result:
-    rows: list[Row]
-    keys: dict[str, int]  # primary key -> position in rows
-    total: int  # rows before `$top`
+    """A query's rows, filtered, ordered and cut to `$top`; `total` counts them before `$top`."""
+
+    def __init__(self, rows: list[Row], primary_key: str, total: int) -> None:
+        self.rows, self.total = rows, total
+        self._primary_key = primary_key
+        self._positions: dict[str, int] | None = None
+
+    def position(self, key: str, guess: int) -> int | None:
+        """Where the row with this primary key is: at `guess` when the result has not moved since
+        the cookie was written (checked in O(1)), else by a map of every row's position, built
+        once (a row deleted since is nowhere: None)."""
+        if 0 <= guess < len(self.rows) and str(self.rows[guess].values[self._primary_key]) == key:
+            return guess
+        if self._positions is None:
+            self._positions = {str(r.values[self._primary_key]): i for i, r in enumerate(self.rows)}
+        return self._positions.get(key)
 
 
 def _annotation_patterns(prefer: Mapping[str, str]) -> list[str]:

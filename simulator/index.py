@@ -40,10 +40,12 @@ class TableIndex:
         # prop -> (GUID keys sorted, the row keys in the same order)
         self._guid: dict[str, tuple[list[GuidKey], list[str]] | None] = {}
 
-    def position(self, key: str) -> int:
+    @property
+    def position(self) -> dict[str, int]:
+        """Each row's position in the table, by key."""
         if self._position is None:
             self._position = {k: i for i, k in enumerate(self._rows)}
-        return self._position[key]
+        return self._position
 
     def equal(self, prop: str, edm: str | None) -> dict[Any, list[str]] | None:
         if (prop, edm) not in self._equal:
@@ -153,6 +155,6 @@ def candidates(table: ServedTable, seek: Seek) -> list[Row] | None:
     if plan is None or plan.size >= len(table.rows):
         return None
     keys = plan.found()
-    ordered = keys if plan.in_order else sorted(keys, key=index.position)
+    ordered = keys if plan.in_order else sorted(keys, key=index.position.__getitem__)
     rows = table.rows
     return [rows[k] for k in ordered]

@@ -570,9 +570,10 @@ def quote_skiptoken(token: str) -> str:
     return quote(token, safe="=/")
 
 
-def skip_offset(skiptoken: str | None, keys: Mapping[str, int], page_size: int) -> int:
-    """Where the page a `$skiptoken` asks for begins, `keys` giving each ordered row's position by its
-    primary key (a mapping, so finding the previous page's last row costs O(1), not a scan).
+def skip_offset(skiptoken: str | None, position: Callable[[str, int], int | None], page_size: int) -> int:
+    """Where the page a `$skiptoken` asks for begins, `position(key, guess)` giving an ordered row's
+    position by its primary key (or None), `guess` where the page number puts it (so finding the
+    previous page's last row costs O(1), not a scan).
 
     The page follows the row the cookie names as the previous page's last; if that row is gone,
     the page number says where to go on.
@@ -585,5 +586,6 @@ def skip_offset(skiptoken: str | None, keys: Mapping[str, int], page_size: int) 
     last = _COOKIE_LAST.search(inner)
     if not skiptoken.startswith("<cookie") or not page_number.isdigit() or last is None:
         raise bad_request("The $skiptoken is not valid; request the @odata.nextLink exactly as returned.")
-    position = keys.get(last[1].lower())
-    return (int(page_number) - 1) * page_size if position is None else position + 1
+    expected = (int(page_number) - 1) * page_size
+    found = position(last[1].lower(), expected - 1)
+    return expected if found is None else found + 1

@@ -473,10 +473,14 @@ class Tenant:
         return row.values.get(table.primary_name) if table and row else None
 
     def wire_json(
-        self, table: ServedTable, row: Row, select: tuple[str, ...] | None, wanted: AnnotationFilter
-    ) -> bytes:
-        """`wire_row` as JSON, built once for a `$select` and set of annotations and kept until a
-        write changes what it shows: a large table's pages are joined from these."""
+        self,
+        table: ServedTable,
+        rows: Sequence[Row],
+        select: tuple[str, ...] | None,
+        wanted: AnnotationFilter,
+    ) -> list[bytes]:
+        """`wire_row` of each row as JSON, built once for a `$select` and set of annotations and kept
+        until a write changes what it shows: a large table's pages are joined from these."""
         formatted = wanted(FORMATTED)
         shape = (table.definition.logical, select, formatted, wanted(LOOKUP_TABLE), wanted(NAVIGATION))
         # A lookup's formatted value is its target's name: a write to any table may change it.
@@ -484,12 +488,15 @@ class Tenant:
         kept = self._wire.get(shape)
         if kept is None or kept[0] != stamp:
             kept = self._wire[shape] = (stamp, {})
-        key = row.values[table.primary_key]
-        served = kept[1].get(key)
-        if served is None:
-            served = _ROW_JSON.encode(self.wire_row(table, row, select, wanted)).encode("utf-8")
-            kept[1][key] = served
-        return served
+        served, pk, encode = kept[1], table.primary_key, _ROW_JSON.encode
+        out = []
+        for row in rows:
+            key = row.values[pk]
+            text = served.get(key)
+            if text is None:
+                text = served[key] = encode(self.wire_row(table, row, select, wanted)).encode("utf-8")
+            out.append(text)
+        return out
 
     def wire_row(
         self, table: ServedTable, row: Row, select: Sequence[str] | None, wanted: AnnotationFilter
@@ -501,8 +508,12 @@ class Tenant:
             if select
             else list(row.values)
         )
+        values = row.values
+        if not wanted:  # no annotations asked for: the values alone (most rows of a large read)
+            out.update((prop, values.get(prop)) for prop in props)
+            return out
         for prop in props:
-            value = row.values.get(prop)
+            value = values.get(prop)
             column = table.by_prop.get(prop)
             if column is not None and value is not None:
                 self._annotate(out, column, row, value, wanted)

@@ -144,31 +144,35 @@ def test_page_costs_of_requests_served_at_once_overlap_and_a_batchs_parts_add_up
     with Simulator(_accounts_sim(40), tls=False) as sim:
         sim.set_page_cost(3750)
         headers = {"Authorization": f"Bearer {sim.issue_token()}"}
-        with httpx.Client(base_url=sim.base_url, headers=headers, timeout=10) as client:
+        clients = [httpx.Client(base_url=sim.base_url, headers=headers, timeout=10) for _ in range(4)]
+        for client in clients:
             client.get(API + "WhoAmI")  # connected before the clock starts
-            elapsed: list[float] = []
+        start = threading.Barrier(len(clients) + 1)
+        elapsed: list[float] = []
 
-            def read() -> None:
-                with httpx.Client(base_url=sim.base_url, headers=headers, timeout=10) as own:
-                    started = time.perf_counter()
-                    assert len(own.get(API + "accounts", params={"$select": "name"}).json()["value"]) == 40
-                    elapsed.append(time.perf_counter() - started)
+        def read(client: httpx.Client) -> None:
+            start.wait()
+            started = time.perf_counter()
+            assert len(client.get(API + "accounts", params={"$select": "name"}).json()["value"]) == 40
+            elapsed.append(time.perf_counter() - started)
 
-            readers = [threading.Thread(target=read) for _ in range(4)]
-            started = time.perf_counter()
-            for reader in readers:
-                reader.start()
-            for reader in readers:
-                reader.join()
-            together = time.perf_counter() - started
-            batch = _two_part_batch()
-            started = time.perf_counter()
-            answer = client.post(
-                API + "$batch",
-                content=batch,
-                headers={"Content-Type": "multipart/mixed; boundary=batch_x"},
-            )
-            in_batch = time.perf_counter() - started
+        readers = [threading.Thread(target=read, args=(client,)) for client in clients]
+        for reader in readers:
+            reader.start()
+        start.wait()
+        started = time.perf_counter()
+        for reader in readers:
+            reader.join()
+        together = time.perf_counter() - started
+        started = time.perf_counter()
+        answer = clients[0].post(
+            API + "$batch",
+            content=_two_part_batch(),
+            headers={"Content-Type": "multipart/mixed; boundary=batch_x"},
+        )
+        in_batch = time.perf_counter() - started
+        for client in clients:
+            client.close()
     assert answer.status_code == 200, answer.text
     assert len(elapsed) == 4
     assert min(elapsed) >= 0.15
