@@ -7,6 +7,7 @@ it leaves in Dataverse's shape with Dataverse's status.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -213,19 +214,25 @@ class DataverseApi:
         return odata_page_response(head, served, tail, headers)
 
     def _filtered(
-        self, table: ServedTable, options: Mapping[str, str], props: dict[str, str | None]
+        self,
+        table: ServedTable,
+        options: Mapping[str, str],
+        props: dict[str, str | None],
+        limit: int | None = None,
     ) -> list[Row]:
+        """The rows the filter keeps, in table order; only the first `limit` when given."""
         # Less than organization-level Read: only the identity's own rows, and it owns none.
         if not access.check_read(self.tenant, table):
             return []
         if "$filter" not in options:
-            return list(table.rows.values())
+            return list(itertools.islice(table.rows.values(), limit))
         compiled = compile_filter(options["$filter"], props, table.type_name)
         # The rows an index says can match (the partition's range of a large table, say); the
         # predicate still decides each one.
         found = candidates(table, compiled.seek) if compiled.seek is not None else None
         test = compiled.test
-        return [r for r in (table.rows.values() if found is None else found) if test(r.values)]
+        kept = (r for r in (table.rows.values() if found is None else found) if test(r.values))
+        return list(itertools.islice(kept, limit))
 
     def _result(
         self, table: ServedTable, options: Mapping[str, str], props: dict[str, str | None]
@@ -244,13 +251,16 @@ class DataverseApi:
                 cached = self._results.get(cache_key)
             if cached is not None:
                 return cached
-        rows = self._filtered(table, options, props)
+        top = options.get("$top", "")
+        # `$top` without an order or a count: the first matches are enough (a probe of one row).
+        unordered = "$orderby" not in options and options.get("$count") != "true"
+        limit = int(top) if unordered and top.isdigit() and int(top) > 0 else None
+        rows = self._filtered(table, options, props, limit)
         if "$orderby" in options:
             order = parse_orderby(options["$orderby"], props, table.type_name)
             rows = sort_rows(rows, order, props, lambda r: r.values)
         total = len(rows)  # what `$count` counts: before `$top`
         if "$top" in options:
-            top = options["$top"]
             if not top.isdigit() or int(top) == 0:
                 raise bad_request(f"Invalid value '{top}' for $top query option found.")
             rows = rows[: int(top)]

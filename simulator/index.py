@@ -47,25 +47,53 @@ class TableIndex:
             self._position = {k: i for i, k in enumerate(self._rows)}
         return self._position
 
+    def _by_value(self, prop: str) -> dict[Any, list[str]] | None:
+        """Row keys by the property's value as stored, in table order; None when a value cannot
+        be a key (a list or object a fixture served as written)."""
+        groups: dict[Any, list[str]] = {}
+        try:
+            for key, row in self._rows.items():
+                value = row.values.get(prop)
+                found = groups.get(value)
+                if found is None:
+                    groups[value] = [key]
+                else:
+                    found.append(key)
+        except TypeError:
+            return None
+        return groups
+
     def equal(self, prop: str, edm: str | None) -> dict[Any, list[str]] | None:
         if (prop, edm) not in self._equal:
+            groups = self._by_value(prop)
             index: dict[Any, list[str]] | None = {}
             try:
-                for key, row in self._rows.items():
-                    index.setdefault(comparable(row.values.get(prop), edm), []).append(key)  # type: ignore[union-attr]
-            except (TypeError, ValueError):  # a value served as written (unchecked), or unhashable
+                # Each distinct value is made comparable once, not once a row.
+                for value, keys in (groups or {}).items():
+                    index.setdefault(comparable(value, edm), []).extend(keys)  # type: ignore[union-attr]
+            except (TypeError, ValueError):  # a value served as written (unchecked)
                 index = None
+            if groups is None:
+                index = None
+            elif index is not None and len(index) < len(groups):
+                # Values stored in more than one form (case, offsets) were joined: back to table order.
+                index = {value: sorted(keys, key=self.position.__getitem__) for value, keys in index.items()}
             self._equal[(prop, edm)] = index
         return self._equal[(prop, edm)]
 
     def guid_order(self, prop: str) -> tuple[list[GuidKey], list[str]] | None:
         if prop not in self._guid:
-            pairs = sorted(
-                (sql_guid_key(str(value)), key)
-                for key, row in self._rows.items()
-                if (value := row.values.get(prop)) is not None
+            groups = self._by_value(prop)
+            if groups is None:
+                self._guid[prop] = None
+                return None
+            groups.pop(None, None)
+            # The distinct values sorted (far fewer than the rows), then their rows in that order.
+            ordered = sorted((sql_guid_key(str(value)), keys) for value, keys in groups.items())
+            self._guid[prop] = (
+                [sort_key for sort_key, keys in ordered for _ in keys],
+                [key for _, keys in ordered for key in keys],
             )
-            self._guid[prop] = ([k for k, _ in pairs], [key for _, key in pairs])
         return self._guid[prop]
 
     def plan(self, seek: Seek) -> _Plan | None:

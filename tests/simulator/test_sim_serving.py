@@ -94,6 +94,31 @@ def test_an_indexed_filter_serves_exactly_the_rows_and_order_of_a_full_read(
         assert ordered == [r["work365_usagesummaryid"] for r in by_sub], text
 
 
+def test_top_serves_the_first_matches_and_count_counts_them_all(
+    usage_sim: tuple[Simulator, httpx.Client, list[Row]],
+) -> None:
+    _, client, rows = usage_sim
+    pi = rows[0][PI]
+    matching = [r["work365_usagesummaryid"] for r in rows if r[PI] == pi]
+    query = {"$select": "work365_usagesummaryid", "$filter": f"{PI} eq {pi}", "$top": "3"}
+    first = client.get(USAGE, params=query).json()
+    assert [r["work365_usagesummaryid"] for r in first["value"]] == matching[:3]
+    counted = client.get(USAGE, params={**query, "$count": "true"}).json()
+    assert counted["@odata.count"] == len(matching)
+    assert [r["work365_usagesummaryid"] for r in counted["value"]] == matching[:3]
+
+
+def test_an_index_of_values_written_in_more_than_one_form_keeps_the_table_order() -> None:
+    names = ["Contoso", "Fabrikam", "CONTOSO", "Contoso", "Northwind", "contoso"]
+    raw = tenant_dict()
+    raw["dataverse"]["rows"]["account"] = [{"name": name} for name in names]
+    with Simulator(raw, tls=False) as sim, client_for(sim) as client:
+        found = client.get(API + "accounts", params={"$select": "name", "$filter": "name eq 'contoso'"})
+        other = client.get(API + "accounts", params={"$select": "name", "$filter": "name eq 'Northwind'"})
+    assert [r["name"] for r in found.json()["value"]] == ["Contoso", "CONTOSO", "Contoso", "contoso"]
+    assert [r["name"] for r in other.json()["value"]] == ["Northwind"]
+
+
 def test_a_write_is_served_at_once_by_filters_and_by_rows_served_before(
     usage_sim: tuple[Simulator, httpx.Client, list[Row]],
 ) -> None:
