@@ -457,6 +457,8 @@ class MonitorNotifier:
             stored = await self._state.get(UNIT_SUBJECTS, ukey)
             if stored is not None and stored.value == value:
                 return
+            if stored is None and not subjects:
+                return  # nothing seen, nothing stored: most contracts of a batch, every day
             try:
                 await self._state.put(UNIT_SUBJECTS, ukey, value, etag=stored.etag if stored else None)
             except ConflictError:

@@ -13,10 +13,10 @@ import pytest
 
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.app.container import Container
-from diagnostics.app.notify import MonitorNotifier, notify_gone
+from diagnostics.app.notify import UNIT_SUBJECTS, MonitorNotifier, notify_gone
 from diagnostics.catalog import finding
 from diagnostics.lifecycle import SILENCE, Silence
-from diagnostics.messages import InvoiceUnit
+from diagnostics.messages import InvoiceUnit, unit_key
 from diagnostics.model import Finding, Report, Statistics, Subject
 from diagnostics.note import note_id
 from diagnostics.render_card import announced
@@ -237,3 +237,17 @@ async def test_a_gone_record_rolls_the_change_set_back_and_the_others_are_writte
     assert gone not in {n.object_id for n in notes}
     assert sim.request_count("/api/data/v9.2/annotations") == 4  # one by one, the gone one refused
     assert len(sim.teams_received) == 1  # the run's posts still go out, in one card
+
+
+async def test_a_unit_that_never_saw_anything_stores_nothing(sim: Simulator, container: Container) -> None:
+    # Most contracts of a batch have no findings: no state item each, every day.
+    await container.notifier.notify(UNIT, report(sim.now, []), at=sim.now)
+    assert await container.state.get(UNIT_SUBJECTS, unit_key(UNIT)) is None
+    await container.notifier.notify(UNIT, report(sim.now, [blocked()]), at=sim.now)
+    assert await container.state.get(UNIT_SUBJECTS, unit_key(UNIT)) is not None
+    for n in (1, 2):  # resolved, then (its resolution posted) no longer looked at: kept as empty
+        later = sim.now + timedelta(days=n)
+        await container.notifier.notify(UNIT, report(later, []), at=later)
+    stored = await container.state.get(UNIT_SUBJECTS, unit_key(UNIT))
+    assert stored is not None
+    assert stored.value == {"subjects": {}}
