@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -20,8 +21,6 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 from typing import Any, Protocol, TypeVar
-
-from pydantic import BaseModel
 
 from diagnostics.adapters.dataverse import Page, Query, canonical_guid, canonical_or_same, odata_string
 from diagnostics.checks.pulled import usage_invoices
@@ -106,17 +105,56 @@ def _number(text: str) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-class Row:
-    """One Dataverse row read through the resolved schema, by default column names."""
+@lru_cache(maxsize=_PARSED_CACHE)
+def _day(value: str) -> dt.date:
+    return _moment(value).date()
 
-    def __init__(self, table: str, raw: dict[str, Any], schema: ResolvedSchema) -> None:
+
+# An id as Dataverse writes it: already canonical, so it is taken as it is (no parse and format).
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class TableReading:
+    """What reading one table's rows through one schema works out once rather than per row (the
+    scan reads half a million usage rows): each column's key in a row, each option value's label
+    and meaning."""
+
+    def __init__(self, table: str, schema: ResolvedSchema) -> None:
+        self.table, self.schema = table, schema
+        self._keys: dict[str, str] = {}
+        self._options: dict[tuple[str, int | None], tuple[str | None, str | None]] = {}
+
+    def key(self, column: str) -> str:
+        key = self._keys.get(column)
+        if key is None:
+            actual = self.schema.col(self.table, column)
+            key = self._keys[column] = f"_{actual}_value" if _is_lookup(self.table, column) else actual
+        return key
+
+    def option(self, column: str, value: int | None) -> tuple[str | None, str | None]:
+        """The label of an option value, and its meaning."""
+        found = self._options.get((column, value))
+        if found is None:
+            label = self.schema.label(self.table, column, value)
+            meaning = self.schema.schema_map.meaning_of(self.table, column, label)
+            found = self._options[(column, value)] = (label, meaning)
+        return found
+
+
+class Row:
+    """One Dataverse row read through the resolved schema, by default column names; `reading`
+    (shared by the rows of one table) keeps what does not change from row to row."""
+
+    __slots__ = ("_reading", "raw", "schema", "table")
+
+    def __init__(
+        self, table: str, raw: dict[str, Any], schema: ResolvedSchema, reading: TableReading | None = None
+    ) -> None:
         self.table, self.raw, self.schema = table, raw, schema
+        self._reading = reading or TableReading(table, schema)
 
     def _key(self, column: str) -> str:
-        actual = self.schema.col(self.table, column)
-        if _is_lookup(self.table, column):
-            return f"_{actual}_value"
-        return actual
+        return self._reading.key(column)
 
     def value(self, column: str) -> Any:
         return self.raw.get(self._key(column))
@@ -146,6 +184,8 @@ class Row:
     def guid(self, column: str) -> str:
         """A row id, canonical: the loaders put ids into `$filter`s, and only GUIDs go in unquoted."""
         value = self.required(column)
+        if _CANONICAL_GUID.fullmatch(value):
+            return value
         try:
             return canonical_guid(value)
         except ValueError:
@@ -182,17 +222,19 @@ class Row:
         raise RowError(f"{self.table}.{column} is {_shown(value)}, not true or false")
 
     def day(self, column: str) -> dt.date | None:
-        moment = self.moment(column)
-        return None if moment is None else moment.date()
+        return self._dated(column, _day)
 
     def moment(self, column: str) -> dt.datetime | None:
+        return self._dated(column, _moment)
+
+    def _dated(self, column: str, parse: Callable[[str], T]) -> T | None:
         value = self.value(column)
         if value is None or value == "":
             return None
         if not isinstance(value, str):
             raise RowError(f"{self.table}.{column} is {_shown(value)}, not a date")
         try:
-            return _moment(value)
+            return parse(value)
         except ValueError:
             raise RowError(f"{self.table}.{column} is {_shown(value)}, not a date") from None
         except OverflowError:  # the edge of the calendar, moved past it by its offset
@@ -205,13 +247,16 @@ class Row:
         return moment
 
     def label(self, column: str) -> str | None:
+        return self._option(column)[0]
+
+    def meaning(self, column: str) -> str | None:
+        return self._option(column)[1]
+
+    def _option(self, column: str) -> tuple[str | None, str | None]:
         value = self.value(column)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise RowError(f"{self.table}.{column} is {_shown(value)}, not an option value")
-        return self.schema.label(self.table, column, value)
-
-    def meaning(self, column: str) -> str | None:
-        return self.schema.schema_map.meaning_of(self.table, column, self.label(column))
+        return self._reading.option(column, value)
 
 
 def _provider(r: Row) -> Provider:
@@ -250,9 +295,7 @@ def _provider_invoice(r: Row) -> ProviderInvoice:
 
 
 def _usage(r: Row) -> UsageSummary:
-    # Built without validation: the most numerous rows of all, and every value is already of its
-    # field's type (the Row readers check them).
-    return UsageSummary.model_construct(
+    return UsageSummary(
         id=r.guid("work365_usagesummaryid"),
         provider_invoice_id=r.text("work365_usagesummary_providerinvoice"),
         subscription_id=r.text("work365_usagesummary_subscription"),
@@ -448,6 +491,14 @@ class Loader:
     def __init__(self, schema: ResolvedSchema, thresholds: Thresholds) -> None:
         self.schema = schema
         self.t = thresholds
+        self._readings: dict[str, TableReading] = {}
+
+    def reading(self, table: str) -> TableReading:
+        """What the rows of `table` share (see `TableReading`): one per table and loader."""
+        found = self._readings.get(table)
+        if found is None:
+            found = self._readings[table] = TableReading(table, self.schema)
+        return found
 
     def query(self, table: str, filter_: str | None = None, *, annotations: bool = False) -> Query:
         # What the checks read (their declarations), less what the environment lacks: a missing
@@ -477,9 +528,10 @@ class Loader:
     def rows(self, table: str, raw_rows: Sequence[dict[str, Any]], build: Callable[[Row], T]) -> list[T]:
         """Every row as a record; RowError for the first that cannot be read."""
         out = []
+        reading = self.reading(table)
         for index, raw in enumerate(raw_rows):
             try:
-                out.append(_build(build, Row(table, raw, self.schema)))
+                out.append(_build(build, Row(table, raw, self.schema, reading)))
             except RowError as exc:
                 raise RowError(f"row {index + 1}: {exc}") from None
         return out
@@ -490,9 +542,10 @@ class Loader:
         """The rows that can be read as records, and one UnreadableRecord per row that cannot."""
         out: list[T] = []
         bad: list[UnreadableRecord] = []
+        reading = self.reading(table)
         for index, raw in enumerate(raw_rows):
             try:
-                out.append(_build(build, Row(table, raw, self.schema)))
+                out.append(_build(build, Row(table, raw, self.schema, reading)))
             except RowError as exc:
                 bad.append(self._unreadable(part, table, index + 1, raw, str(exc)))
         return out, bad
@@ -536,26 +589,11 @@ def _build(build: Callable[[Row], T], row: Row) -> T:
     if not isinstance(row.raw, dict):
         raise RowError(f"{row.table} row is {_shown(row.raw)}, not an object")
     try:
-        return _shared_fields_set(build(row))
+        return build(row)
     except RowError:
         raise
     except _MALFORMED as exc:
         raise RowError(f"{row.table} row cannot be read ({type(exc).__name__}: {_first_line(exc)})") from None
-
-
-_FIELDS_SETS: dict[type, set[str]] = {}
-
-
-def _shared_fields_set(record: T) -> T:
-    """The record with its class's one set of field names in place of its own copy, when it has
-    every field set (as the builders set them): pydantic keeps a set per instance, some 700 bytes,
-    the largest part of a record of a 50,000-subscription tenant. Pydantic copies the set before it
-    changes it (`model_copy`), so sharing it is safe."""
-    if isinstance(record, BaseModel):
-        shared = _FIELDS_SETS.setdefault(type(record), set(type(record).model_fields))
-        if record.__pydantic_fields_set__ == shared:
-            object.__setattr__(record, "__pydantic_fields_set__", shared)
-    return record
 
 
 def _first_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
@@ -27,6 +27,7 @@ _BLANK_LINE = re.compile(r"\r?\n\r?\n")
 _LINE = re.compile(r"\r?\n")
 _BLANK_LINE_B = re.compile(rb"\r?\n\r?\n")
 _LINE_B = re.compile(rb"\r?\n")
+_CR, _LF = ord("\r"), ord("\n")
 _STATUS = re.compile(r"[1-5][0-9][0-9]", re.ASCII)
 # Change sets cannot nest (OData 11.7.2), so an answer has at most one level below the batch.
 _MAX_DEPTH = 1
@@ -108,24 +109,36 @@ def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
     and copies of it (or of a part) would be the largest thing a scan holds, so each part's body is
     decoded once, straight from the answer, and nothing else of it is copied.
     """
-    boundary = _boundary(content_type)
-    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary.encode("utf-8")))
     responses: list[BatchResponse] = []
-    found: list[re.Match[bytes] | None] = [*delimiter.finditer(body), None]
+    found: list[tuple[int, int] | None] = [*_delimiters(body, _boundary(content_type).encode("utf-8")), None]
     view = memoryview(body)
     for here, after in itertools.pairwise(found):
         if here is None:
             break
-        if body.startswith(b"--", here.end()):  # the close delimiter: what follows is the epilogue
+        if body.startswith(b"--", here[1]):  # the close delimiter: what follows is the epilogue
             return responses
         if after is None:
             break
-        start, end = here.end(), after.start()
+        start, end = here[1], after[0]
         line = _LINE_B.search(body, start, end)  # the rest of the delimiter line is not the part's
         if line:
             _text(view[start : line.start()])
         responses += _decode_bytes_part(body, view, line.end() if line else start, end)
     raise BatchFormatError("the batch answer has no closing delimiter (was it cut off?)")
+
+
+def _delimiters(body: bytes, boundary: bytes) -> Iterator[tuple[int, int]]:
+    """Where each delimiter `--boundary` at the start of a line lies, from the line break before it
+    (which belongs to it) to its end. Found by searching for the boundary itself: a regular
+    expression that may start with a line break tries every byte of a body of megabytes."""
+    marker = b"--" + boundary
+    at = body.find(marker)
+    while at >= 0:
+        if at == 0:
+            yield 0, len(marker)
+        elif body[at - 1] == _LF:
+            yield (at - 2 if at >= 2 and body[at - 2] == _CR else at - 1), at + len(marker)
+        at = body.find(marker, at + len(marker))
 
 
 def _text(data: memoryview) -> str:

@@ -158,8 +158,10 @@ class _Answer:
 class _Reading:
     """The answers of one round as they arrive, page by page."""
 
-    def __init__(self, loader: Loader, parts: Sequence[str]) -> None:
+    def __init__(self, loader: Loader, parts: Sequence[str], named: Sequence[bool] | None = None) -> None:
         self.loader, self.parts = loader, parts
+        # Which answers carry formatted values (customer names): only those are searched for names.
+        self.named = named if named is not None else [True] * len(parts)
         self.answers = [_Answer() for _ in parts]
         self.usage = UsageIndex()  # this round's usage, kept only if none of its queries failed
         self._account = loader.schema.schema_map.table("account")
@@ -171,16 +173,17 @@ class _Reading:
             return
         try:
             async for page in answer:
-                self._page(self.parts[index], into, page)
+                self._page(self.parts[index], into, page, self.named[index])
                 del page  # reduced: not held while the next one is fetched
         except ServiceError as exc:
             into.error = exc
 
-    def _page(self, part: str, into: _Answer, page: Page) -> None:
+    def _page(self, part: str, into: _Answer, page: Page, named: bool) -> None:
         if part.startswith((COUNT, PROBE)):
             into.rows += page
             return
-        into.names |= _account_names(page, self._account)
+        if named:
+            into.names |= _account_names(page, self._account)
         bad: list[UnreadableRecord] = []
         records = _read(self.loader, part, page, {}, bad)
         into.unreadable += [u.model_copy(update={"row": u.row + into.count}) for u in bad]
@@ -236,7 +239,9 @@ async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
     page, all at once, and add them to `into`."""
     if not round_.queries:
         return
-    reading = _Reading(round_.loader, [part for part, _ in round_.queries])
+    reading = _Reading(
+        round_.loader, [part for part, _ in round_.queries], [query.annotations for _, query in round_.queries]
+    )
     streams = await dv.batch_pages([query for _, query in round_.queries])
     await asyncio.gather(*(reading.read(i, stream) for i, stream in enumerate(streams)))
     reading.settle(into)
