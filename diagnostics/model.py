@@ -154,20 +154,35 @@ class UsageGroup:
     days: dict[date | None, UsageTotals] | None = None
 
     def add(self, u: UsageSummary) -> None:
-        self._add_day(u.charge_end or u.charge_start, u.cost, u.created_on)
-        self.all.add(u.cost, u.created_on)
-        if u.invoice_id:
+        self.add_row(
+            u.id, u.invoice_id, u.charge_end or u.charge_start, u.cost, u.markup, u.archived, u.created_on
+        )
+
+    def add_row(
+        self,
+        id: str,
+        invoice_id: str | None,
+        day: date | None,
+        cost: Decimal | None,
+        markup: Decimal | None,
+        archived: bool,
+        created: datetime,
+    ) -> None:
+        """One usage summary, given by what the figures read of it (`day`: its last charge day)."""
+        self._add_day(day, cost, created)
+        self.all.add(cost, created)
+        if invoice_id:
             self.invoiced += 1
-        if u.markup is not None and u.markup not in self.markups:
-            self._markups((*self.markups, u.markup))
-        if u.invoice_id is None:
-            if u.archived:
+        if markup is not None and markup not in self.markups:
+            self._markups((*self.markups, markup))
+        if invoice_id is None:
+            if archived:
                 if self.archived is _NONE:
                     self.archived = UsageTotals()
-                self.archived.add(u.cost, u.created_on)
-                self.archived_ids.append(u.id)
+                self.archived.add(cost, created)
+                self.archived_ids.append(id)
             else:
-                self.pending.add(u.cost, u.created_on)
+                self.pending.add(cost, created)
 
     def _markups(self, markups: tuple[Decimal, ...]) -> None:
         self.markups = _MARKUPS.setdefault(markups, markups)
@@ -241,14 +256,17 @@ class UsageIndex:
 
     def add(self, u: UsageSummary) -> None:
         """One usage summary; a row on no provider invoice is not one any check reads."""
-        if u.provider_invoice_id is None:
-            return
-        key = (u.provider_invoice_id, u.subscription_id)
+        if u.provider_invoice_id is not None:
+            self.group(u.provider_invoice_id, u.subscription_id).add(u)
+
+    def group(self, invoice_id: str, subscription_id: str | None) -> UsageGroup:
+        """The group of one provider invoice and subscription, started empty if new."""
+        key = (invoice_id, subscription_id)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = UsageGroup(u.provider_invoice_id, u.subscription_id)
-            self._by_invoice.setdefault(u.provider_invoice_id, []).append(group)
-        group.add(u)
+            group = self._groups[key] = UsageGroup(invoice_id, subscription_id)
+            self._by_invoice.setdefault(invoice_id, []).append(group)
+        return group
 
     def merge(self, other: UsageIndex) -> None:
         for key, group in other._groups.items():

@@ -42,6 +42,7 @@ from diagnostics.model import (
     ScheduleStatus,
     Subscription,
     UnreadableRecord,
+    UsageIndex,
     UsageSummary,
 )
 from diagnostics.periods import add_months, period_end, period_of, period_start
@@ -310,6 +311,95 @@ def _usage(r: Row) -> UsageSummary:
     )
 
 
+_US = "work365_usagesummary"
+_USAGE_COLUMNS = (
+    "work365_usagesummaryid",
+    "work365_usagesummary_providerinvoice",
+    "work365_usagesummary_subscription",
+    "work365_usagesummary_customer",
+    "work365_usagesummary_invoice",
+    "work365_usagesummary_chargestartdate",
+    "work365_usagesummary_chargeenddate",
+    "work365_usagesummary_cost",
+    "work365_usagesummary_markup",
+    "statuscode",
+    "createdon",
+)
+
+
+class _UsageRows:
+    """Usage rows straight into a `UsageIndex`, half a million of them in a month: what `_usage`
+    reads, read with the column keys worked out once and no record built in between. A row with
+    any value this does not take as it is (a value of another type, an id not in canonical form,
+    a date that does not parse) is left to `_usage`, which reads it or says what is wrong with it:
+    both give the same figures for every row this takes."""
+
+    def __init__(self, reading: TableReading) -> None:
+        self._keys = tuple(reading.key(column) for column in _USAGE_COLUMNS)
+        self._reading = reading
+
+    def add(self, raw: Any, index: UsageIndex) -> bool:
+        """Add the row to `index`; False (nothing added) when it is to be read by `_usage`."""
+        if type(raw) is not dict:
+            return False
+        k_id, k_pi, k_sub, k_customer, k_invoice, k_start, k_end, k_cost, k_markup, k_status, k_created = (
+            self._keys
+        )
+        try:
+            row_id, created = raw.get(k_id), raw.get(k_created)
+            if type(row_id) is not str or not _CANONICAL_GUID.fullmatch(row_id) or type(created) is not str:
+                return False
+            created_on = _moment(created)
+            pi, sub, invoice = _lookup(raw.get(k_pi)), _lookup(raw.get(k_sub)), _lookup(raw.get(k_invoice))
+            _lookup(raw.get(k_customer))  # not a figure, but a row whose value is malformed is unreadable
+            start, end = _plain_day(raw.get(k_start)), _plain_day(raw.get(k_end))
+            day = end if end is not None else start
+            cost, markup = _plain_number(raw.get(k_cost)), _plain_number(raw.get(k_markup))
+            status = raw.get(k_status)
+            if status is not None and type(status) is not int:
+                return False
+            archived = self._reading.option("statuscode", status)[1] == "archived"
+        except _NotPlain:
+            return False
+        except _MALFORMED:  # a date out of range, say: `_usage` says so
+            return False
+        if pi is not None:
+            index.group(pi, sub).add_row(row_id, invoice, day, cost, markup, archived, created_on)
+        return True
+
+
+class _NotPlain(Exception):
+    """A value `_UsageRows` leaves to the general reader."""
+
+
+def _lookup(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise _NotPlain
+    return sys.intern(value)
+
+
+def _plain_day(value: Any) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise _NotPlain
+    return _day(value)
+
+
+def _plain_number(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is not float and kind is not int and kind is not str:
+        raise _NotPlain
+    number = _number(str(value))
+    if number is None:
+        raise _NotPlain
+    return number
+
+
 def _provider_account(r: Row) -> ProviderAccount:
     sync = r.meaning("work365_provideraccount_syncstatus")
     return ProviderAccount(
@@ -492,6 +582,7 @@ class Loader:
         self.schema = schema
         self.t = thresholds
         self._readings: dict[str, TableReading] = {}
+        self._usage_rows: _UsageRows | None = None
 
     def reading(self, table: str) -> TableReading:
         """What the rows of `table` share (see `TableReading`): one per table and loader."""
@@ -549,6 +640,21 @@ class Loader:
             except RowError as exc:
                 bad.append(self._unreadable(part, table, index + 1, raw, str(exc)))
         return out, bad
+
+    def reduce_usage(self, raw_rows: Sequence[Any], index: UsageIndex) -> list[UnreadableRecord]:
+        """Usage summary rows reduced into `index` (`UsageIndex`), never held as records; one
+        UnreadableRecord per row that cannot be read (numbered within `raw_rows`)."""
+        if self._usage_rows is None:
+            self._usage_rows = _UsageRows(self.reading(_US))
+        plain = self._usage_rows
+        bad: list[UnreadableRecord] = []
+        for number, raw in enumerate(raw_rows, start=1):
+            if not plain.add(raw, index):
+                records, unreadable = self.records("usage_summaries", _US, [raw], _usage)
+                for record in records:
+                    index.add(record)
+                bad += [u.model_copy(update={"row": number}) for u in unreadable]
+        return bad
 
     def _unreadable(self, part: str, table: str, row: int, raw: Any, reason: str) -> UnreadableRecord:
         subject_type, owner = _RECORD_SUBJECTS.get(part, ("tenant", None))

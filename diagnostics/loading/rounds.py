@@ -16,7 +16,9 @@ is joined in the order of the queries, whatever the order the pages arrived in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+import gc
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -185,13 +187,11 @@ class _Reading:
         if named:
             into.names |= _account_names(page, self._account)
         bad: list[UnreadableRecord] = []
-        records = _read(self.loader, part, page, {}, bad)
-        into.unreadable += [u.model_copy(update={"row": u.row + into.count}) for u in bad]
         if part == _USAGE:
-            for record in records:
-                self.usage.add(record)
+            bad = self.loader.reduce_usage(page, self.usage)
         else:
-            into.records += records
+            into.records += _read(self.loader, part, page, {}, bad)
+        into.unreadable += [u.model_copy(update={"row": u.row + into.count}) for u in bad]
         into.count += len(page)
 
     def settle(self, into: Answers) -> None:
@@ -240,11 +240,39 @@ async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
     if not round_.queries:
         return
     reading = _Reading(
-        round_.loader, [part for part, _ in round_.queries], [query.annotations for _, query in round_.queries]
+        round_.loader,
+        [part for part, _ in round_.queries],
+        [query.annotations for _, query in round_.queries],
     )
-    streams = await dv.batch_pages([query for _, query in round_.queries])
-    await asyncio.gather(*(reading.read(i, stream) for i, stream in enumerate(streams)))
-    reading.settle(into)
+    with _collector_paused():
+        streams = await dv.batch_pages([query for _, query in round_.queries])
+        await asyncio.gather(*(reading.read(i, stream) for i, stream in enumerate(streams)))
+        reading.settle(into)
+
+
+class _Pause:
+    rounds = 0  # rounds being read in this process now (units of work may be read at once)
+    resume = False  # whether the collector was running when the first of them began
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while rounds are read. Reading makes hundreds of
+    thousands of objects that live on (records, usage groups) and as many that go at once (rows),
+    and the collector, started by the count of objects made, would traverse the growing heap again
+    and again to find no cycle (rows and records hold none): a quarter of the CPU of a
+    10,000-customer scan. Objects are still freed as soon as nothing refers to them; the collector
+    resumes when no round is being read, and then finds any cycle made meanwhile."""
+    if _Pause.rounds == 0:
+        _Pause.resume = gc.isenabled()
+        gc.disable()
+    _Pause.rounds += 1
+    try:
+        yield
+    finally:
+        _Pause.rounds -= 1
+        if _Pause.rounds == 0 and _Pause.resume:
+            gc.enable()
 
 
 def _counts(answer: Answer) -> dict[str | None, int] | ServiceError:
