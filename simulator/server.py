@@ -97,6 +97,8 @@ class Simulator:
         # Dataverse, while the parts of a $batch, run one after another, owe the sum of theirs.
         self.page_cost_per_1000 = 0.0
         self.page_cost_seconds = 0.0  # slept for page costs in all, since start
+        # When each page cost was slept (monotonic start, end): overlapping ones were served at once.
+        self.page_cost_sleeps: list[tuple[float, float]] = []
         self._owed = threading.local()
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -303,11 +305,16 @@ class Simulator:
         try:
             return self._handle(request, target_length)
         finally:
+            slept = None
             if owed := self._owed_seconds():
+                began = time.monotonic()
                 time.sleep(owed)  # the page cost: no lock held, so other requests' costs overlap
+                slept = (began, time.monotonic())
             with self._count_lock:
                 self.in_flight -= 1
                 self.page_cost_seconds += owed
+                if slept is not None:
+                    self.page_cost_sleeps.append(slept)
 
     def _handle(self, request: Request, target_length: int) -> Response:
         outcome = self.faults.take(request.path)
