@@ -32,6 +32,7 @@ from diagnostics.snapshot_loader import (
 from .rounds import Answers, Round, run
 
 _US, _PI_COLUMN = "work365_usagesummary", "work365_usagesummary_providerinvoice"
+_USAGE = "usage_summaries"
 # Providers whose invoices carry usage: an invoice of theirs without usage is a problem.
 _USAGE_PROVIDERS = frozenset({ProviderKind.AUTOMATIC_USAGE, ProviderKind.MANUAL})
 
@@ -96,11 +97,24 @@ def usage_partitions(loader: Loader, subscriptions: Sequence[str], cap: int | No
     """Filters splitting a month's usage into partitions read at once, each paged at 5,000 rows: by
     ranges of the subscription it belongs to (`guid_ranges`), as many as the client's concurrency
     cap allows and the subscriptions call for (a 10,000-customer tenant: 50,000 subscriptions, half a
-    million rows). Each partition's last page is a partial one, so a partition costs up to one
-    request more; its first page comes in the round's `$batch`, at no extra round trip."""
+    million rows). Each partition's last page is a partial one, and its first page is a GET of its
+    own (`send_ranges_alone`), so a partition costs up to two requests more."""
     wanted = min(cap or DEFAULT_PARTITIONS, len(subscriptions) // _SUBSCRIPTIONS_PER_PARTITION)
     column = loader.c(_US, "work365_usagesummary_subscription")
     return guid_ranges(column, subscriptions, wanted) if wanted > 1 else []
+
+
+def send_ranges_alone(round_: Round, partitions: Sequence[str]) -> None:
+    """Each usage partition of a range of subscriptions as a GET of its own: its first page, 5,000
+    rows, would wait in the `$batch` for the others before it. The partition of usage on no
+    subscription (`guid_ranges`' first: empty, or nearly) stays in the batch, at no round trip."""
+    ranges = tuple(f"({clause}) and " for clause in partitions[1:])
+    if ranges:
+        round_.alone |= {
+            query
+            for part, query in round_.queries
+            if part == _USAGE and query.filter is not None and query.filter.startswith(ranges)
+        }
 
 
 def earlier_periods(period: str, thresholds: Thresholds) -> list[str]:
@@ -177,6 +191,7 @@ async def load_period(
     )
     second = Round(loader)
     known_subscriptions = [s.id for s in answers.get("subscriptions")]
+    partitions = usage_partitions(loader, known_subscriptions, dv.max_concurrency)
     second.extend(
         dependent_queries(
             loader,
@@ -185,10 +200,11 @@ async def load_period(
             oldest=oldest,
             since=day_in_following_month(period, 1),
             until=(as_of + timedelta(days=62)).date(),
-            partitions=usage_partitions(loader, known_subscriptions, dv.max_concurrency),
+            partitions=partitions,
         ),
     )
     probe_open(second, candidates)
+    send_ranges_alone(second, partitions)
     await run(dv, second, answers)
 
     still_open = open_periods(candidates, answers)

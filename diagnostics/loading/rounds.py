@@ -41,6 +41,9 @@ class Round:
 
     loader: Loader
     queries: list[tuple[str, Query]] = field(default_factory=list)
+    # Queries sent as GETs of their own, at once and beside the `$batch`, not in it: Dataverse
+    # answers a batch's parts one after another, so large first pages in it would wait in turn.
+    alone: set[Query] = field(default_factory=set)
 
     def readable(self, part: str) -> bool:
         """Whether the part can be read in full: a missing table or a table read at less than
@@ -235,8 +238,9 @@ class _Reading:
 
 
 async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
-    """Send the round as one `$batch` (nothing is sent for an empty round), read its answers page by
-    page, all at once, and add them to `into`."""
+    """Send the round as one `$batch` (nothing is sent for an empty round) and the queries of its
+    `alone` parts as GETs beside it, read the answers page by page, all at once, and add them to
+    `into`."""
     if not round_.queries:
         return
     reading = _Reading(
@@ -244,9 +248,20 @@ async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
         [part for part, _ in round_.queries],
         [query.annotations for _, query in round_.queries],
     )
+    alone = [i for i, (_, query) in enumerate(round_.queries) if query in round_.alone]
+    batched = [i for i, (_, query) in enumerate(round_.queries) if query not in round_.alone]
+
+    async def read_batched() -> None:
+        if not batched:
+            return
+        streams = await dv.batch_pages([round_.queries[i][1] for i in batched])
+        await asyncio.gather(*(reading.read(i, stream) for i, stream in zip(batched, streams, strict=True)))
+
     with _collector_paused():
-        streams = await dv.batch_pages([query for _, query in round_.queries])
-        await asyncio.gather(*(reading.read(i, stream) for i, stream in enumerate(streams)))
+        # The batch first: it takes a place within the client's concurrency cap before the GETs do.
+        await asyncio.gather(
+            read_batched(), *(reading.read(i, dv.pages(round_.queries[i][1])) for i in alone)
+        )
         reading.settle(into)
 
 
