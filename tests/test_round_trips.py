@@ -123,5 +123,6 @@ def test_the_tenant_unit_reads_the_period_without_asking_partner_center(large: A
     sim, tenant = large
     requests = asyncio.run(unit_requests(sim, sample_units(tenant, PERIOD)["tenant_period"]))
     assert "Partner Center" not in requests
-    # Two `$batch`es, and the further pages of the period's 12,000 usage rows.
-    assert requests == {"Dataverse": 2 + 2}
+    # Two `$batch`es; the period's 12,000 usage rows in two ranges of subscriptions (and the empty
+    # partition of usage on none, in the batch), each range a GET of its own and one further page.
+    assert requests == {"Dataverse": 2 + 2 + 2}
