@@ -3,7 +3,8 @@
 Seam between the monitor's handlers and the loader: `load_unit` is what handlers call; `review`
 (diagnostics/loading/units.py) turns the snapshot into the unit's report. Each unit reads only its
 slice (plans.py): one provider invoice in at most three Dataverse round trips with the schema
-verified, whatever the tenant's size; a batch of contracts in two, whatever their number; the
+verified, whatever the tenant's size, while the invoice has at most 50,000 usage rows (above that
+Dataverse refuses the counting aggregate and its rows are read page by page); a batch of contracts in two, whatever their number; the
 tenant-wide unit reads its period and the earlier periods
 still open (period.py).
 """
