@@ -7,9 +7,12 @@ ETags) and posts; nothing here does I/O.
 
 A finding (by `dedup_key`) is posted when it is **new**, when its severity **rises**, when it
 **resolves**, and otherwise **reminded** at most every `repeat_days`. Info, muted and silenced
-findings are never posted. A change stays *pending* until a post of it succeeds, so a failed post
-is posted by the next run; a claim on the subject (written with the ETag before posting) keeps two
-workers from both posting it.
+findings are never posted. A finding resolves when no unit of work sees it any more: a unit that
+stops seeing it lets go of it, and so does a unit that has not seen it for more than `UNIT_GRACE`
+(it is no longer checked: last month's tenant unit, an invoice past its pull window, a contract
+that has invoiced), so that another unit visiting the subject resolves it. A change stays
+*pending* until a post of it succeeds, so a failed post is posted by the next run; a claim on the
+subject (written with the ETag before posting) keeps two workers from both posting it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ SILENCE = "silence"  # state kind: one item per silence
 Change = Literal["new", "escalated", "reminded", "resolved"]
 CHANGES: tuple[Change, ...] = ("new", "escalated", "reminded", "resolved")
 _FORBIDDEN = str.maketrans(dict.fromkeys("/\\#?", "_"))
+# A unit that has not seen a finding for longer than this no longer holds it (it is no longer
+# planned). Every planned unit is checked daily, so three days ride out a missed day or a broker
+# outage without a spurious resolve-then-reopen.
+UNIT_GRACE = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,9 @@ class Entry:
     block: str = ""  # the finding as the note shows it (diagnostics/note.py), rendered when seen
     next_step: str = ""
     units: tuple[str, ...] = ()  # the units of work whose checks see it now
+    # When each of `units` last saw it; a unit missing here (stored before this was kept) saw it
+    # at `last_seen`.
+    unit_seen: tuple[tuple[str, datetime], ...] = ()
     alerting: bool = True  # neither info nor muted: a finding people are told about
     silenced_until: date | None = None
     last_posted: datetime | None = None
@@ -209,7 +219,8 @@ def _seen(
     reopened = old is None or (not old.open and old.pending != "resolved")
     base = Entry(finding.dedup_key, finding.code, finding.severity, finding.title, now, now)
     entry = base if reopened or old is None else old
-    units = tuple(sorted({*(() if reopened or old is None else old.units), unit}))
+    held = {} if reopened or old is None else _held(old, now)
+    held[unit] = now
     entry = replace(
         entry,
         code=finding.code,
@@ -218,7 +229,8 @@ def _seen(
         last_seen=now,
         block=block,
         next_step=next_step,
-        units=units,
+        units=tuple(sorted(held)),
+        unit_seen=tuple(sorted(held.items())),
         alerting=_alerting(finding),
         silenced_until=silenced,
         resolved_at=None,
@@ -245,14 +257,32 @@ def _pending(entry: Entry, now: datetime, settings: AlertSettings) -> Change | N
     return None
 
 
+def _held(entry: Entry, now: datetime) -> dict[str, datetime]:
+    """When each unit still holding the entry last saw it: those that saw it within UNIT_GRACE."""
+    seen = dict(entry.unit_seen)
+    times = {u: seen.get(u, entry.last_seen) for u in entry.units}
+    return {u: at for u, at in times.items() if now - at <= UNIT_GRACE}
+
+
 def _gone(entry: Entry, unit: str, now: datetime) -> Entry:
-    """This unit no longer sees the finding; it resolves when no unit sees it."""
-    units = tuple(u for u in entry.units if u != unit)
-    if units or not entry.open:
-        return replace(entry, units=units)
+    """This unit no longer sees the finding (nor does one past UNIT_GRACE); it resolves when no
+    unit sees it."""
+    held = {u: at for u, at in _held(entry, now).items() if u != unit}
+    if held or not entry.open:
+        return replace(entry, units=tuple(sorted(held)), unit_seen=tuple(sorted(held.items())))
     # Resolved: told only when it had been told (a never-posted finding resolves quietly).
     told = entry.last_posted is not None
-    return replace(entry, units=(), resolved_at=now, pending="resolved" if told else None)
+    return replace(entry, units=(), unit_seen=(), resolved_at=now, pending="resolved" if told else None)
+
+
+def _not_seen(entry: Entry, unit: str, now: datetime, *, partial: bool, settings: AlertSettings) -> Entry:
+    """The entry after `unit` visited its subject without seeing it."""
+    held_here = unit in entry.units
+    after = entry if partial else _gone(entry, unit, now)  # let go by this unit, and any unchecked
+    if after.open and (partial or not held_here):
+        # Seen by another unit: its pending change stays; a reminder may fall due.
+        return replace(after, pending=_pending(after, now, settings))
+    return after
 
 
 def advance(
@@ -289,13 +319,8 @@ def advance(
             settings=settings,
         )
     for key, entry in list(entries.items()):
-        if key in current:
-            continue
-        if not partial and unit in entry.units:
-            entries[key] = _gone(entry, unit, now)
-        elif entry.open:
-            # Seen by another unit: its pending change stays; a reminder may fall due.
-            entries[key] = replace(entry, pending=_pending(entry, now, settings))
+        if key not in current:
+            entries[key] = _not_seen(entry, unit, now, partial=partial, settings=settings)
     entries = _pruned(entries, now, settings)
     state = replace(state, entries=entries, last_check=now, all_clear_since=_all_clear(state, entries, now))
     posts: tuple[Post, ...] = ()
@@ -371,6 +396,14 @@ def _claim_of(value: Any) -> Claim | None:
     return Claim(str(value["by"]), at) if isinstance(value, dict) and at is not None else None
 
 
+def _unit_seen_of(value: Any) -> tuple[tuple[str, datetime], ...]:
+    """Stored before it was kept (or unreadable): absent, so the unit counts as seen at last_seen."""
+    if not isinstance(value, dict):
+        return ()
+    pairs = ((str(u), _dt(at)) for u, at in value.items())
+    return tuple(sorted((u, at) for u, at in pairs if at is not None))
+
+
 def to_value(state: SubjectAlerts) -> dict[str, Any]:
     return {
         "subject": state.subject.model_dump(),
@@ -390,6 +423,7 @@ def to_value(state: SubjectAlerts) -> dict[str, Any]:
                 "block": e.block,
                 "next_step": e.next_step,
                 "units": list(e.units),
+                "unit_seen": {u: _iso(at) for u, at in e.unit_seen},
                 "alerting": e.alerting,
                 "silenced_until": _iso(e.silenced_until),
                 "last_posted": _iso(e.last_posted),
@@ -421,6 +455,7 @@ def from_value(value: Mapping[str, Any]) -> SubjectAlerts:
             block=str(raw.get("block", "")),
             next_step=str(raw.get("next_step", "")),
             units=tuple(str(u) for u in raw.get("units") or ()),
+            unit_seen=_unit_seen_of(raw.get("unit_seen")),
             alerting=bool(raw.get("alerting", True)),
             silenced_until=date.fromisoformat(silenced) if isinstance(silenced, str) else None,
             last_posted=_dt(raw.get("last_posted")),

@@ -195,3 +195,71 @@ def test_subject_keys_are_valid_state_keys() -> None:
     assert subject_key(Subject(type="subscription", id="x" * 500, name="x")) != subject_key(
         Subject(type="subscription", id="x" * 499 + "y", name="x")
     )
+
+
+# --- a unit no longer checked lets go of what it saw (UNIT_GRACE) --------------------------------
+
+
+def test_a_finding_only_a_unit_no_longer_checked_saw_resolves_once_past_the_grace() -> None:
+    item = found()
+    state, told = run(SubjectAlerts(INVOICE), [item], day(0), unit="tenant:2026-10")
+    assert told == {"new": [item.dedup_key]}
+    # The month turned: only another unit visits the subject now, and it does not see the finding.
+    for n in (1, 2, 3):  # within UNIT_GRACE (3 days): a missed day or an outage, not a fix
+        state, told = run(state, [], day(n), unit="contract:c1:2026-11")
+        assert told == {}, n
+        assert state.entries[item.dedup_key].open
+    state, told = run(state, [], day(4), unit="contract:c1:2026-11")
+    assert told == {"resolved": [item.dedup_key]}
+    assert state.entries[item.dedup_key].resolved_at == day(4)
+    state, told = run(state, [], day(5), unit="contract:c1:2026-11")
+    assert told == {}
+
+
+def test_the_unit_seeing_it_again_keeps_it_open() -> None:
+    item = found()
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0), unit="a")
+    state, _ = run(state, [], day(2), unit="b")
+    state, told = run(state, [item], day(3), unit="a")  # late, but still checked and still seeing it
+    assert told == {}
+    for n in (4, 5, 6):
+        state, told = run(state, [], day(n), unit="b")
+        assert told == {}, n
+    assert state.entries[item.dedup_key].units == ("a",)
+    state, told = run(state, [], day(7), unit="b")  # a last saw it on day 3: more than 3 days ago
+    assert told == {"resolved": [item.dedup_key]}
+
+
+def test_a_finding_seen_by_the_next_months_unit_never_resolves_and_forgets_the_old_one() -> None:
+    item = found()
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0), unit="tenant:2026-10")
+    for n in range(1, 10):
+        state, told = run(state, [item], day(n), unit="tenant:2026-11")
+        assert "resolved" not in told, n
+    entry = state.entries[item.dedup_key]
+    assert entry.open
+    assert entry.units == ("tenant:2026-11",)
+    assert entry.unit_seen == (("tenant:2026-11", day(9)),)
+
+
+def test_a_partial_report_lets_go_of_nothing() -> None:
+    item = found()
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0), unit="a")
+    state, told = run(state, [], day(5), unit="ref", partial=True)
+    assert told == {}
+    assert state.entries[item.dedup_key].units == ("a",)
+
+
+def test_a_state_stored_before_the_units_times_were_kept_counts_them_at_last_seen() -> None:
+    item = found()
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0), unit="a")
+    state, _ = run(state, [item], day(1), unit="b")
+    value = to_value(state)
+    for raw in value["entries"].values():
+        del raw["unit_seen"]  # as an older version stored it
+    old = from_value(value)
+    assert old.entries[item.dedup_key].units == ("a", "b")
+    state, told = run(old, [], day(4), unit="c")  # both counted at last_seen (day 1): within the grace
+    assert told == {}
+    state, told = run(state, [], day(5), unit="c")
+    assert told == {"resolved": [item.dedup_key]}

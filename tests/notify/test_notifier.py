@@ -16,7 +16,7 @@ from diagnostics.app.container import Container
 from diagnostics.app.notify import UNIT_SUBJECTS, MonitorNotifier, notify_gone
 from diagnostics.catalog import finding
 from diagnostics.lifecycle import SILENCE, Silence
-from diagnostics.messages import InvoiceUnit, unit_key
+from diagnostics.messages import InvoiceUnit, TenantPeriodUnit, unit_key
 from diagnostics.model import Finding, Report, Statistics, Subject
 from diagnostics.note import note_id
 from diagnostics.render_card import announced
@@ -251,3 +251,22 @@ async def test_a_unit_that_never_saw_anything_stores_nothing(sim: Simulator, con
     stored = await container.state.get(UNIT_SUBJECTS, unit_key(UNIT))
     assert stored is not None
     assert stored.value == {"subjects": {}}
+
+
+async def test_a_finding_only_last_months_unit_saw_resolves_when_another_unit_visits(
+    sim: Simulator, container: Container
+) -> None:
+    # Found by the soak: a finding of October fixed in November stayed open (and was reminded)
+    # because only October's tenant unit had seen it, and that unit is no longer checked.
+    october, november = TenantPeriodUnit(period="2026-10"), TenantPeriodUnit(period="2026-11")
+    other = finding("PI_IMPORT_ERROR", INVOICE, "2026-10", "Import failed", {"message": "x"}, ["Fix it"])
+    now = sim.now
+    await container.notifier.notify(october, report(now, [blocked(), other]), at=now)
+    assert posts(sim) == [{"new": sorted([blocked().dedup_key, other.dedup_key])}]
+    for n in range(1, 6):  # the month turned: only November's unit visits; it still sees `other`
+        at = now + timedelta(days=n)
+        await container.notifier.notify(november, report(at, [other]), at=at)
+        expected = [{"resolved": [blocked().dedup_key]}] if n >= 4 else []  # past the 3 days' grace
+        assert posts(sim)[1:] == expected, n
+    [note] = sim.recorded_notes()
+    assert note.subject == "Usage-invoice diagnosis: 1 open (error)"
