@@ -299,7 +299,8 @@ class MonitorNotifier:
             if note is not None:
                 notes[key] = note
         # A subject whose findings are gone is still visited next run while something about it
-        # waits (a resolution another delivery claimed, or not yet worked out): else it is lost.
+        # waits (a resolution another delivery claimed, or not yet worked out, or a finding still
+        # open that a unit no longer checked may be holding): else it is lost.
         current = {k: subjects[k] for k in sorted({*by_subject, *waiting})}
         return ukey, ({**seen_before, **current} if partial else current)
 
@@ -318,7 +319,9 @@ class MonitorNotifier:
         """Advance one subject's state, claim its note when it changed (the note to write is
         returned) and what is to be posted.
         Adds `key` to `waiting` while a change is to be posted (by this run, or a later one when the
-        post fails or another run holds the claim), or when the state could not be advanced."""
+        post fails or another run holds the claim), while a finding on it is open (it resolves on a
+        visit once the units holding it are no longer checked: lifecycle.UNIT_GRACE), or when the
+        state could not be advanced."""
         for _ in range(_ATTEMPTS):
             stored = await self._state.get(ALERT, key)
             before = from_value(stored.value) if stored else SubjectAlerts(subject)
@@ -354,8 +357,8 @@ class MonitorNotifier:
                 await self._state.put(ALERT, key, to_value(state), etag=stored.etag if stored else None)
             except ConflictError:
                 continue  # another worker changed the subject: read it again
-            if any(e.pending is not None for e in state.entries.values()):
-                waiting.add(key)  # posted by this run or a later one: looked at again next run
+            if any(e.pending is not None or e.open for e in state.entries.values()):
+                waiting.add(key)  # posted by this run or a later one, or open: looked at again next run
             return posts, (_Note(key, subject, content) if writing and content is not None else None)
         log.warning("the alert state of %s kept changing under this run; the next run updates it", key)
         waiting.add(key)
