@@ -246,7 +246,7 @@ def scan_in_child(sim: Simulator) -> dict[str, Any]:
     what the simulator did meanwhile: its CPU seconds, the requests it served, the most in flight
     and how long each number was, the page costs it slept, and the load average at the end."""
     served, slept = sim.request_count(""), sim.page_cost_seconds
-    sim.take_max_in_flight()
+    sim.take_max_in_flight(dataverse=True)
     cpu = time.process_time()
     with InFlight(sim) as in_flight:
         result = _run_scanner(sim)
@@ -254,7 +254,7 @@ def scan_in_child(sim: Simulator) -> dict[str, Any]:
         **result,
         "simulator_cpu_seconds": round(time.process_time() - cpu, 2),
         "served": sim.request_count("") - served,
-        "max_in_flight": sim.take_max_in_flight(),
+        "max_in_flight": sim.take_max_in_flight(dataverse=True),
         # while the scan ran, not while its process started
         "in_flight_seconds": in_flight.seconds(result["started_at"], result["ended_at"]),
         "pages_cost_s": round(sim.page_cost_seconds - slept, 1),  # slept in all, overlapping or not

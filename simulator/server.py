@@ -85,6 +85,10 @@ class Simulator:
         self._count_lock = threading.Lock()
         self.in_flight = 0  # requests being served now
         self.max_in_flight = 0  # the most served at once, since start (the client's concurrency)
+        # The same for Dataverse's requests alone: the app's cap (DIAG_DATAVERSE_MAX_CONCURRENCY)
+        # governs these; a Teams post or a token request beside them is not one of them.
+        self.dataverse_in_flight = 0
+        self.max_dataverse_in_flight = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._cert_dir: Path | None = None
@@ -235,10 +239,14 @@ class Simulator:
         with self._count_lock:
             return sum(n for path, n in self._round_trips.items() if path.startswith(prefix))
 
-    def take_max_in_flight(self) -> int:
-        """The most requests served at once since the last call (or start); starts a new count."""
+    def take_max_in_flight(self, *, dataverse: bool = False) -> int:
+        """The most requests served at once since the last call (or start), Dataverse's alone when
+        `dataverse`; starts a new count of that figure."""
         with self._count_lock:
-            peak, self.max_in_flight = self.max_in_flight, self.in_flight
+            if dataverse:
+                peak, self.max_dataverse_in_flight = self.max_dataverse_in_flight, self.dataverse_in_flight
+            else:
+                peak, self.max_in_flight = self.max_in_flight, self.in_flight
             return peak
 
     def reset_counts(self) -> None:
@@ -298,9 +306,13 @@ class Simulator:
 
     def handle(self, request: Request, target_length: int) -> Response:
         self._count(request, envelope=True)
+        dataverse = request.path.startswith("/api/data/")
         with self._count_lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if dataverse:
+                self.dataverse_in_flight += 1
+                self.max_dataverse_in_flight = max(self.max_dataverse_in_flight, self.dataverse_in_flight)
         self._owed.seconds = 0.0
         try:
             return self._handle(request, target_length)
@@ -312,6 +324,8 @@ class Simulator:
                 slept = (began, time.monotonic())
             with self._count_lock:
                 self.in_flight -= 1
+                if dataverse:
+                    self.dataverse_in_flight -= 1
                 self.page_cost_seconds += owed
                 if slept is not None:
                     self.page_cost_sleeps.append(slept)

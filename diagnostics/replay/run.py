@@ -331,11 +331,11 @@ class _Run:
     async def _scan(self, moment: datetime) -> Report:
         """A full scan, with the silences marked as the notifier marks them. The app is idle
         meanwhile: its requests and concurrency are counted apart from the scan's."""
-        self.app_peak = max(self.app_peak, self.sim.take_max_in_flight())
+        self.app_peak = max(self.app_peak, self.sim.take_max_in_flight(dataverse=True))
         before = self.sim.request_count(_DATAVERSE)
         report = await scan(self.connection, moment)
         self.witness_requests += self.sim.request_count(_DATAVERSE) - before
-        self.sim.take_max_in_flight()
+        self.sim.take_max_in_flight(dataverse=True)
         return silenced_report(report, self.silences, moment.date())
 
     def _fill(self, record: Day, counts: _Counts) -> None:
@@ -361,7 +361,7 @@ class _Run:
         self.writes_seen = len(writes)
         requests = self.sim.request_count(_DATAVERSE) - self.witness_requests
         record.dataverse_requests, self.requests_seen = requests - self.requests_seen, requests
-        record.max_in_flight = max(self.app_peak, self.sim.take_max_in_flight())
+        record.max_in_flight = max(self.app_peak, self.sim.take_max_in_flight(dataverse=True))
         self.app_peak = 0
 
     def pending(self) -> bool:

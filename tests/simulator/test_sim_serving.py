@@ -225,3 +225,34 @@ def _two_part_batch() -> bytes:
         f"GET {API}accounts?$select=name HTTP/1.1\r\nAccept: application/json\r\n\r\n"
     )
     return (part * 2 + "--batch_x--\r\n").encode()
+
+
+def test_dataverse_requests_in_flight_are_counted_apart_from_other_services() -> None:
+    # The app's cap governs Dataverse's requests: Teams posts beside them are not counted against it.
+    with Simulator(_accounts_sim(5), tls=False) as sim:
+        sim.set_page_cost(100_000)  # 5 rows: 0.5 s a page, so requests served together overlap
+        headers = {"Authorization": f"Bearer {sim.issue_token()}"}
+        card = {"type": "message", "attachments": []}
+
+        def post_card() -> None:
+            with httpx.Client(timeout=30) as client:
+                client.post(sim.teams_webhook_url, json=card)
+
+        def read_accounts() -> None:
+            with httpx.Client(base_url=sim.base_url, headers=headers, timeout=30) as client:
+                assert client.get(API + "accounts", params={"$select": "name"}).status_code == 200
+
+        sim.take_max_in_flight(dataverse=True)
+        posts = [threading.Thread(target=post_card) for _ in range(3)]
+        for thread in posts:
+            thread.start()
+        for thread in posts:
+            thread.join()
+        assert sim.take_max_in_flight(dataverse=True) == 0  # three posts, no Dataverse request
+        readers = [threading.Thread(target=read_accounts) for _ in range(2)]
+        for thread in readers:
+            thread.start()
+        for thread in readers:
+            thread.join()
+        assert 1 <= sim.take_max_in_flight(dataverse=True) <= 2
+        assert sim.dataverse_in_flight == 0 and sim.in_flight == 0
