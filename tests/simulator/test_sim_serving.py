@@ -255,4 +255,5 @@ def test_dataverse_requests_in_flight_are_counted_apart_from_other_services() ->
         for thread in readers:
             thread.join()
         assert 1 <= sim.take_max_in_flight(dataverse=True) <= 2
-        assert sim.dataverse_in_flight == 0 and sim.in_flight == 0
+        assert sim.dataverse_in_flight == 0
+        assert sim.in_flight == 0
