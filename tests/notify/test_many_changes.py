@@ -17,12 +17,13 @@ from diagnostics.app.container import Container
 from diagnostics.catalog import finding
 from diagnostics.lifecycle import Change
 from diagnostics.messages import InvoiceUnit, TenantPeriodUnit, Unit
-from diagnostics.model import Finding, Report, Statistics, Subject
+from diagnostics.model import Finding, Subject
 from diagnostics.render_card import MAX_BYTES, CardItem, announced, build_cards, payload_bytes
 from diagnostics.settings import load_settings
 from simulator import Simulator, load_fixture
 from simulator.connect import connection
 from tests.fakes import FakeBus, FakeClock, InMemoryStateStore
+from tests.notify.test_notifier import report
 
 SAMPLE = Path(__file__).resolve().parents[2] / "simulator" / "samples" / "sample-tenant.json"
 TENANT = TenantPeriodUnit(period="2026-10")
@@ -58,15 +59,6 @@ def no_contract(n: int) -> Finding:
 
 SHARED = [no_contract(n) for n in range(OPEN)]  # seen by both units
 ALONE = no_contract(OPEN)  # seen by the tenant unit only; fixed before the reminders fall due
-
-
-def report(at: datetime, findings: Sequence[Finding]) -> Report:
-    return Report(
-        as_of=at,
-        period="2026-10",
-        statistics=Statistics.of(findings, checks=1, passed=0),
-        findings=tuple(findings),
-    )
 
 
 async def _announced(order: Sequence[Unit]) -> tuple[Counter[tuple[str, str]], list[bytes]]:
