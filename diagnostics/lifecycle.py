@@ -10,9 +10,11 @@ A finding (by `dedup_key`) is posted when it is **new**, when its severity **ris
 findings are never posted. A finding resolves when no unit of work sees it any more: a unit that
 stops seeing it lets go of it, and so does a unit that has not seen it for more than `UNIT_GRACE`
 (it is no longer checked: last month's tenant unit, an invoice past its pull window, a contract
-that has invoiced), so that another unit visiting the subject resolves it. A change stays
-*pending* until a post of it succeeds, so a failed post is posted by the next run; a claim on the
-subject (written with the ETag before posting) keeps two workers from both posting it.
+that has invoiced), so that another unit visiting the subject resolves it. When no unit visits the
+subject either, the daily sweep (`unchecked`) takes the finding out of the open ones as **no
+longer checked**: not resolved (nobody saw it fixed), not reminded, said once in the note. A change
+stays *pending* until a post of it succeeds, so a failed post is posted by the next run; a claim on
+the subject (written with the ETag before posting) keeps two workers from both posting it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ _FORBIDDEN = str.maketrans(dict.fromkeys("/\\#?", "_"))
 # planned). Every planned unit is checked daily, so three days ride out a missed day or a broker
 # outage without a spurious resolve-then-reopen.
 UNIT_GRACE = timedelta(days=3)
+# A finding no unit has seen for this long is on a subject no unit visits any more either: a
+# visiting unit would have resolved it a day earlier (`_gone`), so the sweep takes only the rest.
+SWEEP_AFTER = UNIT_GRACE + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,10 @@ class Entry:
     last_seen: datetime
     block: str = ""  # the finding as the note shows it (diagnostics/note.py), rendered when seen
     next_step: str = ""
+    # What a partial report (the reference look-up) adds to the block: the candidates it found.
+    # Kept apart from `block`, so the check and the look-up each keep their part of the note and
+    # a day on which neither finds anything new leaves the note as it is.
+    lookup: str = ""
     units: tuple[str, ...] = ()  # the units of work whose checks see it now
     # When each of `units` last saw it; a unit missing here (stored before this was kept) saw it
     # at `last_seen`.
@@ -145,10 +154,17 @@ class Entry:
     posted_severity: str | None = None
     resolved_at: datetime | None = None
     pending: Change | None = None  # a change not yet posted
+    # When the sweep found that no unit checks it any more (`unchecked`): out of the open findings,
+    # not resolved. Seen again, it goes on where it was (no second "new").
+    unchecked_at: datetime | None = None
 
     @property
     def open(self) -> bool:
-        return self.resolved_at is None
+        return self.resolved_at is None and self.unchecked_at is None
+
+    @property
+    def unchecked(self) -> bool:
+        return self.unchecked_at is not None and self.resolved_at is None
 
 
 @dataclass(frozen=True)
@@ -215,8 +231,9 @@ def _seen(
     next_step: str,
     settings: AlertSettings,
 ) -> Entry:
-    # Seen again after it resolved; a resolution never told is no resolution: it simply goes on.
-    reopened = old is None or (not old.open and old.pending != "resolved")
+    # Seen again after it resolved; a resolution never told is no resolution: it simply goes on, as
+    # does a finding seen again after no unit checked it for a while.
+    reopened = old is None or (old.resolved_at is not None and old.pending != "resolved")
     base = Entry(finding.dedup_key, finding.code, finding.severity, finding.title, now, now)
     entry = base if reopened or old is None else old
     held = {} if reopened or old is None else _held(old, now)
@@ -234,12 +251,44 @@ def _seen(
         alerting=_alerting(finding),
         silenced_until=silenced,
         resolved_at=None,
+        unchecked_at=None,
         # A reopened finding was announced before (and resolved): announce it anew.
         last_posted=None if reopened else entry.last_posted,
         posted_severity=None if reopened else entry.posted_severity,
         pending=None if reopened else entry.pending,
     )
     return replace(entry, pending=_pending(entry, now, settings))
+
+
+def _looked_up(
+    old: Entry | None,
+    finding: Finding,
+    *,
+    unit: str,
+    now: datetime,
+    silenced: date | None,
+    lookup: str,
+    next_step: str,
+    settings: AlertSettings,
+) -> Entry | None:
+    """The entry after a partial report (the reference look-up) saw the finding: only its `lookup`
+    changes. The check owns the rest (title, severity, evidence, next step): the look-up words the
+    same finding differently, and letting it rewrite them made the note flip between the two every
+    time either ran. None: nothing to add to (a finding the check has since seen resolve)."""
+    if old is not None and old.resolved_at is not None and old.pending != "resolved":
+        return None  # resolved by the check since it asked: a stale look-up reopens nothing
+    if old is None:  # the look-up ran before the check told its findings: the check fills the rest
+        old = _seen(
+            None,
+            finding,
+            unit=unit,
+            now=now,
+            silenced=silenced,
+            block="",
+            next_step=next_step,
+            settings=settings,
+        )
+    return replace(old, lookup=lookup)
 
 
 def _pending(entry: Entry, now: datetime, settings: AlertSettings) -> Change | None:
@@ -257,22 +306,30 @@ def _pending(entry: Entry, now: datetime, settings: AlertSettings) -> Change | N
     return None
 
 
-def _held(entry: Entry, now: datetime) -> dict[str, datetime]:
-    """When each unit still holding the entry last saw it: those that saw it within UNIT_GRACE."""
+def _held(entry: Entry, now: datetime, grace: timedelta = UNIT_GRACE) -> dict[str, datetime]:
+    """When each unit still holding the entry last saw it: those that saw it within `grace`."""
     seen = dict(entry.unit_seen)
     times = {u: seen.get(u, entry.last_seen) for u in entry.units}
-    return {u: at for u, at in times.items() if now - at <= UNIT_GRACE}
+    return {u: at for u, at in times.items() if now - at <= grace}
 
 
 def _gone(entry: Entry, unit: str, now: datetime) -> Entry:
     """This unit no longer sees the finding (nor does one past UNIT_GRACE); it resolves when no
     unit sees it."""
     held = {u: at for u, at in _held(entry, now).items() if u != unit}
-    if held or not entry.open:
+    if held or entry.resolved_at is not None:
         return replace(entry, units=tuple(sorted(held)), unit_seen=tuple(sorted(held.items())))
-    # Resolved: told only when it had been told (a never-posted finding resolves quietly).
+    # Resolved (also one no longer checked, now that a unit visits and does not see it): told only
+    # when it had been told (a never-posted finding resolves quietly).
     told = entry.last_posted is not None
-    return replace(entry, units=(), unit_seen=(), resolved_at=now, pending="resolved" if told else None)
+    return replace(
+        entry,
+        units=(),
+        unit_seen=(),
+        resolved_at=now,
+        unchecked_at=None,
+        pending="resolved" if told else None,
+    )
 
 
 def _not_seen(entry: Entry, unit: str, now: datetime, *, partial: bool, settings: AlertSettings) -> Entry:
@@ -300,7 +357,8 @@ def advance(
     """The subject's state after `unit` found `findings` (all about `state.subject`) at `now`.
 
     `blocks` gives each finding's note text and next step by dedup key. `partial`: the findings
-    are a part of what the unit sees (the reference look-up), so nothing absent resolves.
+    are a part of what the unit sees (the reference look-up), so nothing absent resolves, and their
+    blocks are what the look-up adds to the check's (`Entry.lookup`).
     """
     blocks = blocks or {}
     today = now.date()
@@ -308,12 +366,27 @@ def advance(
     current = {f.dedup_key: f for f in findings}
     for key, finding in current.items():
         block, next_step = blocks.get(key, ("", ""))
+        silenced = silenced_until(finding, silences, today) or (today if finding.silenced else None)
+        if partial:
+            added = _looked_up(
+                entries.get(key),
+                finding,
+                unit=unit,
+                now=now,
+                silenced=silenced,
+                lookup=block,
+                next_step=next_step,
+                settings=settings,
+            )
+            if added is not None:
+                entries[key] = added
+            continue
         entries[key] = _seen(
             entries.get(key),
             finding,
             unit=unit,
             now=now,
-            silenced=silenced_until(finding, silences, today) or (today if finding.silenced else None),
+            silenced=silenced,
             block=block,
             next_step=next_step,
             settings=settings,
@@ -338,14 +411,34 @@ def _pruned(entries: Mapping[str, Entry], now: datetime, settings: AlertSettings
     return {
         k: e
         for k, e in entries.items()
-        if e.open or e.pending is not None or (e.resolved_at is not None and now - e.resolved_at < keep)
+        if e.open
+        or e.pending is not None
+        or (e.resolved_at is not None and now - e.resolved_at < keep)
+        or (e.unchecked_at is not None and now - e.unchecked_at < keep)
     }
 
 
 def _all_clear(state: SubjectAlerts, entries: Mapping[str, Entry], now: datetime) -> datetime | None:
-    if any(e.open and (e.alerting or e.silenced_until) for e in entries.values()):
+    # A finding no longer checked is not known to be fixed: no "all clear" while it is there.
+    if any((e.open or e.unchecked) and (e.alerting or e.silenced_until) for e in entries.values()):
         return None
     return state.all_clear_since or now
+
+
+def unchecked(state: SubjectAlerts, now: datetime) -> SubjectAlerts | None:
+    """The daily sweep of a subject: its open findings that no unit has seen for SWEEP_AFTER are on
+    a record no planned check covers any more (an invoice past its pull window or its watched
+    periods, last month's tenant unit, a contract that has invoiced). They leave the open findings
+    as *no longer checked*: no reminder, no resolution told (nobody saw them fixed); the note says
+    when they were last seen. None when there is nothing to sweep."""
+    entries = dict(state.entries)
+    for key, entry in state.entries.items():
+        if entry.open and not _held(entry, now, SWEEP_AFTER):
+            # A change not told by now is not told: the finding is no longer news.
+            entries[key] = replace(entry, units=(), unit_seen=(), unchecked_at=now, pending=None)
+    if entries == state.entries:
+        return None
+    return replace(state, entries=entries, all_clear_since=_all_clear(state, entries, now))
 
 
 def claimed(state: SubjectAlerts, run: str, now: datetime) -> SubjectAlerts:
@@ -422,6 +515,7 @@ def to_value(state: SubjectAlerts) -> dict[str, Any]:
                 "last_seen": _iso(e.last_seen),
                 "block": e.block,
                 "next_step": e.next_step,
+                "lookup": e.lookup,
                 "units": list(e.units),
                 "unit_seen": {u: _iso(at) for u, at in e.unit_seen},
                 "alerting": e.alerting,
@@ -430,6 +524,7 @@ def to_value(state: SubjectAlerts) -> dict[str, Any]:
                 "posted_severity": e.posted_severity,
                 "resolved_at": _iso(e.resolved_at),
                 "pending": e.pending,
+                "unchecked_at": _iso(e.unchecked_at),
             }
             for key, e in state.entries.items()
         },
@@ -454,6 +549,7 @@ def from_value(value: Mapping[str, Any]) -> SubjectAlerts:
             last_seen=last,
             block=str(raw.get("block", "")),
             next_step=str(raw.get("next_step", "")),
+            lookup=str(raw.get("lookup", "")),
             units=tuple(str(u) for u in raw.get("units") or ()),
             unit_seen=_unit_seen_of(raw.get("unit_seen")),
             alerting=bool(raw.get("alerting", True)),
@@ -462,6 +558,7 @@ def from_value(value: Mapping[str, Any]) -> SubjectAlerts:
             posted_severity=raw.get("posted_severity"),
             resolved_at=_dt(raw.get("resolved_at")),
             pending=pending if pending in CHANGES else None,
+            unchecked_at=_dt(raw.get("unchecked_at")),
         )
     return SubjectAlerts(
         subject=Subject.model_validate(value["subject"]),

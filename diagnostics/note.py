@@ -210,10 +210,27 @@ def evidence_lines(evidence: Mapping[str, Any], *, limit: int | None = _MAX_LINE
     return lines
 
 
+# Evidence that only stamps when the check ran: the note's last line says that, and a stamp in the
+# body would make every day's check a change to write.
+_CLOCK_KEYS = frozenset({"today", "looked_up_at"})
+# What the reference look-up adds to the check's words for the same finding (Entry.lookup).
+_LOOKUP_KEYS = ("references", "changes", "auto_fix")
+LOOKUP_HEADING = "What the reference look-up found:"
+_STEPS_HEADING = "What to do:"
+
+
+def _undated(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in evidence.items() if k not in _CLOCK_KEYS}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_BLOCK else text[: _MAX_BLOCK - 1] + "…"
+
+
 def finding_block(finding: Finding) -> str:
     """One finding as the note shows it, below its heading: evidence, steps, runbook."""
     lines = [finding.title]
-    evidence = evidence_lines(finding.evidence)
+    evidence = evidence_lines(_undated(finding.evidence))
     if evidence:
         lines.append("What the check saw:")
         lines += [f"  - {line}" for line in evidence]
@@ -221,8 +238,17 @@ def finding_block(finding: Finding) -> str:
         lines.append("What to do:")
         lines += [f"  {n}. {step}" for n, step in enumerate(finding.remediation, start=1)]
     lines.append(f"Runbook: {runbook_url(finding.runbook)}")
-    text = "\n".join(lines)
-    return text if len(text) <= _MAX_BLOCK else text[: _MAX_BLOCK - 1] + "…"
+    return _cut("\n".join(lines))
+
+
+def lookup_block(finding: Finding) -> str:
+    """What the reference look-up found about a finding the check reported: each reference with its
+    candidates, and the changes auto-fix made. Shown inside the check's block (`render_note`)."""
+    evidence = {k: finding.evidence[k] for k in _LOOKUP_KEYS if k in finding.evidence}
+    lines = evidence_lines(evidence)
+    if not lines:
+        return ""
+    return _cut("\n".join([LOOKUP_HEADING, *(f"  - {line}" for line in lines)]))
 
 
 def next_step(finding: Finding) -> str:
@@ -231,8 +257,19 @@ def next_step(finding: Finding) -> str:
     )
 
 
-def blocks_of(findings: Sequence[Finding]) -> dict[str, tuple[str, str]]:
-    return {f.dedup_key: (finding_block(f), next_step(f)) for f in findings}
+def blocks_of(findings: Sequence[Finding], *, lookup: bool = False) -> dict[str, tuple[str, str]]:
+    """Each finding's part of the note and its next step; `lookup`: the reference look-up's part."""
+    block = lookup_block if lookup else finding_block
+    return {f.dedup_key: (block(f), next_step(f)) for f in findings}
+
+
+def _entry_lines(entry: Entry) -> list[str]:
+    """The check's block, with what the look-up found placed before the steps."""
+    lines = (entry.block or entry.title).splitlines()
+    if entry.lookup:
+        at = lines.index(_STEPS_HEADING) if _STEPS_HEADING in lines else len(lines)
+        lines[at:at] = entry.lookup.splitlines()
+    return lines
 
 
 # --- the note --------------------------------------------------------------------------------------
@@ -254,12 +291,47 @@ def _shown(entry: Entry) -> bool:
     return entry.open and (entry.alerting or entry.silenced_until is not None)
 
 
+def _told_unchecked(entry: Entry) -> bool:
+    """In the note's NO LONGER CHECKED part: a finding it showed open that no check covers now."""
+    return entry.unchecked and (entry.alerting or entry.silenced_until is not None)
+
+
+def _heading(n: int, entry: Entry) -> str:
+    mark = entry.severity.upper()
+    if entry.silenced_until is not None:
+        mark += f", silenced until {entry.silenced_until.isoformat()}"
+    return f"{n}. [{mark}] {entry.code} — since {_when(entry.first_seen)}"
+
+
+def _unchecked_line(entry: Entry) -> str:
+    assert entry.unchecked_at is not None
+    return (
+        f"Last seen {_when(entry.last_seen)}. The monitor stopped checking it {_when(entry.unchecked_at)}: "
+        "no daily check covers this record any more. It is not known to be fixed; a diagnosis of the "
+        "record checks it now."
+    )
+
+
+def _subject_line(shown: Sequence[Entry], unchecked: Sequence[Entry]) -> str:
+    alerting = [e for e in shown if e.silenced_until is None]
+    if alerting:
+        return f"{SUBJECT_PREFIX}: {len(alerting)} open ({alerting[0].severity})"
+    if unchecked:
+        worst = min(unchecked, key=lambda e: SEVERITY_RANK.get(e.severity, 9)).severity
+        return f"{SUBJECT_PREFIX}: no longer checked ({len(unchecked)} open when last seen, {worst})"
+    if shown:
+        return f"{SUBJECT_PREFIX}: all clear ({len(shown)} silenced)"
+    return f"{SUBJECT_PREFIX}: all clear"
+
+
 def render_note(state: SubjectAlerts, *, checked_at: datetime) -> NoteContent | None:
     """The note of a subject; None when it has nothing to say (never had an open finding)."""
-    shown = sorted(
-        (e for e in state.entries.values() if _shown(e)),
-        key=lambda e: (e.silenced_until is not None, SEVERITY_RANK.get(e.severity, 9), e.code, e.dedup_key),
-    )
+
+    def worst_first(e: Entry) -> tuple[bool, int, str, str]:
+        return (e.silenced_until is not None, SEVERITY_RANK.get(e.severity, 9), e.code, e.dedup_key)
+
+    shown = sorted((e for e in state.entries.values() if _shown(e)), key=worst_first)
+    unchecked = sorted((e for e in state.entries.values() if _told_unchecked(e)), key=worst_first)
     resolved = sorted(
         (
             e
@@ -268,27 +340,24 @@ def render_note(state: SubjectAlerts, *, checked_at: datetime) -> NoteContent | 
         ),
         key=lambda e: (e.resolved_at, e.dedup_key),
     )
-    if not shown and not resolved:
+    if not shown and not resolved and not unchecked:
         return None
-    alerting = [e for e in shown if e.silenced_until is None]
-    if alerting:
-        subject_line = f"{SUBJECT_PREFIX}: {len(alerting)} open ({alerting[0].severity})"
-    elif shown:
-        subject_line = f"{SUBJECT_PREFIX}: all clear ({len(shown)} silenced)"
-    else:
-        subject_line = f"{SUBJECT_PREFIX}: all clear"
+    subject_line = _subject_line(shown, unchecked)
     lines = [f"{state.subject.name}", ""]
     if shown:
         lines.append("OPEN FINDINGS (worst first)")
         for n, entry in enumerate(shown, start=1):
-            mark = entry.severity.upper()
-            if entry.silenced_until is not None:
-                mark += f", silenced until {entry.silenced_until.isoformat()}"
-            lines.append(f"{n}. [{mark}] {entry.code} — since {_when(entry.first_seen)}")
-            lines += [f"   {line}" for line in (entry.block or entry.title).splitlines()]
+            lines.append(_heading(n, entry))
+            lines += [f"   {line}" for line in _entry_lines(entry)]
             lines.append("")
-    elif state.all_clear_since is not None:
+    elif state.all_clear_since is not None and not unchecked:
         lines += [f"All clear since {_when(state.all_clear_since)}.", ""]
+    if unchecked:
+        lines.append("NO LONGER CHECKED (as last seen)")
+        for n, entry in enumerate(unchecked, start=1):
+            lines.append(_heading(n, entry))
+            lines += [f"   {line}" for line in [*_entry_lines(entry), _unchecked_line(entry)]]
+            lines.append("")
     if resolved:
         lines.append("RESOLVED")
         lines += [

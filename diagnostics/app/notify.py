@@ -30,11 +30,12 @@ from diagnostics.lifecycle import (
     released,
     subject_key,
     to_value,
+    unchecked,
 )
 from diagnostics.messages import Unit, unit_key
 from diagnostics.model import Finding, Report, Statistics, Subject
 from diagnostics.note import NoteContent, blocks_of, note_id, note_record, render_note
-from diagnostics.ports import ConflictError, Notifier, StateStore
+from diagnostics.ports import ConflictError, Notifier, StateStore, Stored
 from diagnostics.render_card import CardItem, build_cards, record_url
 from diagnostics.silences import load as load_silences
 
@@ -333,22 +334,12 @@ class MonitorNotifier:
                 now=at,
                 silences=silences,
                 settings=self._settings,
-                blocks=blocks_of(findings),
+                blocks=blocks_of(findings, lookup=partial),
                 partial=partial,
             )
             state, posts = outcome.state, outcome.posts
             content = render_note(state, checked_at=at)
-            writing = False
-            if content is not None and (content.content_hash != before.note_hash or not before.note_written):
-                if self._notes is None or note_record(subject) is None:
-                    state = replace(state, note_hash=content.content_hash, note_written=True)
-                elif not state.note_claimed_by_other(run, at, self._settings):
-                    # Claimed with the ETag first: a duplicate delivery running alongside does not
-                    # write the same note again.
-                    state = replace(
-                        state, note_hash=content.content_hash, note_written=False, note_claim=Claim(run, at)
-                    )
-                    writing = True
+            state, writing = self._claim_note(before, state, content, run, at)
             if posts and self._teams is None:
                 state, posts = posted(state, posts, at, run), ()  # nowhere to post: nothing waits
             elif posts:
@@ -363,6 +354,78 @@ class MonitorNotifier:
         log.warning("the alert state of %s kept changing under this run; the next run updates it", key)
         waiting.add(key)
         return (), None
+
+    def _claim_note(
+        self, before: SubjectAlerts, state: SubjectAlerts, content: NoteContent | None, run: str, at: datetime
+    ) -> tuple[SubjectAlerts, bool]:
+        """The state with the note claimed by this run when its content changed (or an earlier
+        write did not finish); True when this run is to write it."""
+        if content is None or (content.content_hash == before.note_hash and before.note_written):
+            return state, False
+        if self._notes is None or note_record(state.subject) is None:
+            return replace(state, note_hash=content.content_hash, note_written=True), False
+        if state.note_claimed_by_other(run, at, self._settings):
+            return state, False
+        # Claimed with the ETag first: a duplicate delivery running alongside does not write the
+        # same note again.
+        claimed_state = replace(
+            state, note_hash=content.content_hash, note_written=False, note_claim=Claim(run, at)
+        )
+        return claimed_state, True
+
+    async def sweep(self, at: datetime) -> int:
+        """The daily sweep over every subject's alert state (lifecycle.unchecked): the open findings
+        no unit has seen for lifecycle.SWEEP_AFTER are on records no planned check visits any more;
+        they leave the open ones as *no longer checked*, said once in the note, never posted.
+        A note whose write did not finish (its worker died, its claim expired) is written too.
+        Returns how many subjects' findings it took out of the open ones."""
+        run = uuid.uuid4().hex
+        notes: list[_Note] = []
+        swept = 0
+        for key, stored in await self._state.list(ALERT):
+            done, note = await self._sweep_subject(key, stored, run, at)
+            swept += done
+            if note is not None:
+                notes.append(note)
+        if notes:
+            assert self._notes is not None
+            try:
+                await self._notes.write_many(
+                    notes, lambda n: self._settle_note(n.key, n.content.content_hash, run, written=True)
+                )
+            except Exception:
+                await self._release([n.key for n in notes], run)
+                raise
+        return swept
+
+    async def _sweep_subject(
+        self, key: str, stored: Stored | None, run: str, at: datetime
+    ) -> tuple[bool, _Note | None]:
+        for _ in range(_ATTEMPTS):
+            if stored is None:
+                return False, None
+            try:
+                before = from_value(stored.value)
+            except (KeyError, ValueError):
+                log.warning("the alert state of %s cannot be read; the sweep leaves it", key)
+                return False, None
+            swept = unchecked(before, at)
+            if swept is None and before.note_written:
+                return False, None  # nothing to sweep, its note written: left as it is
+            state = swept or before
+            content = render_note(state, checked_at=state.last_check or at)
+            state, writing = self._claim_note(before, state, content, run, at)
+            if state == before:
+                return False, None
+            try:
+                await self._state.put(ALERT, key, to_value(state), etag=stored.etag)
+            except ConflictError:
+                stored = await self._state.get(ALERT, key)  # a check changed it meanwhile: again
+                continue
+            note = _Note(key, state.subject, content) if writing and content is not None else None
+            return swept is not None, note
+        log.warning("the alert state of %s kept changing under the sweep; the next sweep sees it", key)
+        return False, None
 
     async def _settle_note(self, key: str, content_hash: str, run: str, *, written: bool) -> None:
         for _ in range(_ATTEMPTS):

@@ -252,6 +252,7 @@ class PlanResult:
     watermark: datetime | None  # the one the plan started from
     past_due: bool
     blind: bool = False  # the planner could not read what it needs (schema or access)
+    unchecked: int = 0  # subjects whose open findings no unit checks any more (swept today)
 
 
 async def run_planner(c: Container, *, past_due: bool = False) -> PlanResult:
@@ -280,7 +281,21 @@ async def run_planner(c: Container, *, past_due: bool = False) -> PlanResult:
         # Another run may have moved it meanwhile (a past-due run racing the next one): it stands.
         with contextlib.suppress(ConflictError):
             await c.state.put(WATERMARK, PLANNER, value, etag=stored.etag if stored else None)
-    return PlanResult(len(requests), watermark, past_due, bool(blind))
+    return PlanResult(len(requests), watermark, past_due, bool(blind), await _sweep(c, now))
+
+
+async def _sweep(c: Container, now: datetime) -> int:
+    """Once a day, with the plan: the open findings on records no planned unit visits any more leave
+    the open ones as "no longer checked" (MonitorNotifier.sweep). A failure is logged, not raised:
+    the plan is out, and tomorrow's sweep does the same work."""
+    sweep = getattr(c.notifier, "sweep", None)
+    if sweep is None:
+        return 0
+    try:
+        return int(await sweep(now))
+    except DiagnosticsError as exc:
+        log.warning("the sweep of findings no longer checked failed; the next plan sweeps again: %s", exc)
+        return 0
 
 
 async def plan_today(
@@ -315,8 +330,9 @@ async def plan_today(
     duration = time.perf_counter() - started
     watermark = result.watermark.isoformat() if result.watermark else "none"
     log.info(
-        "plan done published=%d past_due=%s watermark=%s requests=%d duration_s=%.3f",
+        "plan done published=%d unchecked=%d past_due=%s watermark=%s requests=%d duration_s=%.3f",
         result.published,
+        result.unchecked,
         past_due,
         watermark,
         tally.count,
@@ -325,6 +341,7 @@ async def plan_today(
             {
                 "outcome": "planned",
                 "published": result.published,
+                "unchecked": result.unchecked,
                 "past_due": past_due,
                 "watermark": watermark,
                 "requests": tally.count,

@@ -631,8 +631,9 @@ async def handle_references(c: Container, body: bytes) -> ReferenceResult:
     )
     stored = await c.state.get(REFERENCES, key)
     current = _fingerprint(report)
-    # The living note's notifier decides itself what changed: called each time, since the day's
-    # check has just rewritten the same findings' blocks without the candidates.
+    # The living note's notifier decides itself what changed (it writes the note only when what
+    # the look-up adds to the check's words differs): called each time, so a finding the check
+    # reopened since gets the candidates again even when the look-up found the same.
     deciding = bool(getattr(c.notifier, "decides_changes", False))
     if report.findings and (deciding or stored is None or stored.value.get("fingerprint") != current):
         await c.notifier.notify(unit, report, at=now, partial=True)

@@ -20,8 +20,10 @@ from diagnostics.lifecycle import (
     released,
     subject_key,
     to_value,
+    unchecked,
 )
 from diagnostics.model import Finding, Severity, Subject
+from diagnostics.note import render_note
 
 DAY0 = datetime(2026, 11, 9, 7, tzinfo=UTC)
 INVOICE = Subject(type="provider_invoice", id="3a496486-0f7b-56ee-afa0-d8b3fea8006c", name="G011 2026-10")
@@ -263,3 +265,120 @@ def test_a_state_stored_before_the_units_times_were_kept_counts_them_at_last_see
     assert told == {}
     state, told = run(state, [], day(5), unit="c")
     assert told == {"resolved": [item.dedup_key]}
+
+
+# --- the reference look-up adds to what the check says (Entry.lookup) -----------------------------
+
+
+def _blocks(findings: Sequence[Finding], text: str) -> dict[str, tuple[str, str]]:
+    return {f.dedup_key: (text, f"{text}: next") for f in findings}
+
+
+def test_the_look_up_adds_its_part_and_the_check_keeps_its_own() -> None:
+    checked = found("US_BLOCKED_UNRESOLVED_CUSTOMER", severity="critical")
+    looked = found("US_BLOCKED_UNRESOLVED_CUSTOMER", title="Blocked (looked up again)")
+    state = SubjectAlerts(INVOICE)
+    hashes = []
+    for n in range(3):  # every day: the check, then the look-up it hands the references to
+        state = advance(
+            state, [checked], unit=UNIT, run="r", now=day(n), blocks=_blocks([checked], "check")
+        ).state
+        state = advance(
+            state,
+            [looked],
+            unit=UNIT,
+            run="r",
+            now=day(n),
+            blocks=_blocks([looked], "candidates"),
+            partial=True,
+        ).state
+        state = from_value(to_value(state))
+        note = render_note(state, checked_at=day(n))
+        assert note is not None
+        hashes.append(note.content_hash)
+    entry = state.entries[checked.dedup_key]
+    assert (entry.block, entry.lookup) == ("check", "candidates")
+    assert (entry.severity, entry.title, entry.next_step) == ("critical", checked.title, "check: next")
+    assert hashes[1:] == hashes[:-1]  # nothing new on the later days: the note stays as it is
+
+
+def test_a_look_up_that_comes_after_the_check_saw_the_finding_resolve_reopens_nothing() -> None:
+    item = found("US_BLOCKED_UNRESOLVED_CUSTOMER")
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0))
+    state, told = run(state, [], day(1))
+    assert told == {"resolved": [item.dedup_key]}
+    state, told = run(state, [item], day(1), partial=True)
+    assert told == {}
+    assert not state.entries[item.dedup_key].open
+
+
+def test_a_look_up_before_the_check_told_its_findings_is_kept_for_the_check() -> None:
+    item = found("US_BLOCKED_UNRESOLVED_CUSTOMER")
+    state = advance(
+        SubjectAlerts(INVOICE),
+        [item],
+        unit=UNIT,
+        run="r",
+        now=day(0),
+        blocks=_blocks([item], "L"),
+        partial=True,
+    ).state
+    state = advance(state, [item], unit=UNIT, run="r", now=day(0), blocks=_blocks([item], "B")).state
+    entry = state.entries[item.dedup_key]
+    assert (entry.block, entry.lookup) == ("B", "L")
+
+
+# --- the sweep: a subject no unit visits any more (lifecycle.unchecked) ---------------------------
+
+
+def test_a_finding_on_a_subject_no_unit_visits_leaves_the_open_ones_as_no_longer_checked() -> None:
+    item = found()
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0), unit="pi:x")
+    assert unchecked(state, day(4)) is None  # within a day past UNIT_GRACE: a visit would resolve it
+    swept = unchecked(state, day(4) + timedelta(minutes=1))
+    assert swept is not None
+    entry = from_value(to_value(swept)).entries[item.dedup_key]
+    assert (entry.open, entry.unchecked, entry.unchecked_at) == (False, True, day(4) + timedelta(minutes=1))
+    assert entry.resolved_at is None  # nobody saw it fixed
+    assert entry.pending is None
+    assert swept.all_clear_since is None
+    assert unchecked(swept, day(30)) is None  # said once
+
+
+def test_a_finding_no_longer_checked_is_never_reminded_and_goes_on_when_seen_again() -> None:
+    item = found()
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0), unit="pi:x")
+    swept = unchecked(state, day(5))
+    assert swept is not None
+    state, told = run(swept, [], day(8), unit="pi:x", partial=True)  # a look-up visits: no reminder
+    assert told == {}
+    state, told = run(state, [item], day(9), unit="pi:x")  # checked again (an event, a diagnosis)
+    assert told == {"reminded": [item.dedup_key]}  # told a week ago, never resolved: not "new"
+    entry = state.entries[item.dedup_key]
+    assert (entry.open, entry.first_seen) == (True, day(0))
+
+
+def test_a_unit_visiting_a_finding_no_longer_checked_without_seeing_it_resolves_it() -> None:
+    item = found()
+    state, _ = run(SubjectAlerts(INVOICE), [item], day(0), unit="tenant:2026-10")
+    swept = unchecked(state, day(5))
+    assert swept is not None
+    state, told = run(swept, [], day(6), unit="tenant:2026-11")
+    assert told == {"resolved": [item.dedup_key]}
+    assert not state.entries[item.dedup_key].unchecked
+
+
+def test_findings_no_longer_checked_are_forgotten_after_the_keep_days() -> None:
+    state, _ = run(SubjectAlerts(INVOICE), [found()], day(0))
+    swept = unchecked(state, day(5))
+    assert swept is not None
+    outcome = advance(
+        swept,
+        [],
+        unit="other",
+        run="r",
+        now=day(40),
+        settings=AlertSettings(keep_resolved_days=30),
+        partial=True,
+    )
+    assert outcome.state.entries == {}

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from diagnostics.catalog import finding
-from diagnostics.lifecycle import SubjectAlerts, advance
+from diagnostics.lifecycle import SubjectAlerts, advance, unchecked
 from diagnostics.model import Subject
 from diagnostics.note import blocks_of, evidence_lines, note_id, note_record, render_note
 from diagnostics.render_card import MAX_BYTES, CardItem, announced, build_card, encode, record_url
@@ -164,3 +164,43 @@ def test_nested_evidence_reads_as_words_without_ids_or_braces() -> None:
         }
     )
     assert lines == ["Not ready: Provider: Microsoft, Provider invoices: Status: Error", "Sync disabled: yes"]
+
+
+def test_a_note_leaves_out_the_day_of_the_check_so_an_unchanged_day_is_no_change() -> None:
+    missing = finding(
+        "PI_MISSING_NOT_SYNCED",
+        Subject(type="expected_provider_invoice", id="p:2026-10", name="Microsoft 2026-10"),
+        "2026-10",
+        "Not synced",
+        {"provider": "Microsoft", "due_date": "2026-11-08", "today": "2026-11-12"},
+        ["Sync"],
+    )
+    [block] = [b for b, _ in blocks_of([missing]).values()]
+    assert "Due date: 2026-11-08" in block
+    assert "2026-11-12" not in block
+
+
+def test_a_note_says_which_findings_are_no_longer_checked_and_since_when() -> None:
+    seen = advance(
+        SubjectAlerts(INVOICE),
+        [CHECKSUM, BLOCKED],
+        unit="u",
+        run="r",
+        now=NOW,
+        blocks=blocks_of([CHECKSUM, BLOCKED]),
+    ).state
+    swept = unchecked(seen, NOW + timedelta(days=5))
+    assert swept is not None
+    note = render_note(swept, checked_at=NOW)
+    assert note is not None
+    assert note.subject_line == "Usage-invoice diagnosis: no longer checked (2 open when last seen, error)"
+    text = note.text
+    assert "OPEN FINDINGS" not in text
+    assert "All clear" not in text
+    part = text.split("NO LONGER CHECKED (as last seen)\n", 1)[1]
+    assert part.index("US_BLOCKED_UNRESOLVED_CUSTOMER") < part.index("PI_CHECKSUM_MISMATCH")
+    assert "  1. Open the provider account\n" in part  # the steps, as last seen
+    assert (
+        "Last seen 2026-11-12 07:00 UTC. The monitor stopped checking it 2026-11-17 07:00 UTC: "
+        "no daily check covers this record any more." in part
+    )

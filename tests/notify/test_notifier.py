@@ -270,3 +270,83 @@ async def test_a_finding_only_last_months_unit_saw_resolves_when_another_unit_vi
         assert posts(sim)[1:] == expected, n
     [note] = sim.recorded_notes()
     assert note.subject == "Usage-invoice diagnosis: 1 open (error)"
+
+
+def looked_up() -> Finding:
+    """The reference look-up's words for blocked(): the same dedup key, with the candidates."""
+    reference = {
+        "reference": "r1",
+        "name": "Tailspin Toys",
+        "provider_account_exists": False,
+        "resolved": False,
+        "candidates": [{"account": "Tailspin Toys Ltd", "confidence": 0.95, "reasons": ["same name"]}],
+        "match": "confident",
+    }
+    return finding(
+        "US_BLOCKED_UNRESOLVED_CUSTOMER",
+        INVOICE,
+        "2026-10",
+        "Usage import blocked: 1 unresolved customer reference (looked up again)",
+        {"references": [reference], "looked_up_at": "2026-11-12T07:00:00Z", "auto_fix": None},
+        ["Create the provider account, or map it"],
+    )
+
+
+async def test_a_blocked_invoice_checked_then_looked_up_every_day_writes_its_note_once(
+    sim: Simulator, container: Container
+) -> None:
+    # The check tells its findings, then the reference look-up it handed the invoice to tells the
+    # same findings with the candidates: each wrote its own words, so the note was written twice
+    # every day and said, in the morning, what the check saw without the candidates.
+    now = sim.now
+    for n in range(4):
+        at = now + timedelta(days=n)
+        await container.notifier.notify(UNIT, report(at, [blocked("critical")]), at=at)
+        look = looked_up().model_copy(
+            update={"evidence": {**looked_up().evidence, "looked_up_at": at.isoformat()}}
+        )
+        await container.notifier.notify(UNIT, report(at, [look]), at=at + timedelta(minutes=1), partial=True)
+    [note] = sim.recorded_notes()
+    assert note.writes == 2  # the first day's check, then what its look-up added
+    assert note.subject == "Usage-invoice diagnosis: 1 open (critical)"  # the check's severity
+    text = note.text or ""
+    assert "Usage is blocked by a customer reference" in text  # the check's title and steps
+    assert "1. Create the provider account\n" in text
+    assert "best match: Tailspin Toys Ltd (95%, same name)" in text  # the look-up's candidates
+    assert "Looked up at" not in text
+    assert text.index("What the reference look-up found:") < text.index("What to do:")
+    assert posts(sim) == [{"new": [blocked().dedup_key]}]
+
+
+async def test_a_subject_no_unit_visits_any_more_is_swept_once_as_no_longer_checked(
+    sim: Simulator, container: Container
+) -> None:
+    # October's tenant unit saw it; the month turned and no unit visits the invoice any more: its
+    # finding stayed open (the note said "1 open") for ever.
+    assert isinstance(container.notifier, MonitorNotifier)
+    october = TenantPeriodUnit(period="2026-10")
+    now = sim.now
+    await container.notifier.notify(october, report(now, [blocked()]), at=now)
+    swept = [await container.notifier.sweep(now + timedelta(days=n)) for n in range(1, 15)]
+    assert swept == [0, 0, 0, 0, 1] + [0] * 9  # more than a day past the 3 days' grace, once
+    [note] = sim.recorded_notes()
+    assert note.writes == 2
+    assert note.subject == "Usage-invoice diagnosis: no longer checked (1 open when last seen, error)"
+    assert f"Last seen {now:%Y-%m-%d %H:%M} UTC." in (note.text or "")
+    assert posts(sim) == [{"new": [blocked().dedup_key]}]  # no reminder, no resolution: nobody saw it fixed
+
+
+async def test_the_sweep_writes_a_note_whose_write_did_not_finish(
+    sim: Simulator, container: Container
+) -> None:
+    assert isinstance(container.notifier, MonitorNotifier)
+    now = sim.now
+    sim.inject(status=503, times=3, path_prefix="/api/data/v9.2/annotations")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the note write raises
+        await container.notifier.notify(UNIT, report(now, [blocked()]), at=now)
+    assert sim.recorded_notes() == []
+    assert await container.notifier.sweep(now + timedelta(hours=1)) == 0
+    [note] = sim.recorded_notes()
+    assert note.subject == "Usage-invoice diagnosis: 1 open (error)"
+    await container.notifier.sweep(now + timedelta(hours=2))
+    assert [n.writes for n in sim.recorded_notes()] == [1]
