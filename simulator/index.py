@@ -2,8 +2,9 @@
 
 A filter's `seek` (simulator/odata.py) names the rows it can match: a property equal to one of some
 values, a GUID property within bounds, or a combination. A table keeps, per property asked about, a
-map from value to rows and a GUID order, built when first needed and dropped by the next write to
-the table (its `generation` moves on). The rows found are a superset of the matches, in the table's
+map from value to rows and a GUID order, built when first needed (a lookup's when the simulator
+loads the fixture, as Dataverse indexes lookups) and dropped by the next write to the table (its
+`generation` moves on). The rows found are a superset of the matches, in the table's
 order; the filter's predicate still decides each one, so an index changes the cost, never the answer.
 A 500,000-row table read in partitions by GUID range is then read once in all, not once a partition.
 """
@@ -19,81 +20,81 @@ from simulator.odata import AllOf, AnyOf, Equal, GuidRange, Seek, comparable, sq
 from simulator.tenant import Row, ServedTable
 
 GuidKey = tuple[int, bytes | str]
+Positions = list[int]  # rows by their position in the table, ascending unless said otherwise
 
 
 @dataclass(frozen=True)
 class _Plan:
     size: int  # rows it names (an upper bound for a union)
-    found: Callable[[], Iterable[str]]  # the row keys
-    in_order: bool  # the keys come in the table's order already
+    found: Callable[[], Iterable[int]]  # the rows' positions
+    in_order: bool  # the positions come in the table's order already
 
 
 class TableIndex:
-    """The indexes of one table at one generation; built lazily, property by property."""
+    """The indexes of one table at one generation; built lazily, property by property. Rows are
+    named by their position in the table, so that the table's order is the order of numbers."""
 
     def __init__(self, table: ServedTable) -> None:
         self.generation = table.generation
-        self._rows = table.rows
-        self._position: dict[str, int] | None = None
-        # prop -> comparable value -> row keys in table order; None: a value cannot be indexed
-        self._equal: dict[tuple[str, str | None], dict[Any, list[str]] | None] = {}
-        # prop -> (GUID keys sorted, the row keys in the same order)
-        self._guid: dict[str, tuple[list[GuidKey], list[str]] | None] = {}
+        self.rows: list[Row] = list(table.rows.values())  # in the table's order
+        # prop -> the value as stored -> positions; None: a value cannot be a key
+        self._groups: dict[str, dict[Any, Positions] | None] = {}
+        # (prop, edm) -> comparable value -> positions; None: a value cannot be indexed
+        self._equal: dict[tuple[str, str | None], dict[Any, Positions] | None] = {}
+        # prop -> (distinct GUID keys sorted, rows before each in that order, each one's positions)
+        self._guid: dict[str, tuple[list[GuidKey], list[int], list[Positions]] | None] = {}
 
     @property
-    def position(self) -> dict[str, int]:
-        """Each row's position in the table, by key."""
-        if self._position is None:
-            self._position = {k: i for i, k in enumerate(self._rows)}
-        return self._position
+    def built(self) -> set[str]:
+        """The properties indexed so far."""
+        return {prop for prop, _ in self._equal} | set(self._guid)
 
-    def _by_value(self, prop: str) -> dict[Any, list[str]] | None:
-        """Row keys by the property's value as stored, in table order; None when a value cannot
-        be a key (a list or object a fixture served as written)."""
-        groups: dict[Any, list[str]] = {}
-        try:
-            for key, row in self._rows.items():
-                value = row.values.get(prop)
-                found = groups.get(value)
-                if found is None:
-                    groups[value] = [key]
-                else:
-                    found.append(key)
-        except TypeError:
-            return None
-        return groups
+    def _by_value(self, prop: str) -> dict[Any, Positions] | None:
+        """Positions by the property's value as stored; None when a value cannot be a key (a list
+        or object a fixture served as written). Shared by the property's indexes."""
+        if prop not in self._groups:
+            groups: dict[Any, Positions] = {}
+            try:
+                for position, row in enumerate(self.rows):
+                    value = row.values.get(prop)
+                    found = groups.get(value)
+                    if found is None:
+                        groups[value] = [position]
+                    else:
+                        found.append(position)
+            except TypeError:
+                self._groups[prop] = None
+            else:
+                self._groups[prop] = groups
+        return self._groups[prop]
 
-    def equal(self, prop: str, edm: str | None) -> dict[Any, list[str]] | None:
+    def equal(self, prop: str, edm: str | None) -> dict[Any, Positions] | None:
         if (prop, edm) not in self._equal:
             groups = self._by_value(prop)
-            index: dict[Any, list[str]] | None = {}
             try:
-                # Each distinct value is made comparable once, not once a row.
-                for value, keys in (groups or {}).items():
-                    index.setdefault(comparable(value, edm), []).extend(keys)  # type: ignore[union-attr]
+                self._equal[(prop, edm)] = None if groups is None else _comparable_groups(groups, edm)
             except (TypeError, ValueError):  # a value served as written (unchecked)
-                index = None
-            if groups is None:
-                index = None
-            elif index is not None and len(index) < len(groups):
-                # Values stored in more than one form (case, offsets) were joined: back to table order.
-                index = {value: sorted(keys, key=self.position.__getitem__) for value, keys in index.items()}
-            self._equal[(prop, edm)] = index
+                self._equal[(prop, edm)] = None
         return self._equal[(prop, edm)]
 
-    def guid_order(self, prop: str) -> tuple[list[GuidKey], list[str]] | None:
+    def guid_order(self, prop: str) -> tuple[list[GuidKey], list[int], list[Positions]] | None:
         if prop not in self._guid:
             groups = self._by_value(prop)
             if groups is None:
                 self._guid[prop] = None
                 return None
-            groups.pop(None, None)
-            # The distinct values sorted (far fewer than the rows), then their rows in that order.
-            ordered = sorted((sql_guid_key(str(value)), keys) for value, keys in groups.items())
-            self._guid[prop] = (
-                [sort_key for sort_key, keys in ordered for _ in keys],
-                [key for _, keys in ordered for key in keys],
+            # The distinct values sorted (far fewer than the rows); a range is found among them.
+            ordered = sorted(
+                (sql_guid_key(str(value)), positions)
+                for value, positions in groups.items()
+                if value is not None
             )
+            before, count = [], 0
+            for _, positions in ordered:
+                before.append(count)
+                count += len(positions)
+            before.append(count)
+            self._guid[prop] = ([k for k, _ in ordered], before, [p for _, p in ordered])
         return self._guid[prop]
 
     def plan(self, seek: Seek) -> _Plan | None:
@@ -120,13 +121,18 @@ class TableIndex:
         order = self.guid_order(seek.prop)
         if order is None:
             return None
-        sort_keys, row_keys = order
+        sort_keys, before, groups = order
         start, end = 0, len(sort_keys)
         if seek.low is not None:
             start = (bisect.bisect_left if seek.low_inclusive else bisect.bisect_right)(sort_keys, seek.low)
         if seek.high is not None:
             end = (bisect.bisect_right if seek.high_inclusive else bisect.bisect_left)(sort_keys, seek.high)
-        return _Plan(max(end - start, 0), lambda: row_keys[start:end], in_order=False)
+        end = max(start, end)
+        return _Plan(
+            before[end] - before[start],
+            lambda: (p for positions in groups[start:end] for p in positions),
+            in_order=False,
+        )
 
     def _plan_any(self, seek: AnyOf) -> _Plan | None:
         plans = [self.plan(s) for s in seek.seeks]
@@ -136,6 +142,24 @@ class TableIndex:
         return _Plan(
             sum(p.size for p in found), lambda: {k for p in found for k in p.found()}, in_order=False
         )
+
+
+def _comparable_groups(groups: dict[Any, Positions], edm: str | None) -> dict[Any, Positions]:
+    """Positions by comparable value: each distinct value made comparable once, not once a row;
+    values stored in more than one form (case, offsets) joined, in the table's order."""
+    index: dict[Any, Positions] = {}
+    joined = set()
+    for value, positions in groups.items():
+        key = comparable(value, edm)
+        known = index.get(key)
+        if known is None:
+            index[key] = positions
+        else:
+            index[key] = [*known, *positions]
+            joined.add(key)
+    for key in joined:
+        index[key].sort()
+    return index
 
 
 def _merged_ranges(seeks: tuple[Seek, ...]) -> list[Seek]:
@@ -182,7 +206,18 @@ def candidates(table: ServedTable, seek: Seek) -> list[Row] | None:
     plan = index.plan(seek)
     if plan is None or plan.size >= len(table.rows):
         return None
-    keys = plan.found()
-    ordered = keys if plan.in_order else sorted(keys, key=index.position.__getitem__)
-    rows = table.rows
-    return [rows[k] for k in ordered]
+    found = plan.found()
+    positions = found if plan.in_order else sorted(found)
+    rows = index.rows
+    return [rows[p] for p in positions]
+
+
+def index_lookups(table: ServedTable) -> None:
+    """Index the table's lookups now (their values and their GUID order), as Dataverse has its
+    lookups indexed before anyone asks: a first query then does not build them. Dropped by a write
+    and built again when asked, like any other index."""
+    index = index_of(table)
+    for column in table.columns:
+        if column.type == "Lookup":
+            index.equal(column.prop, column.edm)
+            index.guid_order(column.prop)

@@ -30,6 +30,7 @@ from simulator.dataverse import API_ROOT, DataverseApi
 from simulator.entra import Entra, IssuedToken
 from simulator.faults import Fault, FaultRate, Faults
 from simulator.fixture import Fixture, load_fixture
+from simulator.index import index_lookups
 from simulator.recording import RecordedNote, TeamsPost, notes_by_id
 from simulator.tenant import AnnotationFilter, AppliedEntry, Tenant
 from simulator.tls import server_context, write_self_signed
@@ -69,6 +70,8 @@ class Simulator:
     ) -> None:
         self.fixture = fixture if isinstance(fixture, Fixture) else load_fixture(fixture)
         self.tenant = Tenant(self.fixture)
+        for table in self.tenant.tables.values():
+            index_lookups(table)
         self.entra = Entra(tenant_id, client_id, client_secret)
         self.faults = Faults()
         # False: the signed-in identity has no application user in the environment, so Dataverse

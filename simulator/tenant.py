@@ -9,12 +9,12 @@ values are assigned the way Dataverse does: statecode 0, 1, …; the built-in st
 from __future__ import annotations
 
 import functools
-import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 from diagnostics.schema import TABLES, ColumnDef, TableDef
@@ -28,6 +28,7 @@ from simulator.fixture import (
     complete_added_row,
     option_labels,
 )
+from simulator.rowjson import object_text, selected_row_writer, value_text
 from simulator.values import format_datetime, pluralise
 from simulator.work365 import PendingReimport
 
@@ -86,7 +87,14 @@ class ServedColumn:
         return EDM_TYPES.get(self.type)
 
     def option(self, value: object) -> Option | None:
-        return next((o for o in self.options if o.value == value), None)
+        try:
+            return self._by_value.get(value)
+        except TypeError:  # a value served as written that cannot be a key (a list, say)
+            return next((o for o in self.options if o.value == value), None)
+
+    @functools.cached_property
+    def _by_value(self) -> dict[object, Option]:
+        return {o.value: o for o in reversed(self.options)}  # the first of a value wins
 
     def option_for_label(self, default_label: str) -> Option:
         return self._by_label[default_label]
@@ -488,26 +496,60 @@ class Tenant:
         kept = self._wire.get(shape)
         if kept is None or kept[0] != stamp:
             kept = self._wire[shape] = (stamp, {})
-        served, pk, encode = kept[1], table.primary_key, _ROW_JSON.encode
+        served, pk = kept[1], table.primary_key
+        write = self._row_writer(table, select, wanted)
         out = []
         for row in rows:
             key = row.values[pk]
             text = served.get(key)
             if text is None:
-                text = served[key] = encode(self.wire_row(table, row, select, wanted)).encode("utf-8")
+                text = served[key] = write(row)
             out.append(text)
         return out
+
+    def _row_writer(
+        self, table: ServedTable, select: Sequence[str] | None, wanted: AnnotationFilter
+    ) -> Callable[[Row], bytes]:
+        """`wire_row` of a row as UTF-8 JSON (what `json.dumps` writes it as), for one shape: each
+        member's name is encoded once, not once a row (tests/simulator/test_sim_rowjson.py)."""
+        # The selected properties once, in the order wire_row writes them (the key last).
+        props = list(dict.fromkeys(_served_props(table, select))) if select else None
+        if not wanted:
+            if props is None:
+                return lambda row: object_text(
+                    [("@odata.etag", f'W/"{row.version}"'), *row.values.items()]
+                ).encode("utf-8")
+            write = selected_row_writer(props)
+            return lambda row: write(f'W/"{row.version}"', row.values)
+        names: dict[str, str] = {}
+
+        def name(member: str) -> str:
+            text = names.get(member)
+            if text is None:
+                text = names[member] = ", " + encode_basestring(member) + ": "
+            return text
+
+        def annotated(row: Row) -> bytes:
+            parts = ['{"@odata.etag": ', encode_basestring(f'W/"{row.version}"')]
+            values = row.values
+            for prop in values if props is None else props:
+                value = values.get(prop)
+                column = table.by_prop.get(prop)
+                if column is not None and value is not None:
+                    for term, annotation in self._annotations(column, row, value, wanted):
+                        parts += (name(f"{prop}@{term}"), value_text(annotation))
+                parts += (name(prop), value_text(value))
+            parts.append("}")
+            return "".join(parts).encode("utf-8")
+
+        return annotated
 
     def wire_row(
         self, table: ServedTable, row: Row, select: Sequence[str] | None, wanted: AnnotationFilter
     ) -> dict[str, Any]:
         """A row as Dataverse serialises it: etag, the selected properties (always the key), annotations."""
         out: dict[str, Any] = {"@odata.etag": f'W/"{row.version}"'}
-        props = (
-            [p for p in select if p != table.primary_key] + [table.primary_key]
-            if select
-            else list(row.values)
-        )
+        props = _served_props(table, select) if select else list(row.values)
         values = row.values
         if not wanted:  # no annotations asked for: the values alone (most rows of a large read)
             out.update((prop, values.get(prop)) for prop in props)
@@ -516,14 +558,16 @@ class Tenant:
             value = values.get(prop)
             column = table.by_prop.get(prop)
             if column is not None and value is not None:
-                self._annotate(out, column, row, value, wanted)
+                for term, annotation in self._annotations(column, row, value, wanted):
+                    out[f"{prop}@{term}"] = annotation
             out[prop] = value
         return out
 
-    def _annotate(
-        self, out: dict[str, Any], column: ServedColumn, row: Row, value: object, wanted: AnnotationFilter
-    ) -> None:
-        prop = column.prop
+    def _annotations(
+        self, column: ServedColumn, row: Row, value: object, wanted: AnnotationFilter
+    ) -> list[tuple[str, object]]:
+        """The annotations of a value that `wanted` asks for, as (term, value), in served order."""
+        out: list[tuple[str, object]] = []
         formatted: object = None
         if column.options:
             option = column.option(value)
@@ -531,20 +575,24 @@ class Tenant:
         elif column.type == "Boolean":
             formatted = "Yes" if value else "No"
         elif column.type == "Lookup":
-            target = row.targets.get(prop, column.target or "")
+            target = row.targets.get(column.prop, column.target or "")
             formatted = self.primary_name_of(target, value)
             served_target = self.tables[target].logical if target in self.tables else target
             if wanted(NAVIGATION):
-                out[f"{prop}@{NAVIGATION}"] = navigation_name(column, served_target)
+                out.append((NAVIGATION, navigation_name(column, served_target)))
             if wanted(LOOKUP_TABLE):
-                out[f"{prop}@{LOOKUP_TABLE}"] = served_target
+                out.append((LOOKUP_TABLE, served_target))
         if formatted is not None and wanted(FORMATTED):
-            out[f"{prop}@{FORMATTED}"] = formatted
+            out.append((FORMATTED, formatted))
+        return out
 
 
-_ROW_JSON = json.JSONEncoder(ensure_ascii=False)  # as json_response writes a body
+def _served_props(table: ServedTable, select: Sequence[str]) -> list[str]:
+    """The properties a `$select` serves, in order: the key always, and last."""
+    return [p for p in select if p != table.primary_key] + [table.primary_key]
 
 
+@functools.lru_cache(maxsize=4096)  # asked once a lookup a row when annotations are served
 def schema_name(logical: str) -> str:
     """The schema name Dataverse shows for a column or table logical name.
 
@@ -572,9 +620,15 @@ class AnnotationFilter:
 
     def __init__(self, patterns: list[str]) -> None:
         self.patterns = patterns
+        self._answers: dict[str, bool] = {}  # asked a few names, once a served value each
 
     def __call__(self, name: str) -> bool:
-        return any(p in ("*", name) or (p.endswith(".*") and name.startswith(p[:-1])) for p in self.patterns)
+        answer = self._answers.get(name)
+        if answer is None:
+            answer = self._answers[name] = any(
+                p in ("*", name) or (p.endswith(".*") and name.startswith(p[:-1])) for p in self.patterns
+            )
+        return answer
 
     def __bool__(self) -> bool:
         return bool(self.patterns)

@@ -15,6 +15,7 @@ from sim_support import API, client_for, tenant_dict
 
 from simulator import Simulator, load_fixture
 from simulator.generate import generate
+from simulator.index import index_of
 from simulator.odata import sql_guid_key
 
 USAGE = API + "work365_usagesummaries"
@@ -117,6 +118,22 @@ def test_an_index_of_values_written_in_more_than_one_form_keeps_the_table_order(
         other = client.get(API + "accounts", params={"$select": "name", "$filter": "name eq 'Northwind'"})
     assert [r["name"] for r in found.json()["value"]] == ["Contoso", "CONTOSO", "Contoso", "contoso"]
     assert [r["name"] for r in other.json()["value"]] == ["Northwind"]
+
+
+def test_lookups_are_indexed_when_the_fixture_loads_and_other_indexes_when_first_asked() -> None:
+    with Simulator(load_fixture(generate(3, seed=5).fixture), tls=False) as sim, client_for(sim) as client:
+        usage = sim.tenant.tables["work365_usagesummary"]
+        lookups = {c.prop for c in usage.columns if c.type == "Lookup"}
+        assert {PI, SUB, BILLED} <= lookups
+        assert index_of(usage).built == lookups
+        key = next(iter(usage.rows))
+        patched = client.patch(f"{USAGE}({key})", json={"work365_usagesummary_cost": 1.5})
+        assert patched.status_code == 204, patched.text
+        assert index_of(usage).built == set()  # a write drops them
+        query = {"$select": "work365_usagesummaryid", "$filter": "work365_usagesummary_cost eq 1.5"}
+        served = client.get(USAGE, params=query).json()["value"]
+        assert [r["work365_usagesummaryid"] for r in served] == [key]
+        assert index_of(usage).built == {"work365_usagesummary_cost"}
 
 
 def test_a_write_is_served_at_once_by_filters_and_by_rows_served_before(
