@@ -19,9 +19,20 @@ from typing import Any
 _STANDARD = json.JSONEncoder(ensure_ascii=False)  # what json_response writes a body with
 
 
+_FLOATS: dict[float, str] = {}  # texts of floats written, a few (amounts repeat: a markup, a price)
+_MAX_FLOATS = 1 << 16
+
+
 def _float(value: float) -> str:
-    # NaN and the infinities: as the standard encoder writes them (`NaN`, `Infinity`).
-    return float.__repr__(value) if value - value == 0 else _STANDARD.encode(value)
+    text = _FLOATS.get(value)
+    if text is None:
+        # NaN and the infinities as the standard encoder writes them (`NaN`, `Infinity`); zero is
+        # not kept: 0.0 and -0.0 are one key, two texts.
+        finite = value - value == 0
+        text = float.__repr__(value) if finite else _STANDARD.encode(value)
+        if finite and value and len(_FLOATS) < _MAX_FLOATS:
+            _FLOATS[value] = text
+    return text
 
 
 _BY_TYPE: dict[type, Callable[[Any], str]] = {

@@ -529,16 +529,36 @@ class Tenant:
                 text = names[member] = ", " + encode_basestring(member) + ": "
             return text
 
+        def member(prop: str, column: ServedColumn | None, row: Row, value: object) -> str:
+            """A property with its annotations, as JSON members."""
+            text = name(prop) + value_text(value)
+            if column is None or value is None:
+                return text
+            annotations = self._annotations(column, row, value, wanted)
+            return "".join(name(f"{prop}@{term}") + value_text(a) for term, a in annotations) + text
+
+        # A member's text depends on its value and the lookup's target alone while this page is
+        # written (the tenant's lock is held): many rows share a customer, a product, a status.
+        members: dict[tuple[object, ...], str] = {}
+
         def annotated(row: Row) -> bytes:
             parts = ['{"@odata.etag": ', encode_basestring(f'W/"{row.version}"')]
             values = row.values
             for prop in values if props is None else props:
                 value = values.get(prop)
                 column = table.by_prop.get(prop)
-                if column is not None and value is not None:
-                    for term, annotation in self._annotations(column, row, value, wanted):
-                        parts += (name(f"{prop}@{term}"), value_text(annotation))
-                parts += (name(prop), value_text(value))
+                if value is None or column is None or not _annotated(column):
+                    parts += (name(prop), value_text(value))
+                    continue
+                seen = (prop, value.__class__, value, row.targets.get(prop))
+                try:
+                    text = members.get(seen)
+                except TypeError:  # a value served as written that cannot be a key
+                    text = member(prop, column, row, value)
+                else:
+                    if text is None:
+                        text = members[seen] = member(prop, column, row, value)
+                parts.append(text)
             parts.append("}")
             return "".join(parts).encode("utf-8")
 
@@ -568,6 +588,8 @@ class Tenant:
     ) -> list[tuple[str, object]]:
         """The annotations of a value that `wanted` asks for, as (term, value), in served order."""
         out: list[tuple[str, object]] = []
+        if not _annotated(column):
+            return out
         formatted: object = None
         if column.options:
             option = column.option(value)
@@ -585,6 +607,11 @@ class Tenant:
         if formatted is not None and wanted(FORMATTED):
             out.append((FORMATTED, formatted))
         return out
+
+
+def _annotated(column: ServedColumn) -> bool:
+    """Whether a value of the column has annotations (`Tenant._annotations`) to serve."""
+    return bool(column.options) or column.type in ("Boolean", "Lookup")
 
 
 def _served_props(table: ServedTable, select: Sequence[str]) -> list[str]:

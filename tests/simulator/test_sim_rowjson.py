@@ -67,6 +67,12 @@ def test_a_value_is_written_as_json_dumps_writes_it(value: Any) -> None:
     assert value_text(value) == _dumps(value)
 
 
+def test_floats_written_again_are_written_the_same_and_zeros_keep_their_sign() -> None:
+    floats = [0.0, -0.0, 17.647, 17.647, math.nan, math.nan, -0.0, 0.0, 1e300 * 10, 2.5e-8]
+    assert [value_text(f) for f in floats] == [_dumps(f) for f in floats]
+    assert value_text(-0.0) == "-0.0"
+
+
 def test_a_row_of_one_shape_is_written_as_json_dumps_writes_it() -> None:
     write = selected_row_writer(["b", "a", "missing"])
     values = {"a": 1.5, "b": "ü\n", "c": "not selected"}
