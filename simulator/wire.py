@@ -94,7 +94,14 @@ def odata_page_response(
     that are JSON already (a large table's rows are serialised once, not once a page)."""
     parts = [json.dumps(dict(head), ensure_ascii=False).encode("utf-8")[:-1]]
     parts.append(b', "value": [' if head else b'"value": [')
-    parts += [b", ".join(rows), b"]"]
+    # The rows and their commas in the one list joined below: a page of megabytes is copied once.
+    before = len(parts)
+    for row in rows:
+        parts += (row, b", ")
+    if len(parts) > before:
+        parts[-1] = b"]"  # the last row's comma
+    else:
+        parts.append(b"]")
     for name, value in tail.items():
         parts.append(f", {json.dumps(name)}: {json.dumps(value, ensure_ascii=False)}".encode())
     parts.append(b"}")

@@ -17,6 +17,7 @@ from simulator import load_fixture
 from simulator.generate import generate
 from simulator.rowjson import object_text, selected_row_writer, value_text
 from simulator.tenant import AnnotationFilter, Tenant
+from simulator.wire import odata_page_response
 
 
 class _Level(IntEnum):
@@ -113,3 +114,13 @@ def test_every_table_serves_its_rows_in_the_bytes_json_dumps_writes(source: str)
             assert served == expected, (name, select, wanted.patterns)
             checked += len(rows)
     assert checked > 20
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+@pytest.mark.parametrize("head", [{}, {"@odata.context": "ctx", "@odata.count": 3}])
+def test_a_page_is_written_as_json_dumps_writes_it(count: int, head: dict[str, Any]) -> None:
+    rows = [{"@odata.etag": f'W/"{n}"', "name": f"ü {n}"} for n in range(count)]
+    tail = {"@odata.nextLink": "https://127.0.0.1/next?$skiptoken=x"}
+    page = odata_page_response(head, [_dumps(r).encode("utf-8") for r in rows], tail)
+    assert page.body == _dumps({**head, "value": rows, **tail}).encode("utf-8")
+    assert odata_page_response(head, [], {}).body == _dumps({**head, "value": []}).encode("utf-8")
