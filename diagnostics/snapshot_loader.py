@@ -339,67 +339,96 @@ class _UsageRows:
     def __init__(self, reading: TableReading) -> None:
         self._keys = tuple(reading.key(column) for column in _USAGE_COLUMNS)
         self._reading = reading
+        # What the rows' values were read as, by value: a month's rows repeat few dates and markups.
+        # Looked up here rather than through `_moment`, `_day`, `_number` (which fill these on a
+        # miss): half a million rows make the calls themselves count.
+        self._moments: dict[str, datetime] = {}
+        self._days: dict[str, dt.date] = {}
+        # By the float itself: two equal floats other than zero (0.0 and -0.0 are equal, and read
+        # differently) have the same text, so the same Decimal.
+        self._floats: dict[float, Decimal] = {}
+        self._archived: dict[int | None, bool] = {}
 
     def add(self, raw: Any, index: UsageIndex) -> bool:
         """Add the row to `index`; False (nothing added) when it is to be read by `_usage`."""
         if type(raw) is not dict:
             return False
+        get = raw.get
         k_id, k_pi, k_sub, k_customer, k_invoice, k_start, k_end, k_cost, k_markup, k_status, k_created = (
             self._keys
         )
+        row_id, created = get(k_id), get(k_created)
+        if type(row_id) is not str or type(created) is not str or not _CANONICAL_GUID.fullmatch(row_id):
+            return False
+        pi, sub, invoice, customer = get(k_pi), get(k_sub), get(k_invoice), get(k_customer)
+        # Lookups are text or empty; the customer is not a figure, but a row whose value is
+        # malformed is unreadable.
+        for value in (pi, sub, invoice, customer):
+            if value is not None and type(value) is not str:
+                return False
+        status = get(k_status)
+        if status is not None and type(status) is not int:
+            return False
         try:
-            row_id, created = raw.get(k_id), raw.get(k_created)
-            if type(row_id) is not str or not _CANONICAL_GUID.fullmatch(row_id) or type(created) is not str:
-                return False
-            created_on = _moment(created)
-            pi, sub, invoice = _lookup(raw.get(k_pi)), _lookup(raw.get(k_sub)), _lookup(raw.get(k_invoice))
-            _lookup(raw.get(k_customer))  # not a figure, but a row whose value is malformed is unreadable
-            start, end = _plain_day(raw.get(k_start)), _plain_day(raw.get(k_end))
-            day = end if end is not None else start
-            cost, markup = _plain_number(raw.get(k_cost)), _plain_number(raw.get(k_markup))
-            status = raw.get(k_status)
-            if status is not None and type(status) is not int:
-                return False
-            archived = self._reading.option("statuscode", status)[1] == "archived"
+            created_on = self._moments.get(created) or self._moment(created)
+            start, end = self._day(get(k_start)), self._day(get(k_end))
+            cost, markup = self._number(get(k_cost)), self._number(get(k_markup))
+            archived = self._archived.get(status)
+            if archived is None:
+                archived = self._archived[status] = (
+                    self._reading.option("statuscode", status)[1] == "archived"
+                )
         except _NotPlain:
             return False
         except _MALFORMED:  # a date out of range, say: `_usage` says so
             return False
         if pi is not None:
-            index.group(pi, sub).add_row(row_id, invoice, day, cost, markup, archived, created_on)
+            intern = sys.intern  # one string per id however many rows name it (see `Row.text`)
+            group = index.group(intern(pi), None if sub is None else intern(sub))
+            day = end if end is not None else start
+            group.add_row(
+                row_id, None if invoice is None else intern(invoice), day, cost, markup, archived, created_on
+            )
         return True
+
+    def _moment(self, value: str) -> datetime:
+        moment = _moment(value)
+        if len(self._moments) < _PARSED_CACHE:
+            self._moments[value] = moment
+        return moment
+
+    def _day(self, value: Any) -> dt.date | None:
+        if value is None or value == "":
+            return None
+        if type(value) is not str:
+            raise _NotPlain
+        day = self._days.get(value)
+        if day is None:
+            day = _day(value)
+            if len(self._days) < _PARSED_CACHE:
+                self._days[value] = day
+        return day
+
+    def _number(self, value: Any) -> Decimal | None:
+        if value is None:
+            return None
+        kind = type(value)
+        if kind is float:
+            number = self._floats.get(value)
+            if number is not None:
+                return number
+        elif kind is not int and kind is not str:
+            raise _NotPlain
+        number = _number(str(value))
+        if number is None:  # not a number, or not finite: `_usage` says so
+            raise _NotPlain
+        if kind is float and value and len(self._floats) < _PARSED_CACHE:
+            self._floats[value] = number
+        return number
 
 
 class _NotPlain(Exception):
     """A value `_UsageRows` leaves to the general reader."""
-
-
-def _lookup(value: Any) -> str | None:
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise _NotPlain
-    return sys.intern(value)
-
-
-def _plain_day(value: Any) -> dt.date | None:
-    if value is None or value == "":
-        return None
-    if type(value) is not str:
-        raise _NotPlain
-    return _day(value)
-
-
-def _plain_number(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    kind = type(value)
-    if kind is not float and kind is not int and kind is not str:
-        raise _NotPlain
-    number = _number(str(value))
-    if number is None:
-        raise _NotPlain
-    return number
 
 
 def _provider_account(r: Row) -> ProviderAccount:

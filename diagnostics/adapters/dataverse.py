@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
 import ssl
 import urllib.request
@@ -29,6 +28,7 @@ from diagnostics.adapters.http import (
     RequestHook,
     RetryPolicy,
     Service,
+    decode_json,
     http_error,
     read_json,
     send,
@@ -678,7 +678,7 @@ def _part_result(request: BatchRequest, answer: BatchResponse) -> dict[str, Any]
     if answer.status >= 400:
         return http_error(DATAVERSE, "GET", path, answer.status, answer.body)
     try:
-        data = json.loads(answer.body)
+        data = decode_json(answer.body)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         data = None
     if not isinstance(data, dict):

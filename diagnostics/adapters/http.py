@@ -27,6 +27,7 @@ from typing import Any, Self
 import httpx
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
+from pydantic_core import from_json
 
 from diagnostics.errors import (
     AuthError,
@@ -260,10 +261,27 @@ def unreachable_error(
     )
 
 
+def decode_json(data: bytes | str) -> Any:
+    """What `json.loads(data)` gives, about twice as fast: pydantic-core's parser (installed with
+    pydantic), which reads what the standard library reads into equal values (NaN and Infinity
+    literals, integers of any size; fuzzed in tests/fuzz) and refuses some of what it accepts: a
+    byte order mark, UTF-16, a lone surrogate escape, more than 200 levels of nesting. Anything it
+    refuses goes to the standard library, which decides as it always has: the same value, or the
+    same ValueError (UnicodeDecodeError, JSONDecodeError) or RecursionError. A scan decodes about
+    120 pages of up to 5,000 rows; decoding was a quarter of its CPU. Not orjson: it reads an
+    integer beyond 64 bits as a float, silently."""
+    try:
+        # Short strings are cached: a page's rows share their keys and most of their values (the
+        # invoice's id, a subscription's, the dates), one object each.
+        return from_json(data, cache_strings=True)
+    except (ValueError, TypeError):  # TypeError: a str it cannot take as UTF-8 (lone surrogates)
+        return json.loads(data)
+
+
 def read_json(response: httpx.Response, service: Service) -> dict[str, Any]:
     """The JSON object of a successful answer; a body that is not one is the service's error."""
     try:
-        data = response.json()
+        data = decode_json(response.content)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         data = None
     if not isinstance(data, dict):
