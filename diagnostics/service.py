@@ -34,6 +34,7 @@ from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import CHECKS
 from diagnostics.engine import needs_attention
 from diagnostics.loading import load_period, load_unit, review
+from diagnostics.loading.rounds import collector_paused
 from diagnostics.messages import InvoiceUnit, Unit, unit_key
 from diagnostics.metadata import (
     Problem,
@@ -226,7 +227,8 @@ async def _scan(conn: Connection, as_of: datetime, invoice: str | None, line: di
                 invoice_id=await _invoice_id(dv, verification.schema, conn.thresholds, invoice)
             )
             snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
-        report = review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
+        with collector_paused():  # see there: the large snapshot's objects are not traversed again
+            report = review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
     line["period"] = report.period
     line["findings"] = report.statistics.findings
     return report

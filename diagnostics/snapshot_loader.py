@@ -925,9 +925,12 @@ def _account_names(rows: list[dict[str, Any]], account_table: str = "account") -
     formatted value may name a provider, a contract or a contact, never to be shown as a customer.
     """
     names = {}
+    formatted = f"_value{_NAME}"  # made once: every key of every row is looked at
     for raw in rows:
+        if type(raw) is not dict:
+            continue  # a row that is not an object is the record builders' to report
         for key, value in raw.items():
-            if key.endswith(f"_value{_NAME}") and isinstance(value, str):
+            if key.endswith(formatted) and isinstance(value, str):
                 lookup = raw.get(key.removesuffix(_NAME))
                 logical = raw.get(key.removesuffix(_NAME) + _LOOKUP_TABLE)
                 if isinstance(lookup, str) and logical == account_table:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import ssl
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import nullcontext
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -129,10 +131,23 @@ _SQL_GUID_ORDER = (10, 11, 12, 13, 14, 15, 8, 9, 6, 7, 4, 5, 0, 1, 2, 3)
 DEFAULT_PARTITIONS = 8
 
 
+# A GUID in the one form Dataverse writes (and `canonical_guid` makes): read without parsing.
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def sql_guid_key(guid: str) -> bytes:
     """The GUID as bytes that sort as SQL Server sorts uniqueidentifier values."""
+    if _CANONICAL_GUID.fullmatch(guid):
+        return bytes.fromhex(_sql_order(guid))
     raw = uuid.UUID(guid).bytes_le
     return bytes(raw[i] for i in _SQL_GUID_ORDER)
+
+
+def _sql_order(g: str) -> str:
+    """`sql_guid_key` of a canonical GUID as hex text (which sorts as the bytes do), read off the
+    text (`_SQL_GUID_ORDER`: the last group, the fourth, then the first three byte by byte
+    reversed) rather than parsed: a scan sorts 50,000 subscription ids."""
+    return g[24:] + g[19:23] + g[16:18] + g[14:16] + g[11:13] + g[9:11] + g[6:8] + g[4:6] + g[2:4] + g[:2]
 
 
 def guid_ranges(column: str, known: Sequence[str], parts: int) -> list[str]:
@@ -150,7 +165,13 @@ def guid_ranges(column: str, known: Sequence[str], parts: int) -> list[str]:
       rows within minutes). The ids the caller knows (the subscriptions a usage table points at)
       show where the rows are, at no extra request.
     """
-    ordered = sorted({canonical_or_same(g) for g in known if _is_guid(g)}, key=sql_guid_key)
+    guids: set[str] = set()
+    for g in known:
+        if _CANONICAL_GUID.fullmatch(g):  # as the loaders read ids (`Row.guid`)
+            guids.add(g)
+        elif _is_guid(g):
+            guids.add(canonical_guid(g))
+    ordered = sorted(guids, key=_sql_order)
     count = min(parts, len(ordered))
     if count < 2:
         return []
@@ -305,18 +326,21 @@ class DataverseClient(ClosingClient):
 
     async def query(self, q: Query) -> list[dict[str, Any]]:
         """Every row the query matches, following `@odata.nextLink` page by page."""
-        prefer = self._prefer(q)
-        body = await self._get_json(q.url(), prefer)
-        return await self._rest_of_pages(body, prefer)
+        rows: list[dict[str, Any]] = []
+        async for page in self.pages(q):
+            rows += page
+        return rows
 
-    async def pages(self, q: Query) -> AsyncIterator[Page]:
+    async def pages(self, q: Query) -> AsyncGenerator[Page, None]:
         """The query's rows page by page, following `@odata.nextLink` as the caller iterates: a caller
-        that reduces each page as it comes holds one page, never the whole answer."""
+        that reduces each page as it comes holds one page, never the whole answer (and the next
+        page's body as it arrives, see `_follow`)."""
         prefer = self._prefer(q)
-        pages = self._pages_from(await self._get_json(q.url(), prefer), prefer)
-        async for page in pages:
-            yield page
-            del page  # not held while the next page is fetched
+        # aclosing: a caller that stops early stops the page fetched ahead at once
+        async with aclosing(self._follow(self._body(await self._get(q.url(), prefer)), prefer)) as pages:
+            async for page in pages:
+                yield page
+                del page  # not held while the next page is fetched
 
     async def get(self, path_and_query: str) -> dict[str, Any]:
         """One GET relative to the API root (e.g. `EntityDefinitions?$select=LogicalName`)."""
@@ -533,10 +557,21 @@ class DataverseClient(ClosingClient):
         return _unbound(response)
 
     async def _get_json(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        return self._json_of(await self._get(url, headers))
+
+    async def _get(
+        self, url: str, headers: dict[str, str], sent: asyncio.Event | None = None
+    ) -> httpx.Response:
+        """A GET's answer, not yet decoded. `sent` is set once the request has gone out, or at once
+        when it has to wait for a place within the concurrency cap."""
         # If-None-Match: null keeps intermediaries from answering with a cached copy.
         request = self._client.build_request("GET", url, headers={"If-None-Match": "null", **headers})
+        if sent is not None:
+            request.extensions["trace"] = _setting_when_sent(sent)
+            if self._limit is not None and self._limit.locked():
+                sent.set()
         try:
-            response = await self._send(request)
+            return await self._send(request)
         except ServiceError as exc:
             # Dataverse puts a code in every error it answers; a 4xx without one comes from a server
             # that is not Dataverse (a web site, a proxy's page), which no schema map can fix.
@@ -544,11 +579,16 @@ class DataverseClient(ClosingClient):
                 what = f"answered {exc.status} without a Dataverse error"
                 raise type(exc)(self._not_dataverse(what), status=exc.status) from exc
             raise
+
+    def _json_of(self, response: httpx.Response) -> dict[str, Any]:
         try:
             return read_json(response, DATAVERSE)
         except ServiceError:
             what = f"answered {response.status_code} without JSON"
             raise ServiceError(self._not_dataverse(what), status=response.status_code) from None
+
+    def _body(self, response: httpx.Response) -> _Body:
+        return _Body(response.content, partial(self._json_of, response))
 
     def _not_dataverse(self, what: str) -> str:
         return (
@@ -558,41 +598,62 @@ class DataverseClient(ClosingClient):
 
     async def _rest_of_pages(self, first: dict[str, Any], prefer: dict[str, str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        async for page in self._pages_from(first, prefer):
-            rows += page
+        async with aclosing(self._follow(_Body(None, lambda: first), prefer)) as pages:
+            async for page in pages:
+                rows += page
         return rows
-
-    async def _pages_from(self, first: dict[str, Any], prefer: dict[str, str]) -> AsyncIterator[Page]:
-        """The page `first` and those after it. No page is held once the caller has moved on."""
-        rows, next_link = _rows(first), first.get("@odata.nextLink")
-        del first
-        while True:
-            yield rows
-            if not next_link:
-                return
-            # The link is followed as given (it carries the $skiptoken), but only within this
-            # environment: the bearer token must not travel to another host.
-            if not isinstance(next_link, str) or not next_link.startswith(self.root):
-                raise ServiceError(
-                    f"Dataverse returned a nextLink outside {self.root}: {str(next_link)[:80]}"
-                )
-            rows = []  # the page just yielded is the caller's to drop
-            page = await self._get_json(next_link, prefer)
-            rows, next_link = _rows(page), page.get("@odata.nextLink")
-            del page
 
     async def _pages_of_part(
         self, request: BatchRequest, answer: BatchResponse, prefer: dict[str, str]
     ) -> AsyncIterator[Page]:
-        first = _part_result(request, answer)
-        del answer  # its body, decoded into `first`
-        if isinstance(first, ServiceError):
-            raise first
-        pages = self._pages_from(first, prefer)
-        del first  # `_pages_from` drops it once its rows are yielded; held here, it would stay
-        async for page in pages:
-            yield page
-            del page  # not held while the next page is fetched
+        pages = self._follow(_Body(answer.body, partial(_part_or_raise, request, answer)), prefer)
+        del answer  # its body, decoded by `_follow`, which then lets it go
+        async with aclosing(pages):
+            async for page in pages:
+                yield page
+                del page  # not held while the next page is fetched
+
+    async def _follow(self, body: _Body, prefer: dict[str, str]) -> AsyncGenerator[Page, None]:
+        """The page `body` and those after it, following `@odata.nextLink`. No page is held once the
+        caller has moved on.
+
+        Each next page is asked for before this one is decoded: its link is read from the body as
+        it came (`_next_link_in`) and the request sent, then the page decoded and given to the
+        caller, so that Dataverse serves the next page while this process decodes and reduces
+        this one (a scan's pages were fetched and decoded in turn: half the time nothing was in
+        flight). At most one page ahead, its body held as it arrives, and within the concurrency
+        cap like any request. The decoded page has the final say: a link read otherwise there
+        (never, from Dataverse) drops the page fetched ahead and fetches the right one."""
+        ahead: asyncio.Task[httpx.Response] | None = None
+        try:
+            while True:
+                guess = None if body.raw is None else _next_link_in(body.raw)
+                if guess is not None and guess.startswith(self.root):
+                    sent = asyncio.Event()
+                    ahead = asyncio.ensure_future(self._get(guess, prefer, sent))
+                    await _sent_or_done(sent, ahead)
+                page = body.decode()
+                del body
+                rows, next_link = _rows(page), page.get("@odata.nextLink")
+                del page
+                if ahead is not None and next_link != guess:
+                    _drop(ahead)
+                    ahead = None
+                yield rows
+                rows = []  # the page just yielded is the caller's to drop
+                if not next_link:
+                    return
+                # The link is followed as given (it carries the $skiptoken), but only within this
+                # environment: the bearer token must not travel to another host.
+                if not isinstance(next_link, str) or not next_link.startswith(self.root):
+                    raise ServiceError(
+                        f"Dataverse returned a nextLink outside {self.root}: {str(next_link)[:80]}"
+                    )
+                fetching, ahead = ahead, None
+                body = self._body(await (fetching or self._get(next_link, prefer)))
+        finally:
+            if ahead is not None:  # the caller stopped early, or this page could not be read
+                _drop(ahead)
 
     async def _batch(
         self, parts: Sequence[tuple[str, dict[str, str]]]
@@ -687,6 +748,80 @@ def _part_result(request: BatchRequest, answer: BatchResponse) -> dict[str, Any]
             status=answer.status,
         )
     return data
+
+
+def _part_or_raise(request: BatchRequest, answer: BatchResponse) -> dict[str, Any]:
+    result = _part_result(request, answer)
+    if isinstance(result, ServiceError):
+        raise result
+    return result
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A page as it came (`raw`; None when there is none, the page decoded already) and how to
+    decode it (raising the answer's `ServiceError`)."""
+
+    raw: bytes | str | None
+    decode: Callable[[], dict[str, Any]]
+
+
+_NEXT_LINK_KEY = '"@odata.nextLink"'
+_NEXT_LINK = re.compile(r'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*")')
+_NEXT_LINK_B = re.compile(_NEXT_LINK.pattern.encode())
+
+
+def _next_link_in(raw: bytes | str) -> str | None:
+    """The `@odata.nextLink` of a page, read from its JSON text without decoding the rest: Dataverse
+    writes it last, after the rows. The key in quotes cannot occur inside a string value (its
+    quotes would be escaped there); a link read wrongly only costs a page fetched for nothing, as
+    the decoded page says which one to follow."""
+    if isinstance(raw, bytes):
+        at = raw.rfind(_NEXT_LINK_KEY.encode())
+        found: re.Match[bytes] | re.Match[str] | None = _NEXT_LINK_B.match(raw, at) if at >= 0 else None
+    else:
+        at = raw.rfind(_NEXT_LINK_KEY)
+        found = _NEXT_LINK.match(raw, at) if at >= 0 else None
+    if found is None:
+        return None
+    try:
+        link = json.loads(found[1])
+    except ValueError:
+        return None
+    return link if isinstance(link, str) else None
+
+
+# How long a page waits for the request of the next to go out before it is decoded anyway: a
+# request goes out within a few turns of the event loop, unless it has to open a connection.
+_SEND_WAIT = 0.02
+
+
+def _setting_when_sent(sent: asyncio.Event) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    async def trace(name: str, info: dict[str, Any]) -> None:  # httpcore's `trace` extension
+        if name.endswith(("send_request_body.complete", "receive_response_headers.started")):
+            sent.set()
+
+    return trace
+
+
+async def _sent_or_done(sent: asyncio.Event, task: asyncio.Task[Any]) -> None:
+    waiting = asyncio.ensure_future(sent.wait())
+    try:
+        await asyncio.wait((waiting, task), timeout=_SEND_WAIT, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+
+
+def _drop(task: asyncio.Task[Any]) -> None:
+    """A page fetched ahead that nobody will read: its request cancelled, and its failure, if it
+    failed already, not reported as never retrieved."""
+    task.cancel()
+    task.add_done_callback(_retrieved)
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _rows(page: dict[str, Any]) -> list[dict[str, Any]]:

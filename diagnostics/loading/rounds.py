@@ -257,7 +257,7 @@ async def run(dv: DataverseReader, round_: Round, into: Answers) -> None:
         streams = await dv.batch_pages([round_.queries[i][1] for i in batched])
         await asyncio.gather(*(reading.read(i, stream) for i, stream in zip(batched, streams, strict=True)))
 
-    with _collector_paused():
+    with collector_paused():
         # The batch first: it takes a place within the client's concurrency cap before the GETs do.
         await asyncio.gather(
             read_batched(), *(reading.read(i, dv.pages(round_.queries[i][1])) for i in alone)
@@ -271,13 +271,15 @@ class _Pause:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused while rounds are read. Reading makes hundreds of
     thousands of objects that live on (records, usage groups) and as many that go at once (rows),
     and the collector, started by the count of objects made, would traverse the growing heap again
     and again to find no cycle (rows and records hold none): a quarter of the CPU of a
-    10,000-customer scan. Objects are still freed as soon as nothing refers to them; the collector
-    resumes when no round is being read, and then finds any cycle made meanwhile."""
+    10,000-customer scan. The checks of a scan's snapshot run paused too (`service.scan`): their
+    indexes and findings would have the collector traverse the whole snapshot again (a quarter of
+    their time). Objects are still freed as soon as nothing refers to them; the collector resumes
+    when no round is being read, and then finds any cycle made meanwhile."""
     if _Pause.rounds == 0:
         _Pause.resume = gc.isenabled()
         gc.disable()
