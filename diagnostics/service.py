@@ -212,26 +212,35 @@ def _canonical_line(line: dict[str, Any], conn: Connection, started: float) -> N
 
 
 async def _scan(conn: Connection, as_of: datetime, invoice: str | None, line: dict[str, Any]) -> Report:
+    # The collector paused from the reads to the report (see there): resumed between them, it would
+    # traverse everything read so far, then the checks' indexes and findings the whole snapshot.
     async with _clients(conn) as (dv, pc):
-        verification = await _verify(dv, conn.schema_map)
-        period = period_under_review(as_of)
-        tool = _tool_findings(verification, period, conn.schema_map.source)
-        # An unreadable invoice table cannot be searched: the report then says why its checks failed.
-        if invoice is None or "provider_invoices" in verification.schema.unavailable:
-            # The period under review and every earlier period still open (findings.md).
-            snapshot = await load_period(
-                dv, pc, verification.schema, conn.thresholds, as_of=as_of, period=period
-            )
-        else:
-            unit = InvoiceUnit(
-                invoice_id=await _invoice_id(dv, verification.schema, conn.thresholds, invoice)
-            )
-            snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
-        with collector_paused():  # see there: the large snapshot's objects are not traversed again
-            report = review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
+        with collector_paused():
+            report = await _scan_with(dv, pc, conn, as_of, invoice)
     line["period"] = report.period
     line["findings"] = report.statistics.findings
     return report
+
+
+async def _scan_with(
+    dv: DataverseClient,
+    pc: PartnerCenterClient | None,
+    conn: Connection,
+    as_of: datetime,
+    invoice: str | None,
+) -> Report:
+    verification = await _verify(dv, conn.schema_map)
+    period = period_under_review(as_of)
+    tool = _tool_findings(verification, period, conn.schema_map.source)
+    # An unreadable invoice table cannot be searched: the report then says why its checks failed.
+    if invoice is None or "provider_invoices" in verification.schema.unavailable:
+        # The period under review and every earlier period still open (findings.md).
+        snapshot = await load_period(dv, pc, verification.schema, conn.thresholds, as_of=as_of, period=period)
+    else:
+        unit = InvoiceUnit(invoice_id=await _invoice_id(dv, verification.schema, conn.thresholds, invoice))
+        snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
+    # Returning frees the snapshot while the collector is paused: it is not traversed when it resumes.
+    return review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
 
 
 async def _invoice_id(dv: DataverseClient, schema: ResolvedSchema, thresholds: Thresholds, key: str) -> str:

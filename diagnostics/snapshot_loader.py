@@ -415,15 +415,19 @@ class _UsageRows:
         kind = type(value)
         if kind is float:
             number = self._floats.get(value)
-            if number is not None:
-                return number
-        elif kind is not int and kind is not str:
+            if number is None:
+                # What `_number(str(value))` gives, without its cache: costs are seldom repeated.
+                number = Decimal(repr(value))
+                if not number.is_finite():  # NaN, an infinity: `_usage` says so
+                    raise _NotPlain
+                if value and len(self._floats) < _PARSED_CACHE:
+                    self._floats[value] = number
+            return number
+        if kind is not int and kind is not str:
             raise _NotPlain
         number = _number(str(value))
         if number is None:  # not a number, or not finite: `_usage` says so
             raise _NotPlain
-        if kind is float and value and len(self._floats) < _PARSED_CACHE:
-            self._floats[value] = number
         return number
 
 

@@ -276,10 +276,11 @@ def collector_paused() -> Iterator[None]:
     thousands of objects that live on (records, usage groups) and as many that go at once (rows),
     and the collector, started by the count of objects made, would traverse the growing heap again
     and again to find no cycle (rows and records hold none): a quarter of the CPU of a
-    10,000-customer scan. The checks of a scan's snapshot run paused too (`service.scan`): their
-    indexes and findings would have the collector traverse the whole snapshot again (a quarter of
-    their time). Objects are still freed as soon as nothing refers to them; the collector resumes
-    when no round is being read, and then finds any cycle made meanwhile."""
+    10,000-customer scan. A scan keeps it paused from its first read to its report (`service`):
+    resumed between rounds it would traverse everything read so far, and during the checks the
+    whole snapshot (a quarter of their time). Objects are still freed as soon as nothing refers to
+    them; the collector resumes when no round (nor scan) is being read, and then finds any cycle
+    made meanwhile."""
     if _Pause.rounds == 0:
         _Pause.resume = gc.isenabled()
         gc.disable()

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from diagnostics.metadata import READ_COLUMNS
-from diagnostics.model import UsageGroup, UsageIndex
+from diagnostics.model import UsageIndex
 from diagnostics.snapshot_loader import _usage, _UsageRows
 from tests.fuzz.test_records_fuzz import _JSON, LOADER, OPTIONS
 
@@ -29,7 +29,23 @@ _DATES = [
 ]
 _IDS = [_GUID, _GUID.upper(), "{" + _GUID + "}", _GUID.replace("-", ""), "not a guid", "", None]
 _LOOKUPS = ["pi-1", "pi-2", _GUID, "", None, 7, 1.5, True]
-_NUMBERS = [12.5, 0, -3, "17.647", "12.50", "NaN", "-Infinity", "1e999999", "x", True, None, 10**30]
+_NUMBERS = [
+    12.5,
+    0,
+    -3,
+    0.0,
+    -0.0,
+    1e16,
+    "17.647",
+    "12.50",
+    "NaN",
+    "-Infinity",
+    "1e999999",
+    "x",
+    True,
+    None,
+    10**30,
+]
 # Per column: what Dataverse sends, and what else a row might hold.
 _VALUES: dict[str, tuple[list[Any], list[Any]]] = {
     "work365_usagesummaryid": ([_GUID, "0b4e7d1c-1111-4a2b-9c3d-000000000001"], _IDS),
@@ -66,9 +82,10 @@ def _row(draw: st.DrawFn) -> Any:
     return row
 
 
-def _figures(index: UsageIndex) -> dict[str, list[UsageGroup]]:
+def _figures(index: UsageIndex) -> dict[str, str]:
+    """The groups as their repr: a Decimal's sign and exponent count (-0.0 is not 0, 1.0 is not 1)."""
     index.finish()
-    return {pi: index.of_invoice(pi) for pi in sorted(index.invoice_ids())}
+    return {pi: repr(index.of_invoice(pi)) for pi in sorted(index.invoice_ids())}
 
 
 @given(st.lists(_row(), max_size=12))
@@ -106,3 +123,20 @@ def test_plain_rows_are_taken_by_the_fast_reader() -> None:
     index = UsageIndex()
     assert _UsageRows(LOADER.reading(TABLE)).add(_plain_row(), index)
     assert [g.all.rows for g in index.of_invoice("pi-1")] == [1]
+
+
+def test_numbers_equal_but_written_differently_are_read_as_written() -> None:
+    # 0.0 and -0.0 are equal floats, 10 and 10.0 equal numbers: each row's own value is read, whatever
+    # an earlier row held (the fast reader looks parsed numbers up by value).
+    for column in ("work365_usagesummary_markup", "work365_usagesummary_cost"):
+        for first, then in ((0.0, -0.0), (-0.0, 0.0), (10, 10.0), (10.0, 10), (1.5, "1.50")):
+            rows = [
+                _plain_row()
+                | {LOADER.c(TABLE, column): first, LOADER.c(TABLE, "work365_usagesummary_subscription"): "a"},
+                _plain_row()
+                | {LOADER.c(TABLE, column): then, LOADER.c(TABLE, "work365_usagesummary_subscription"): "b"},
+            ]
+            fast = UsageIndex()
+            LOADER.reduce_usage(rows, fast)
+            records, _ = LOADER.records("usage_summaries", TABLE, rows, _usage)
+            assert _figures(fast) == _figures(UsageIndex.of(records)), (column, first, then)
