@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from simulator import access, metadata
-from simulator.index import candidates
+from simulator.index import narrowed
 from simulator.odata import (
     compile_filter,
     paging_cookie,
@@ -228,9 +228,8 @@ class DataverseApi:
             return list(itertools.islice(table.rows.values(), limit))
         compiled = compile_filter(options["$filter"], props, table.type_name)
         # The rows an index says can match (the partition's range of a large table, say); the
-        # predicate still decides each one.
-        found = candidates(table, compiled.seek) if compiled.seek is not None else None
-        test = compiled.test
+        # predicate still decides each one, less what the index found exactly.
+        found, test = narrowed(table, compiled)
         kept = (r for r in (table.rows.values() if found is None else found) if test(r.values))
         return list(itertools.islice(kept, limit))
 

@@ -5,18 +5,32 @@ values, a GUID property within bounds, or a combination. A table keeps, per prop
 map from value to rows and a GUID order, built when first needed (a lookup's when the simulator
 loads the fixture, as Dataverse indexes lookups) and dropped by the next write to the table (its
 `generation` moves on). The rows found are a superset of the matches, in the table's
-order; the filter's predicate still decides each one, so an index changes the cost, never the answer.
+order; the filter's predicate still decides each one, less the terms the index answered exactly (a
+GUID range: its rows are found by the same order the predicate compares in), so an index changes
+the cost, never the answer.
 A 500,000-row table read in partitions by GUID range is then read once in all, not once a partition.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.odata import AllOf, AnyOf, Equal, GuidRange, Seek, comparable, sql_guid_key
+from simulator.odata import (
+    AllOf,
+    AnyOf,
+    Equal,
+    Filter,
+    GuidRange,
+    Predicate,
+    Seek,
+    all_hold,
+    comparable,
+    sql_guid_key,
+)
 from simulator.tenant import Row, ServedTable
 
 GuidKey = tuple[int, bytes | str]
@@ -200,16 +214,45 @@ def index_of(table: ServedTable) -> TableIndex:
     return current
 
 
-def candidates(table: ServedTable, seek: Seek) -> list[Row] | None:
-    """The rows `seek` names, in the table's order; None when it names no fewer than all of them."""
+def narrowed(table: ServedTable, compiled: Filter) -> tuple[list[Row] | None, Predicate]:
+    """The rows an index says the filter can match, in the table's order (None: every row), and
+    the test that still decides each: the filter's own, less the terms whose rows the index found
+    exactly (an `and`'s GUID range: a partition's bounds are not tested again on every row)."""
+    if compiled.seek is None:
+        return None, compiled.test
     index = index_of(table)
-    plan = index.plan(seek)
+    if compiled.parts:
+        plan, covered = _plan_parts(index, compiled.parts)
+    else:
+        plan, covered = index.plan(compiled.seek), ((compiled,) if compiled.exact else ())
     if plan is None or plan.size >= len(table.rows):
-        return None
+        return None, compiled.test
     found = plan.found()
     positions = found if plan.in_order else sorted(found)
     rows = index.rows
-    return [rows[p] for p in positions]
+    done = {id(part) for part in covered}
+    rest = [part.test for part in (compiled.parts or (compiled,)) if id(part) not in done]
+    return [rows[p] for p in positions], all_hold(rest)
+
+
+def _plan_parts(index: TableIndex, parts: tuple[Filter, ...]) -> tuple[_Plan | None, tuple[Filter, ...]]:
+    """The smallest plan for an `and`'s terms, and the terms whose rows it finds exactly: the GUID
+    ranges of one property, merged (`a ge X and a lt Y`: each half alone may name half the table)."""
+    ranges: dict[str, list[Filter]] = {}
+    for part in parts:
+        if part.exact and isinstance(part.seek, GuidRange):
+            ranges.setdefault(part.seek.prop, []).append(part)
+    options: list[tuple[_Plan, tuple[Filter, ...]]] = []
+    for same in ranges.values():
+        merged = functools.reduce(_narrowed, [p.seek for p in same if isinstance(p.seek, GuidRange)])
+        plan = index.plan(merged)
+        if plan is not None:
+            options.append((plan, tuple(same)))
+    for part in parts:
+        plan = index.plan(part.seek) if part.seek is not None and not part.exact else None
+        if plan is not None:
+            options.append((plan, ()))
+    return min(options, key=lambda option: option[0].size) if options else (None, ())
 
 
 def index_lookups(table: ServedTable) -> None:

@@ -102,6 +102,26 @@ class Filter:
 
     test: Predicate
     seek: Seek | None = None
+    # The seek names exactly the rows the test accepts (a GUID property against a literal bound):
+    # rows an index found by it need not be tested by it again.
+    exact: bool = False
+    parts: tuple[Filter, ...] = ()  # an `and`'s terms (nested ones too), which all must hold
+
+
+def all_hold(tests: Sequence[Predicate]) -> Predicate:
+    """The predicate that holds where every one of `tests` does (every row, for none)."""
+    if len(tests) == 1:
+        return tests[0]
+    terms = tuple(tests)
+
+    # A loop, not all() of a generator: the hot path of a large table's filter.
+    def both(row: Mapping[str, Any]) -> bool:
+        for term in terms:  # noqa: SIM110
+            if not term(row):
+                return False
+        return True
+
+    return both
 
 
 def _range_of(op: str, name: str, bound: Any) -> GuidRange:
@@ -277,16 +297,9 @@ class _FilterParser:
             compiled.append(self.unary())
         if len(compiled) == 1:
             return compiled[0]
-        terms = [c.test for c in compiled]
-        seeks = tuple(c.seek for c in compiled if c.seek is not None)
-
-        def both(row: Mapping[str, Any]) -> bool:
-            for term in terms:  # noqa: SIM110
-                if not term(row):
-                    return False
-            return True
-
-        return Filter(both, AllOf(seeks) if seeks else None)
+        parts = tuple(part for c in compiled for part in (c.parts or (c,)))
+        seeks = tuple(p.seek for p in parts if p.seek is not None)
+        return Filter(all_hold([p.test for p in parts]), AllOf(seeks) if seeks else None, parts=parts)
 
     def unary(self) -> Filter:
         if self.at_word("not"):
@@ -354,7 +367,7 @@ class _FilterParser:
         if op not in ("eq", "ne") and "Edm.Guid" in (left.edm, right.edm):
             bound = right.get({}) if left.name is not None and right.literal else None
             seek = _range_of(op, left.name, bound) if left.name is not None and bound is not None else None
-            return Filter(_guid_order(compare, left, right), seek)
+            return Filter(_guid_order(compare, left, right), seek, exact=seek is not None)
         return Filter(self._compared(op, compare, get_left, get_right), self._equal(op, left, right))
 
     @staticmethod

@@ -75,6 +75,12 @@ def _cases(rows: list[Row]) -> list[tuple[str, Callable[[Row], bool]]]:
             lambda r: r[PI] == pi or r["work365_usagesummary_cost"] > 5,
         ),
         (f"{SUB} eq {subs[0]} and {SUB} eq {subs[1]}", lambda _r: False),
+        # A range found by its index is not tested again; the other terms still are.
+        (f"{SUB} ge {low} and not ({SUB} ge {high})", between),
+        (
+            f"{SUB} ge {low} and ({PI} eq {pi} or {BILLED} eq null) and {SUB} lt {high}",
+            lambda r: between(r) and (r[PI] == pi or r[BILLED] is None),
+        ),
     ]
 
 
