@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -67,20 +68,30 @@ class TableIndex:
         """Positions by the property's value as stored; None when a value cannot be a key (a list
         or object a fixture served as written). Shared by the property's indexes."""
         if prop not in self._groups:
-            groups: dict[Any, Positions] = {}
-            try:
-                for position, row in enumerate(self.rows):
-                    value = row.values.get(prop)
-                    found = groups.get(value)
-                    if found is None:
-                        groups[value] = [position]
-                    else:
-                        found.append(position)
-            except TypeError:
-                self._groups[prop] = None
-            else:
-                self._groups[prop] = groups
+            self.group([prop])
         return self._groups[prop]
+
+    def group(self, props: list[str]) -> None:
+        """Group the rows by the value of each of `props` (`_by_value`), in one pass over them."""
+        built: list[tuple[str, dict[Any, Positions]]] = [
+            (prop, {}) for prop in dict.fromkeys(props) if prop not in self._groups
+        ]
+        cannot: set[str] = set()
+        for position, row in enumerate(self.rows):
+            get = row.values.get
+            for prop, groups in built:
+                value = get(prop)
+                try:
+                    found = groups.get(value)
+                except TypeError:
+                    cannot.add(prop)
+                    continue
+                if found is None:
+                    groups[value] = [position]
+                else:
+                    found.append(position)
+        for prop, groups in built:
+            self._groups[prop] = None if prop in cannot else groups
 
     def equal(self, prop: str, edm: str | None) -> dict[Any, Positions] | None:
         if (prop, edm) not in self._equal:
@@ -255,12 +266,20 @@ def _plan_parts(index: TableIndex, parts: tuple[Filter, ...]) -> tuple[_Plan | N
     return min(options, key=lambda option: option[0].size) if options else (None, ())
 
 
-def index_lookups(table: ServedTable) -> None:
-    """Index the table's lookups now (their values and their GUID order), as Dataverse has its
+def index_lookups(tables: Iterable[ServedTable]) -> None:
+    """Index the tables' lookups now (their values and their GUID order), as Dataverse has its
     lookups indexed before anyone asks: a first query then does not build them. Dropped by a write
     and built again when asked, like any other index."""
-    index = index_of(table)
-    for column in table.columns:
-        if column.type == "Lookup":
-            index.equal(column.prop, column.edm)
-            index.guid_order(column.prop)
+    collecting = gc.isenabled()
+    gc.disable()  # lists of numbers, by the hundred thousand: nothing for the cyclic collector
+    try:
+        for table in tables:
+            index = index_of(table)
+            lookups = [column for column in table.columns if column.type == "Lookup"]
+            index.group([column.prop for column in lookups])
+            for column in lookups:
+                index.equal(column.prop, column.edm)
+                index.guid_order(column.prop)
+    finally:
+        if collecting:
+            gc.enable()

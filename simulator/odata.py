@@ -150,7 +150,9 @@ class _Operand:
     name: str | None = None  # the property's, when it is one
 
 
-# SQL Server's order of a uniqueidentifier's bytes (`UUID.bytes_le`), most significant first.
+# SQL Server's order of a uniqueidentifier's bytes (`UUID.bytes_le`), most significant first: in
+# the canonical text, the last group, the fourth, then the third, second and first byte-reversed.
+_CANONICAL_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _SQL_GUID_ORDER = (10, 11, 12, 13, 14, 15, 8, 9, 6, 7, 4, 5, 0, 1, 2, 3)
 
 
@@ -158,6 +160,12 @@ _SQL_GUID_ORDER = (10, 11, 12, 13, 14, 15, 8, 9, 6, 7, 4, 5, 0, 1, 2, 3)
 def sql_guid_key(text: str) -> tuple[int, bytes | str]:
     """A GUID as Dataverse orders uniqueidentifier values (`gt`, `lt`, `$orderby`): in SQL Server's
     order, the last group of the text first. A malformed value sorts after every GUID."""
+    if _CANONICAL_GUID.match(text):  # read off the text: a table's distinct ids, when indexed
+        t = text
+        hexes = (
+            t[24:36] + t[19:23] + t[16:18] + t[14:16] + t[11:13] + t[9:11] + t[6:8] + t[4:6] + t[2:4] + t[:2]
+        )
+        return (0, bytes.fromhex(hexes))
     try:
         raw = uuid.UUID(text).bytes_le
     except ValueError:

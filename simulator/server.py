@@ -70,8 +70,7 @@ class Simulator:
     ) -> None:
         self.fixture = fixture if isinstance(fixture, Fixture) else load_fixture(fixture)
         self.tenant = Tenant(self.fixture)
-        for table in self.tenant.tables.values():
-            index_lookups(table)
+        index_lookups(self.tenant.tables.values())
         self.entra = Entra(tenant_id, client_id, client_secret)
         self.faults = Faults()
         # False: the signed-in identity has no application user in the environment, so Dataverse

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sim_support import API, client_for, tenant_dict
 
 from simulator import Simulator, load_fixture
@@ -280,3 +283,18 @@ def test_dataverse_requests_in_flight_are_counted_apart_from_other_services() ->
         assert 1 <= sim.take_max_in_flight(dataverse=True) <= 2
         assert sim.dataverse_in_flight == 0
         assert sim.in_flight == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.uuids(), st.sampled_from([str, lambda u: str(u).upper(), lambda u: f"{{{u}}}", lambda u: u.hex]))
+def test_a_guids_sql_server_order_is_read_off_any_form_of_its_text(
+    guid: uuid.UUID, written: Callable[[uuid.UUID], str]
+) -> None:
+    raw = guid.bytes_le
+    sql_order = bytes(raw[i] for i in (10, 11, 12, 13, 14, 15, 8, 9, 6, 7, 4, 5, 0, 1, 2, 3))
+    assert sql_guid_key(written(guid)) == (0, sql_order)
+
+
+def test_a_malformed_guid_sorts_after_every_guid() -> None:
+    assert sql_guid_key("not-a-guid") == (1, "not-a-guid")
+    assert sql_guid_key(str(uuid.UUID(int=2**128 - 1))) < sql_guid_key("0")
