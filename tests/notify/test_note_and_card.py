@@ -204,3 +204,29 @@ def test_a_note_says_which_findings_are_no_longer_checked_and_since_when() -> No
         "Last seen 2026-11-12 07:00 UTC. The monitor stopped checking it 2026-11-17 07:00 UTC: "
         "no daily check covers this record any more." in part
     )
+
+
+def test_a_bounded_countdown_stays_in_the_note_while_an_open_ended_count_gives_way_to_its_date() -> None:
+    closing = finding(
+        "USAGE_PULL_WINDOW_CLOSING",
+        INVOICE,
+        "2026-10",
+        "Usage for G011 not pulled yet; 2 day(s) left",
+        {"created_on": "2026-11-01T05:45:00Z", "days_left": 1.6},
+        ["Check Partner Center"],
+        severity="warning",
+    )
+    expired = finding(
+        "USAGE_PULL_WINDOW_EXPIRED",
+        INVOICE,
+        "2026-10",
+        "Work 365 stopped trying to pull usage for G011: found 20 days ago, still no usage",
+        {"created_on": "2026-11-01T05:45:00Z", "days_since_found": 20},
+        ["Sync it again"],
+    )
+    blocks = {key: block for key, (block, _) in blocks_of([closing, expired]).items()}
+    assert "2 day(s) left" in blocks[closing.dedup_key]
+    assert "Days left: 1.6" in blocks[closing.dedup_key]
+    assert "found on 2026-11-01, still no usage" in blocks[expired.dedup_key]
+    assert "20 days" not in blocks[expired.dedup_key]
+    assert "Days since found" not in blocks[expired.dedup_key]

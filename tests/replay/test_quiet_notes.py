@@ -78,3 +78,53 @@ def test_a_finding_no_unit_checks_any_more_leaves_the_open_ones_once(
         if key.startswith("US_BLOCKED_UNRESOLVED_CUSTOMER")
     ]
     assert blocked_posts == [("2026-11-27", "new")]  # neither reminded nor told resolved
+
+
+@pytest.mark.parametrize(
+    ("scenario", "subject", "dated", "counter", "report_key"),
+    [
+        (
+            "billing_schedule_missed.json",
+            "Contoso Ltd – Azure",
+            "did not invoice on 2026-11-15: its schedule is still Pending",
+            "Days late",
+            "days_late",
+        ),
+        (
+            "usage_pull_window_expired.json",
+            BLOCKED_NUMBER,
+            "found on 2026-11-09, still no usage",
+            "days ago",
+            "days_since_found",
+        ),
+        (
+            "pi_stuck_populating.json",
+            BLOCKED_NUMBER,
+            "still Populating after its usage arrived on 2026-11-10",
+            "day(s)",
+            None,
+        ),
+    ],
+)
+def test_a_finding_open_for_days_states_its_date_and_is_written_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: str,
+    subject: str,
+    dated: str,
+    counter: str,
+    report_key: str | None,
+) -> None:
+    # A missed schedule (or an expired pull window, an invoice stuck Populating) stays open for
+    # weeks; its count of days used to rewrite the note every day with nothing new to say.
+    monkeypatch.setenv("DIAG_STATE_FILE", str(tmp_path / "state.json"))
+    monkeypatch.setenv("DIAG_SCHEDULE", "0 0 7 * * *")
+    _, result = run_monitor("--simulate", str(SCENARIOS / scenario), "--days", "5")
+    note = _note(result, subject)
+    assert note["writes"] == 1
+    assert [d["notes_written"] for d in result["days"]] == [1, 0, 0, 0, 0]
+    assert dated in note["text"]
+    assert counter not in note["text"]
+    if report_key is not None:  # the report keeps counting (findings.md): only the note says the date
+        [found] = [f for f in result["open_findings"] if report_key in f["evidence"]]
+        assert found["evidence"][report_key] >= 5
