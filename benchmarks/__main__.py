@@ -40,6 +40,7 @@ from benchmarks.coldstart import cold_start, explain
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit, Unit
 from diagnostics.render import to_text
 from diagnostics.service import Connection, check_unit, scan, verify_schema
+from diagnostics.settings import Settings
 from simulator import Simulator, load_fixture
 from simulator.connect import connection
 from simulator.generate import generate
@@ -326,6 +327,10 @@ def measure(customers: int, seed: int, latency_s: float, page_cost_ms: float | N
     }
 
 
+# The cap a scan runs under here (benchmarks/scanner.py): the app's default per worker process.
+SCAN_CAP = Settings.model_fields["dataverse_max_concurrency"].default
+
+
 def targets(
     small: dict[str, Any], large: dict[str, Any], cold: dict[str, float], day: dict[str, Any]
 ) -> list[tuple[str, float, float]]:
@@ -361,7 +366,12 @@ def targets(
                     "rows served (s)",
                     large["page_cost_seconds"],
                     60,
-                )
+                ),
+                (
+                    "most Dataverse requests in flight in that scan (the per-worker cap)",
+                    large["paged_max_in_flight"],
+                    SCAN_CAP,
+                ),
             ]
             if "page_cost_seconds" in large
             else []

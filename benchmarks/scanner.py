@@ -25,7 +25,7 @@ from azure.identity import ClientSecretCredential
 
 from diagnostics.schema import SchemaMap
 from diagnostics.service import Connection, PartnerCenterAccess, scan
-from diagnostics.settings import Thresholds
+from diagnostics.settings import Settings, Thresholds
 
 
 def _connection(where: dict[str, Any]) -> Connection:
@@ -44,6 +44,9 @@ def _connection(where: dict[str, Any]) -> Connection:
         SchemaMap(),
         Thresholds(),
         verify=ssl.create_default_context(cafile=where["ca_file"]),
+        # The app's default cap (DIAG_DATAVERSE_MAX_CONCURRENCY), as a worker scans: the partitions
+        # and the round's $batch share it.
+        max_concurrency=Settings.model_fields["dataverse_max_concurrency"].default,
     )
 
 

@@ -182,4 +182,5 @@ def real_connection(
         settings.thresholds,
         verify=_verify(settings),
         retry=retry_policy(settings),
+        max_concurrency=settings.dataverse_max_concurrency,
     )

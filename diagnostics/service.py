@@ -72,6 +72,8 @@ class Connection:
     verify: ssl.SSLContext | bool = True
     retry: RetryPolicy | None = None
     requests: RequestCounter = field(default_factory=RequestCounter)
+    # Dataverse requests in flight at once (DIAG_DATAVERSE_MAX_CONCURRENCY); None: no cap of ours.
+    max_concurrency: int | None = None
 
 
 def build_clients(
@@ -104,7 +106,7 @@ def build_clients(
 
 @asynccontextmanager
 async def _clients(conn: Connection) -> AsyncIterator[tuple[DataverseClient, PartnerCenterClient | None]]:
-    dv, pc = build_clients(conn, conn.requests)
+    dv, pc = build_clients(conn, conn.requests, max_concurrency=conn.max_concurrency)
     try:
         yield dv, pc
     finally:
