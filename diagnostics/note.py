@@ -9,7 +9,6 @@ day rewrites nothing.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -224,37 +223,13 @@ _STEPS_HEADING = "What to do:"
 # (already in the evidence) and leaves the count out, or every day that passes would be a change to
 # write. The report keeps them. Bounded countdowns stay, as they matter and end: USAGE_PULL_PENDING/
 # USAGE_PULL_WINDOW_CLOSING's days left (their severity changes with them) and
-# USAGE_AT_RISK_NEXT_INVOICE's days to the invoice (a few at most).
+# USAGE_AT_RISK_NEXT_INVOICE's days to the invoice (a few at most). Such findings' titles give dates
+# (diagnostics/checks/status.py), not counts.
 _COUNTER_KEYS = frozenset({"days_late", "days_since_found"})
-# The same counters in a finding's title (diagnostics/checks/status.py): (code, words with the count,
-# evidence key of the moment it counts from, the words with that date instead).
-_TITLE_COUNTERS = (
-    (
-        "USAGE_PULL_WINDOW_EXPIRED",
-        re.compile(r"found \d+ days? ago"),
-        "created_on",
-        "found on {day}",
-    ),
-    (
-        "PI_STUCK_POPULATING",
-        re.compile(r"still Populating \d+ day\(s\) after its usage arrived"),
-        "usage_arrived_at",
-        "still Populating after its usage arrived on {day}",
-    ),
-)
 
 
 def _undated(evidence: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in evidence.items() if k not in _CLOCK_KEYS and k not in _COUNTER_KEYS}
-
-
-def _dated_title(finding: Finding) -> str:
-    """The title with a count of days since something replaced by that something's date."""
-    for code, counter, since_key, dated in _TITLE_COUNTERS:
-        since = finding.evidence.get(since_key)
-        if finding.code == code and isinstance(since, str) and since:
-            return counter.sub(dated.format(day=since[:10]), finding.title)
-    return finding.title
 
 
 def _cut(text: str) -> str:
@@ -263,7 +238,7 @@ def _cut(text: str) -> str:
 
 def finding_block(finding: Finding) -> str:
     """One finding as the note shows it, below its heading: evidence, steps, runbook."""
-    lines = [_dated_title(finding)]
+    lines = [finding.title]
     evidence = evidence_lines(_undated(finding.evidence))
     if evidence:
         lines.append("What the check saw:")

@@ -64,7 +64,9 @@ def _pull_window(ctx: Context, pi: ProviderInvoice) -> Finding:
             subject,
             ctx.period,
             f"Work 365 stopped trying to pull usage for {pi.invoice_number or pi.name}: "
-            f"found {age.days} days ago, still no usage",
+            # The date, not a count of days: the title stays the same while the finding is open
+            # (a living note rewritten every day with nothing new is noise).
+            f"found on {pi.created_on.date().isoformat()}, still no usage",
             evidence,
             [
                 "Work 365 will not pull this usage by itself any more.",
@@ -200,8 +202,8 @@ def _status_of(ctx: Context, pi: ProviderInvoice) -> list[Finding]:
                     "PI_STUCK_POPULATING",
                     subject,
                     ctx.period,
-                    f"{pi.invoice_number or pi.name} is still Populating {(ctx.now - arrived).days} day(s) "
-                    "after its usage arrived",
+                    f"{pi.invoice_number or pi.name} is still Populating after its usage arrived on "
+                    f"{arrived.date().isoformat()}",
                     _base_evidence(ctx, pi) | {"usage_arrived_at": iso(arrived)},
                     [
                         "Azure billing needs the invoice Active Usage or Active. Check Work 365's background "

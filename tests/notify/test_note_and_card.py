@@ -220,7 +220,7 @@ def test_a_bounded_countdown_stays_in_the_note_while_an_open_ended_count_gives_w
         "USAGE_PULL_WINDOW_EXPIRED",
         INVOICE,
         "2026-10",
-        "Work 365 stopped trying to pull usage for G011: found 20 days ago, still no usage",
+        "Work 365 stopped trying to pull usage for G011: found on 2026-11-01, still no usage",
         {"created_on": "2026-11-01T05:45:00Z", "days_since_found": 20},
         ["Sync it again"],
     )
