@@ -14,6 +14,7 @@ import pytest
 from diagnostics.adapters.dataverse import DataverseClient, Query
 from diagnostics.adapters.http import RetryPolicy
 from diagnostics.errors import ServiceError
+from tests.json_support import same_json
 
 BASE = "https://contoso.crm.dynamics.com"
 BOUNDARY = "batchresponse_1"
@@ -71,19 +72,6 @@ def _batch(body: bytes) -> Any:
     return answer
 
 
-def _same(got: Any, expected: Any) -> bool:
-    """Equal, with the same types throughout (1 is not 1.0) and NaN equal to NaN."""
-    if type(got) is not type(expected):
-        return False
-    if isinstance(got, dict):
-        return list(got) == list(expected) and all(_same(got[k], expected[k]) for k in got)
-    if isinstance(got, list):
-        return len(got) == len(expected) and all(_same(g, e) for g, e in zip(got, expected, strict=True))
-    if isinstance(got, float) and got != got:
-        return expected != expected
-    return bool(got == expected) and (not isinstance(got, float) or str(got) == str(expected))
-
-
 @pytest.mark.parametrize("body", READABLE.values(), ids=READABLE.keys())
 async def test_a_page_is_read_as_the_standard_library_reads_it(
     body: bytes, credential: Any, retry: RetryPolicy
@@ -91,7 +79,7 @@ async def test_a_page_is_read_as_the_standard_library_reads_it(
     async with _client(_page(body), credential, retry) as dv:
         rows = await dv.query(Query("accounts", ("name",)))
 
-    assert _same(rows, json.loads(body)["value"])
+    assert same_json(rows, json.loads(body)["value"])
 
 
 @pytest.mark.parametrize("body", UNREADABLE.values(), ids=UNREADABLE.keys())
@@ -118,7 +106,7 @@ async def test_a_batch_part_is_read_as_the_standard_library_reads_it(
     async with _client(_batch(body), credential, retry) as dv:
         odd, fine = await dv.batch([Query("accounts", ("name",)), Query("contacts", ("name",))])
 
-    assert _same(odd, json.loads(body)["value"])
+    assert same_json(odd, json.loads(body)["value"])
     assert fine == [{"name": "fine"}]
 
 

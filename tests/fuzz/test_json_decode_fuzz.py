@@ -5,13 +5,13 @@ float, NaN and the infinities as the standard library reads them), or the same k
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from diagnostics.adapters.http import decode_json
+from tests.json_support import same_json
 
 _SCALAR = st.one_of(
     st.none(),
@@ -27,18 +27,6 @@ _JSON = st.recursive(
 )
 # Number literals as a server may write them, beyond what `json.dumps` writes.
 _NUMBER = st.from_regex(r"\A-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,25})?([eE][-+]?[0-9]{1,3})?\Z")
-
-
-def _same(got: Any, expected: Any) -> bool:
-    if type(got) is not type(expected):
-        return False
-    if isinstance(got, dict):
-        return list(got) == list(expected) and all(_same(got[k], expected[k]) for k in got)
-    if isinstance(got, list):
-        return len(got) == len(expected) and all(_same(g, e) for g, e in zip(got, expected, strict=True))
-    if isinstance(got, float):
-        return (math.isnan(got) and math.isnan(expected)) or got.hex() == expected.hex()
-    return bool(got == expected)
 
 
 def _outcome(decode: Any, data: bytes | str) -> Any:
@@ -57,18 +45,18 @@ def test_any_json_text_decodes_as_the_standard_library_decodes_it(
     if form == 2:
         data = b"\xef\xbb\xbf" + data.encode() if isinstance(data, str) else b"\xef\xbb\xbf" + data
     expected, got = _outcome(json.loads, data), _outcome(decode_json, data)
-    assert _same(got, expected) if not isinstance(expected, type) else got is expected
+    assert same_json(got, expected) if not isinstance(expected, type) else got is expected
 
 
 @given(_NUMBER, st.sampled_from(["", " ", "\n"]))
 def test_any_number_decodes_to_the_same_value_and_type(number: str, space: str) -> None:
     text = f'{{"value": [{space}{number}{space}]}}'
     expected, got = _outcome(json.loads, text), _outcome(decode_json, text)
-    assert _same(got, expected) if not isinstance(expected, type) else got is expected
+    assert same_json(got, expected) if not isinstance(expected, type) else got is expected
 
 
 @given(st.binary(max_size=40))
 def test_any_bytes_decode_or_fail_as_the_standard_library_does(noise: bytes) -> None:
     data = b'{"value": ["' + noise + b'"]}'
     expected, got = _outcome(json.loads, data), _outcome(decode_json, data)
-    assert _same(got, expected) if not isinstance(expected, type) else got is expected
+    assert same_json(got, expected) if not isinstance(expected, type) else got is expected
