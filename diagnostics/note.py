@@ -221,11 +221,12 @@ _STEPS_HEADING = "What to do:"
 
 # Day counters of findings that can stay open for weeks: the note keeps the date each counts from
 # (already in the evidence) and leaves the count out, or every day that passes would be a change to
-# write. The report keeps them. Bounded countdowns stay, as they matter and end: USAGE_PULL_PENDING/
-# USAGE_PULL_WINDOW_CLOSING's days left (their severity changes with them) and
-# USAGE_AT_RISK_NEXT_INVOICE's days to the invoice (a few at most). Such findings' titles give dates
-# (diagnostics/checks/status.py), not counts.
-_COUNTER_KEYS = frozenset({"days_late", "days_since_found"})
+# write. The report keeps them. Bounded countdowns stay in the titles, as they matter and end:
+# USAGE_PULL_PENDING/USAGE_PULL_WINDOW_CLOSING's whole days left (their severity changes with them)
+# and USAGE_AT_RISK_NEXT_INVOICE's days to the invoice (a few at most); but `days_left` to a tenth
+# of a day would differ between the morning's check and the afternoon's re-check: the evidence's
+# `pull_window_ends` says when. Open-ended findings' titles give dates (diagnostics/checks/status.py).
+_COUNTER_KEYS = frozenset({"days_late", "days_since_found", "days_left"})
 
 
 def _undated(evidence: Mapping[str, Any]) -> dict[str, Any]:

@@ -224,9 +224,12 @@ def test_a_bounded_countdown_stays_in_the_note_while_an_open_ended_count_gives_w
         {"created_on": "2026-11-01T05:45:00Z", "days_since_found": 20},
         ["Sync it again"],
     )
+    afternoon = closing.model_copy(update={"evidence": {**closing.evidence, "days_left": 1.35}})
     blocks = {key: block for key, (block, _) in blocks_of([closing, expired]).items()}
     assert "2 day(s) left" in blocks[closing.dedup_key]
-    assert "Days left: 1.6" in blocks[closing.dedup_key]
+    assert "Days left" not in blocks[closing.dedup_key]
+    # The afternoon's re-check of the same countdown leaves the note as the morning wrote it.
+    assert blocks_of([afternoon])[closing.dedup_key] == blocks_of([closing])[closing.dedup_key]
     assert "found on 2026-11-01, still no usage" in blocks[expired.dedup_key]
     assert "20 days" not in blocks[expired.dedup_key]
     assert "Days since found" not in blocks[expired.dedup_key]
