@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from diagnostics.app.container import Container, counting_requests
+from diagnostics.app.notify import MonitorNotifier
 from diagnostics.app.plan import (
     PLANNER,
     WATERMARK,
@@ -21,6 +22,7 @@ from diagnostics.app.recheck import check_message
 from diagnostics.errors import ServiceUnreachable
 from diagnostics.messages import CONTRACTS_PER_UNIT, ContractsUnit, MessageError, decode_check
 from diagnostics.model import PIStatus, ProviderKind
+from diagnostics.ports import Stored
 from diagnostics.schema import SchemaMap
 from diagnostics.settings import Thresholds, load_settings
 from simulator import Simulator
@@ -258,3 +260,33 @@ async def test_without_the_invoices_period_the_plan_is_only_the_tenant_unit(sim:
     )
     assert result.blind
     assert ids == ["check:tenant:2026-10:2026-11-12"]  # its report says what cannot be read
+
+
+class _UnlistableStateStore(InMemoryStateStore):
+    """A state store whose listing fails, as Table Storage's does when it cannot be reached."""
+
+    async def list(self, kind: str) -> list[tuple[str, Stored]]:
+        raise ServiceUnreachable("Table Storage could not be reached")
+
+
+async def test_a_failed_sweep_is_logged_and_the_plan_stands(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = _UnlistableStateStore()
+    built = Container.from_connection(
+        connection(sim, retry=NO_WAIT),
+        settings=load_settings({}),
+        bus=FakeBus(),
+        state=state,
+        notifier=MonitorNotifier(state, notes=None, teams=None, dataverse_url=None),
+        clock=FakeClock(sim.now),
+    )
+    try:
+        result = await run_planner(built)
+    finally:
+        await built.aclose()
+    assert isinstance(built.bus, FakeBus)
+    assert result.published == len(built.bus.bodies("invoice-checks")) >= 1
+    assert result.unchecked == 0
+    assert await state.get(WATERMARK, PLANNER) is not None  # the plan moved on
+    assert any("the sweep of findings no longer checked failed" in r.getMessage() for r in caplog.records)
