@@ -296,14 +296,19 @@ def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _noted(entry: Entry) -> bool:
+    """What a note tells of: what alerts, and what a person silenced (marked); not info or muted."""
+    return entry.alerting or entry.silenced_until is not None
+
+
 def _shown(entry: Entry) -> bool:
-    """In the note: what alerts, and what a person silenced (marked); not info or muted findings."""
-    return entry.open and (entry.alerting or entry.silenced_until is not None)
+    """In the note's open findings."""
+    return entry.open and _noted(entry)
 
 
 def _told_unchecked(entry: Entry) -> bool:
     """In the note's NO LONGER CHECKED part: a finding it showed open that no check covers now."""
-    return entry.unchecked and (entry.alerting or entry.silenced_until is not None)
+    return entry.unchecked and _noted(entry)
 
 
 def _heading(n: int, entry: Entry) -> str:
