@@ -16,7 +16,7 @@ import json
 from datetime import date
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # The queue names and the connection setting live in a module without pydantic, so that
 # `function_app` can name them at import without paying for the message models (cold start).
@@ -31,9 +31,42 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_CANONICAL_GUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class CustomerRange(_Frozen):
+    """One slice of a provider invoice's usage summaries, by their customer lookup
+    (`work365_usagesummary_customer`): the rows whose customer lies in [low, high) in SQL Server's
+    order of uniqueidentifier (None: open on that side), or, with `no_customer`, the rows with no
+    customer. A customer's contracts and subscriptions are all in one slice, so each slice's checks
+    of them see all of the invoice's usage they need (diagnostics/loading/slices.py cuts them)."""
+
+    low: str | None = Field(default=None, pattern=_CANONICAL_GUID)
+    high: str | None = Field(default=None, pattern=_CANONICAL_GUID)
+    no_customer: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CustomerRange:
+        if self.no_customer and (self.low is not None or self.high is not None):
+            raise ValueError("a slice of the rows with no customer has no bounds")
+        if self.low is not None and self.low == self.high:
+            raise ValueError("an empty range of customers")
+        return self
+
+    def key(self) -> str:
+        """Short and stable: the same bounds give the same key on every day (message ids, state)."""
+        text = "none" if self.no_customer else f"{self.low or ''}-{self.high or ''}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 class InvoiceUnit(_Frozen):
     kind: Literal["provider_invoice"] = "provider_invoice"
     invoice_id: str  # canonical GUID of work365_providerinvoice
+    # None: the invoice's own unit (the planner's): its checks, and when its usage is too large
+    # for one unit (Dataverse counts at most 50,000 rows), the slices it cuts that usage into and
+    # publishes. Set: one such slice, whose report tells of the subscriptions and contracts of
+    # its customers, never of the invoice itself (its own unit does).
+    customers: CustomerRange | None = None
 
 
 class ExpectedInvoiceUnit(_Frozen):
@@ -86,6 +119,8 @@ Unit = Annotated[
 def unit_key(unit: Unit) -> str:
     """Stable, short, readable: used in message ids, state keys and logs."""
     if isinstance(unit, InvoiceUnit):
+        if unit.customers is not None:
+            return f"pi:{unit.invoice_id}:customers:{unit.customers.key()}"
         return f"pi:{unit.invoice_id}"
     if isinstance(unit, ExpectedInvoiceUnit):
         return f"expected:{unit.provider_id}:{unit.period}"

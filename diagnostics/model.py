@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from diagnostics.messages import InvoiceUnit, Unit
+from diagnostics.messages import CustomerRange, InvoiceUnit, Unit
 
 
 class Frozen(BaseModel):
@@ -474,6 +474,13 @@ class Snapshot(Frozen):
     # Provider invoices known to have usage summaries whose rows were not read (a scoped load asks
     # only whether there are any).
     invoices_with_usage: frozenset[str] = frozenset()
+    # Provider invoices whose usage summaries were counted but not read (the own unit of an invoice
+    # too large for one unit counts them by slices): invoice id -> how many, their cost, and when
+    # the first and the last were synced. The checks take these over what `usage` holds of them.
+    usage_counted: dict[str, UsageTotals] = Field(default_factory=dict)
+    # The own unit of an invoice too large for one unit: the slices its usage is cut into, each
+    # checked as a unit of its own (`InvoiceUnit.customers`). Empty for every other snapshot.
+    usage_slices: tuple[CustomerRange, ...] = ()
 
     @model_validator(mode="before")
     @classmethod

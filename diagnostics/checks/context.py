@@ -204,6 +204,9 @@ class Context:
 
     def usage_totals(self, pi: ProviderInvoice) -> UsageTotals:
         """How many usage summaries the invoice has, and when the first and the last were synced."""
+        counted = self.snap.usage_counted.get(pi.id)
+        if counted is not None:
+            return counted.copy()
         totals = UsageTotals()
         for group in self.usage_of(pi):
             totals.merge(group.all)
@@ -297,7 +300,12 @@ class Context:
         return [p for p in self.snap.providers if p.kind is ProviderKind.AUTOMATIC_USAGE]
 
     def has_usage(self, pi: ProviderInvoice) -> bool:
-        return bool(self.usage_of(pi)) or pi.id in self.snap.invoices_with_usage
+        counted = self.snap.usage_counted.get(pi.id)
+        return (
+            bool(self.usage_of(pi))
+            or pi.id in self.snap.invoices_with_usage
+            or (counted is not None and counted.rows > 0)
+        )
 
     def is_active_with_usage(self, pi: ProviderInvoice) -> bool:
         return pi.status in (PIStatus.ACTIVE, PIStatus.ACTIVE_USAGE) and self.has_usage(pi)
