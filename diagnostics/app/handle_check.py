@@ -7,7 +7,10 @@ Hand-offs, each idempotent so that a duplicate delivery changes nothing:
   scheduled once; cancelled when the usage arrives or the invoice is gone;
 - findings changed since the last notification → notify; a batch of contracts is told per
   contract (its notes and alert state are each contract's, as when contracts were units of their
-  own), in one notifier run.
+  own), in one notifier run;
+- an invoice too large for one unit (over 50,000 usage rows) → one check per slice of its usage on
+  `invoice-checks` (loading/slices.py), each id the invoice, the slice's bounds and the day, so a
+  repeat publish is dropped and the slices spread over the workers as any other unit does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from diagnostics.app.notify import notify_each, notify_gone, notify_if_changed
 from diagnostics.app.recheck import (
     RecheckAction,
     RecheckDecision,
+    check_message,
     decide_recheck,
     gone,
     invoice_facts,
@@ -32,7 +36,9 @@ from diagnostics.errors import InvoiceNotFound
 from diagnostics.loading import load_unit, review
 from diagnostics.loading.units import per_contract
 from diagnostics.messages import (
+    QUEUE_INVOICE_CHECKS,
     QUEUE_REFERENCE_RESOLUTION,
+    CheckRequest,
     ContractsUnit,
     ExpectedInvoiceUnit,
     InvoiceUnit,
@@ -64,6 +70,7 @@ class CheckResult:
     findings: int
     references_published: int = 0
     recheck: RecheckAction = "none"
+    slices_published: int = 0
     notified: bool = False
     note: str = ""
 
@@ -121,6 +128,8 @@ class _Checked:
     decision: RecheckDecision | None
     # A batch of contracts: its report per contract, told as each contract's own check tells it.
     parts: tuple[tuple[Unit, Report], ...] | None = None
+    # An invoice too large for one unit: the slices of its usage, each to be checked as a unit.
+    slices: tuple[InvoiceUnit, ...] = ()
 
 
 async def _check(c: Container, unit: Unit, now: datetime) -> _Checked:
@@ -134,7 +143,8 @@ async def _check(c: Container, unit: Unit, now: datetime) -> _Checked:
     extra = tool_findings(verification, snapshot.period, c.schema_source)
     report = review(snapshot, c.thresholds, extra, schema_map=c.schema_source)
     decision = None
-    if isinstance(unit, InvoiceUnit) and load is unit:
+    # The invoice's own unit decides its re-check; a slice of its usage does not tell of it.
+    if isinstance(unit, InvoiceUnit) and load is unit and unit.customers is None:
         invoice, provider, has_usage = invoice_facts(snapshot, unit.invoice_id)
         decision = decide_recheck(
             invoice,
@@ -146,7 +156,15 @@ async def _check(c: Container, unit: Unit, now: datetime) -> _Checked:
         )
     if isinstance(unit, ContractsUnit):
         return _Checked(report, decision, tuple(per_contract(snapshot, report)))
+    if isinstance(unit, InvoiceUnit) and snapshot.usage_slices:
+        slices = tuple(unit.model_copy(update={"customers": s}) for s in snapshot.usage_slices)
+        return _Checked(report, decision, slices=slices)
     return _Checked(report, decision)
+
+
+def slice_requests(request: CheckRequest, slices: tuple[InvoiceUnit, ...]) -> list[OutgoingMessage]:
+    """Pure: the checks of an invoice's slices, for the same day and reason as its own check."""
+    return [check_message(CheckRequest(unit=s, day=request.day, reason=request.reason)) for s in slices]
 
 
 async def handle_check(c: Container, body: bytes) -> CheckResult:
@@ -177,6 +195,8 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
             QUEUE_REFERENCE_RESOLUTION,
             [OutgoingMessage(r.message_id, encode(r), "references") for r in references],
         )
+    if checked.slices:
+        await c.bus.send(QUEUE_INVOICE_CHECKS, slice_requests(request, checked.slices))
     action: RecheckAction = "none"
     if decision is not None and isinstance(request.unit, InvoiceUnit):
         action = await reconcile_recheck(c.bus, c.state, request.unit, decision, now=now)
@@ -202,6 +222,7 @@ async def handle_check(c: Container, body: bytes) -> CheckResult:
         len(report.findings),
         references_published=len(references),
         recheck=action,
+        slices_published=len(checked.slices),
         notified=notified,
         note=note,
     )

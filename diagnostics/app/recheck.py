@@ -97,7 +97,9 @@ def invoice_facts(
     if invoice is None:
         return None, None, False
     provider = next((p for p in snapshot.providers if p.id == invoice.provider_id), None)
-    has_usage = bool(snapshot.usage.of_invoice(invoice_id))
+    # Usage counted but not read (the own unit of an invoice cut into slices) is usage too.
+    counted = snapshot.usage_counted.get(invoice_id)
+    has_usage = bool(snapshot.usage.of_invoice(invoice_id)) or (counted is not None and counted.rows > 0)
     return invoice, provider, has_usage
 
 
