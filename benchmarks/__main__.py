@@ -37,9 +37,11 @@ from typing import Any
 
 from benchmarks import monitor_day
 from benchmarks.coldstart import cold_start, explain
+from diagnostics.adapters.http import RequestCounter
+from diagnostics.loading import load_unit
 from diagnostics.messages import ContractUnit, ExpectedInvoiceUnit, InvoiceUnit, TenantPeriodUnit, Unit
 from diagnostics.render import to_text
-from diagnostics.service import Connection, check_unit, scan, verify_schema
+from diagnostics.service import Connection, build_clients, check_unit, scan, verify_schema
 from diagnostics.settings import Settings
 from simulator import Simulator, load_fixture
 from simulator.connect import connection
@@ -194,6 +196,31 @@ async def unit_requests(sim: Simulator, unit: Unit) -> dict[str, int]:
     return _minus(conn.requests.by_service(), verified.requests.by_service())
 
 
+async def invoice_units_requests(sim: Simulator, invoice_id: str) -> list[int]:
+    """Dataverse requests of each unit of one provider invoice, the schema verified once and kept
+    (as the monitor's handlers keep it): its own unit (the head) first, then each slice the head cut
+    its usage into (`Snapshot.usage_slices`; none for an invoice whose usage Dataverse can count in
+    one aggregate). Each unit loads alone, as a handler loads one message's unit."""
+    conn = connection(sim)
+    verification = await verify_schema(conn)
+    units = [InvoiceUnit(invoice_id=invoice_id)]
+    counts: list[int] = []
+    while len(counts) < len(units):
+        unit = units[len(counts)]
+        counter = RequestCounter()
+        dv, pc = build_clients(conn, counter)
+        try:
+            snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=sim.now)
+        finally:
+            await dv.aclose()
+            if pc is not None:
+                await pc.aclose()
+        counts.append(counter.by_service().get("Dataverse", 0))
+        if unit.customers is None:  # the head: what it cut
+            units += [unit.model_copy(update={"customers": cut}) for cut in snapshot.usage_slices]
+    return counts
+
+
 def sample_units(fixture: dict[str, Any], period: str) -> dict[str, Unit]:
     """One unit of each kind in the large tenant: the period's invoice, the provider, a contract."""
     rows = fixture["dataverse"]["rows"]
@@ -306,7 +333,7 @@ def measure(customers: int, seed: int, latency_s: float, page_cost_ms: float | N
             for r in rows["work365_providerinvoice"]
             if r["work365_name"] == "Microsoft 2026-10"
         )
-        unit = asyncio.run(unit_requests(sim, InvoiceUnit(invoice_id=invoice)))
+        invoice_units = asyncio.run(invoice_units_requests(sim, invoice))
         paged: dict[str, Any] = {}
         if page_cost_ms is not None:
             sim.set_page_cost(page_cost_ms)
@@ -322,7 +349,11 @@ def measure(customers: int, seed: int, latency_s: float, page_cost_ms: float | N
         **scanned,
         "latency_s": latency_s,
         "requests_alone_s": round(scanned["served"] * latency_s, 2),
-        "invoice_unit_dataverse": unit.get("Dataverse", 0),
+        # The invoice's units: its own (the head) and the slices it was cut into, if any.
+        "invoice_unit_dataverse": max(invoice_units),
+        "invoice_head_dataverse": invoice_units[0],
+        "invoice_slices": len(invoice_units) - 1,
+        "invoice_units_dataverse_total": sum(invoice_units),
         **paged,
     }
 
@@ -358,7 +389,11 @@ def targets(
             large["seconds"] / max(large["requests_alone_s"], 1e-9),
             2,
         ),
-        ("Dataverse requests of one invoice unit, schema cached", large["invoice_unit_dataverse"], 3),
+        (
+            f"Dataverse requests of one invoice unit, schema cached (most of {1 + large['invoice_slices']} units)",
+            large["invoice_unit_dataverse"],
+            3,
+        ),
         *(
             [
                 (
@@ -425,6 +460,7 @@ def main() -> None:
     for name, measured, limit in targets(small, large, cold, day):
         verdict = "ok" if measured / limit <= 1 else "MISSED"
         print(f"{name:<78} {measured:>10.1f} {limit:>8g} {measured / limit:>6.2f} {verdict}")
+    print(invoice_units_line(large))
     print(explain(cold))
     print(
         f"monitored days ({day['customers']:,} customers): units {day['units_by_day']}, Dataverse requests "
@@ -434,6 +470,15 @@ def main() -> None:
         print(per_size(run))
     for run in (small, large):
         print(json.dumps(run))
+
+
+def invoice_units_line(run: dict[str, Any]) -> str:
+    """The large tenant's Microsoft invoice as units: facts beside the per-unit target."""
+    return (
+        f"{run['customers']:,} customers' Microsoft invoice ({run['usage_summaries']:,} usage rows in the "
+        f"tenant): the head and {run['invoice_slices']} slices, {run['invoice_units_dataverse_total']} "
+        f"Dataverse requests in all (the head {run['invoice_head_dataverse']})"
+    )
 
 
 def per_size(run: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.__main__ import large_tenant, run, sample_units, unit_requests
+from benchmarks.__main__ import invoice_units_requests, large_tenant, run, sample_units, unit_requests
 from diagnostics.messages import CONTRACTS_PER_UNIT, ContractsUnit
 from simulator import Simulator, load_fixture
 
@@ -108,6 +108,15 @@ def test_an_invoice_unit_reads_no_page_of_usage_beyond_its_batches(large: Any) -
     # usage and no page of this one's was read on its own.
     assert sim.requests[("POST", "/api/data/v9.2/$batch")] == 2 * 2 + 3  # two verifications
     assert sim.request_count("/api/data/v9.2/work365_usagesummaries") == 0
+
+
+def test_the_benchmark_counts_an_invoice_countable_in_one_aggregate_as_one_unit(large: Any) -> None:
+    """12,000 usage rows: under Dataverse's aggregate limit, so the head cuts no slices."""
+    sim, tenant = large
+    invoice = sample_units(tenant, PERIOD)["provider_invoice"]
+    assert asyncio.run(invoice_units_requests(sim, invoice.invoice_id)) == [
+        BUDGET["provider_invoice"]["Dataverse"]
+    ]
 
 
 def test_the_invoice_unit_does_not_grow_with_the_tenant() -> None:
