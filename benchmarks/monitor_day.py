@@ -18,6 +18,7 @@ import json
 import logging
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,20 @@ from simulator.generate import generate
 DRAIN_LIMIT = 3600.0
 
 
-def measure(customers: int, days: int = 4, seed: int = 1) -> dict[str, Any]:
-    """The busiest of the first `days` monitored days of a generated tenant of `customers`."""
+def measure(
+    customers: int, days: int = 4, seed: int = 1, *, subscriptions: int = 2, usage: int = 3
+) -> dict[str, Any]:
+    """The busiest of the first `days` monitored days of a generated tenant of `customers`, each
+    with `subscriptions` subscriptions of `usage` usage rows. An invoice of more than 50,000 usage
+    rows (Dataverse's aggregate limit) is checked as its head and the slices the head cuts, each a
+    unit of its own: `largest_invoice_usage_rows` says whether the tenant has one."""
     settings = load_settings()
-    generated = generate(customers, seed, subscriptions=2, usage=3, timeline_days=days)
+    generated = generate(customers, seed, subscriptions=subscriptions, usage=usage, timeline_days=days)
+    per_invoice = Counter(
+        u.get("work365_usagesummary_providerinvoice")
+        for u in generated.fixture["dataverse"]["rows"]["work365_usagesummary"]
+    )
+    per_invoice.pop(None, None)
     with tempfile.TemporaryDirectory(prefix="work365-bench-") as folder:
         fixture = Path(folder) / "tenant.json"
         fixture.write_text(json.dumps(generated.fixture), encoding="utf-8")
@@ -49,6 +60,7 @@ def measure(customers: int, days: int = 4, seed: int = 1) -> dict[str, Any]:
     return {
         "customers": customers,
         "days": days,
+        "largest_invoice_usage_rows": max(per_invoice.values(), default=0),
         "busiest_day": busiest.date.isoformat(),
         "dataverse_requests": busiest.dataverse_requests,
         "units": busiest.published,
@@ -70,8 +82,16 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000)
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--subscriptions", type=int, default=2, help="subscriptions per customer")
+    parser.add_argument(
+        "--usage", type=int, default=3, help="usage rows per subscription (an invoice over 50,000 is sliced)"
+    )
     args = parser.parse_args()
-    print(json.dumps(measure(args.customers, args.days, args.seed)))
+    print(
+        json.dumps(
+            measure(args.customers, args.days, args.seed, subscriptions=args.subscriptions, usage=args.usage)
+        )
+    )
 
 
 if __name__ == "__main__":
