@@ -257,10 +257,11 @@ class DataverseApi:
         unordered = "$orderby" not in options and options.get("$count") != "true"
         limit = int(top) if unordered and top.isdigit() and int(top) > 0 else None
         rows = self._filtered(table, options, props, limit)
+        total = len(rows)  # what `$count` counts: before `$top`
         if "$orderby" in options:
             order = parse_orderby(options["$orderby"], props, table.type_name)
-            rows = sort_rows(rows, order, props, lambda r: r.values)
-        total = len(rows)  # what `$count` counts: before `$top`
+            first = int(top) if top.isdigit() and int(top) > 0 else None  # only these rows sorted out
+            rows = sort_rows(rows, order, props, lambda r: r.values, first)
         if "$top" in options:
             if not top.isdigit() or int(top) == 0:
                 raise bad_request(f"Invalid value '{top}' for $top query option found.")

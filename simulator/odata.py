@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import heapq
 import json
 import math
 import operator
@@ -525,19 +526,35 @@ def sort_rows(
     order: Sequence[tuple[str, bool]],
     properties: Properties,
     values: Callable[[Any], Mapping[str, Any]],
+    top: int | None = None,
 ) -> list[Any]:
-    """Stable multi-key sort; nulls first ascending and last descending, as SQL Server sorts."""
-    for name, descending in reversed(order):
+    """Stable multi-key sort; nulls first ascending and last descending, as SQL Server sorts.
+
+    With `top`, only the first `top` rows are sorted out of many: the rows whose first key is
+    among the best `top` values of it (ties at the edge kept) are found in one pass, and only they
+    are sorted by every key; later keys only order rows of equal first keys, so the first `top`
+    rows are the same. (The sample of an invoice's costliest usage rows: 5,000 of 450,000.)"""
+
+    def key_of(name: str) -> Callable[[Any], tuple[int, Any]]:
         edm = properties[name]
 
-        def key(row: Any, name: str = name, edm: str | None = edm) -> tuple[int, Any]:
+        def key(row: Any) -> tuple[int, Any]:
             value = comparable(values(row).get(name), edm)
             if value is not None and edm == "Edm.Guid":
                 value = sql_guid_key(value)
             return (0, 0) if value is None else (1, value)
 
-        rows = sorted(rows, key=key, reverse=descending)
-    return rows
+        return key
+
+    if top is not None and order and len(rows) > 2 * top:
+        name, descending = order[0]
+        key = key_of(name)
+        keys = [key(row) for row in rows]
+        edge = (heapq.nlargest if descending else heapq.nsmallest)(top, keys)[-1]
+        rows = [row for row, k in zip(rows, keys, strict=True) if (k >= edge if descending else k <= edge)]
+    for name, descending in reversed(order):
+        rows = sorted(rows, key=key_of(name), reverse=descending)
+    return rows if top is None else rows[:top]
 
 
 # --- $apply: aggregates ---------------------------------------------------------------------------

@@ -219,25 +219,26 @@ async def test_the_aggregate_limit_still_refuses_and_a_narrower_filter_answers(
         assert part["cost"] == sum(u["work365_usagesummary_cost"] or 0 for u in mine)
 
 
+@pytest.mark.parametrize("descending", [True, False])
 async def test_the_ordered_sample_of_the_costliest_5000_rows(
-    big: tuple[Simulator, list[dict[str, Any]]],
+    big: tuple[Simulator, list[dict[str, Any]]], descending: bool
 ) -> None:
     sim, usage = big
     key = "work365_usagesummaryid"
-    # Cost descending (nulls last, as SQL Server sorts them descending), ties by id in SQL order.
-    expected = sorted(
-        usage,
-        key=lambda u: (
-            u["work365_usagesummary_cost"] is None,
-            -(u["work365_usagesummary_cost"] or 0),
-            sql_guid_key(u[key]),
-        ),
-    )[:5_000]
+
+    # SQL Server's order: nulls first ascending, last descending; ties by id (in SQL order, the
+    # other way round too, so that both directions of each key are exercised).
+    def order(u: dict[str, Any]) -> tuple[Any, ...]:
+        cost = u["work365_usagesummary_cost"]
+        return (cost is not None, cost or 0, _Reversed(sql_guid_key(u[key])))
+
+    expected = sorted(usage, key=order, reverse=descending)[:5_000]
+    direction = ("desc", "asc") if descending else ("asc", "desc")
     query = Query(
         USAGE,
         (key, CUSTOMER),
         filter=f"{OF_INVOICE} eq {INVOICE}",
-        orderby=f"{COST} desc,{key}",
+        orderby=f"{COST} {direction[0]},{key} {direction[1]}",
         top=5_000,
     )
     async for dv in _client(sim):
@@ -246,3 +247,18 @@ async def test_the_ordered_sample_of_the_costliest_5000_rows(
     assert [r[key] for r in sample] == [u[key] for u in expected]
     assert [r[CUSTOMER] for r in sample] == [u["work365_usagesummary_customer"] for u in expected]
     assert again == sample
+
+
+class _Reversed:
+    """A key that sorts the other way round (for an order of two keys in opposite directions)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.key > other.key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.key == other.key
+
+    __hash__ = None  # type: ignore[assignment]
