@@ -8,6 +8,8 @@ round trips as the ids allow (diagnostics/loading/units.py says which checks run
   name, the provider invoices of its period and the one before; (3) what the subscriptions name:
   their contracts, the other usage subscriptions on them (and of the referenced customers), their
   schedules and customer invoices, and whether the period's other invoices have usage.
+  An invoice with more usage than Dataverse will count at once (50,000 rows) is cut into slices by
+  customer (`load_invoice_unit`), each a unit of the same three round trips over its customers' usage.
 - expected invoice: one round trip (the provider and its invoices of the look-back), Partner
   Center asked at the same time.
 - billing contract, or a batch of them (the planner's `ContractsUnit`, up to CONTRACTS_PER_UNIT):
@@ -23,25 +25,28 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from diagnostics.adapters.dataverse import MAX_PAGE_SIZE
+from diagnostics.adapters.dataverse import MAX_PAGE_SIZE, Query
 from diagnostics.checks.context import invoice_period, parse_notes
 from diagnostics.errors import InvoiceNotFound, ServiceError
-from diagnostics.messages import ContractsUnit, ContractUnit, ExpectedInvoiceUnit, InvoiceUnit
+from diagnostics.messages import ContractsUnit, ContractUnit, CustomerRange, ExpectedInvoiceUnit, InvoiceUnit
 from diagnostics.metadata import ResolvedSchema
-from diagnostics.model import PartnerCenterView, ProviderInvoice, Snapshot
+from diagnostics.model import PartnerCenterView, ProviderInvoice, Snapshot, UsageTotals
 from diagnostics.periods import add_months, day_in_following_month, period_start, period_under_review
 from diagnostics.refcsv import RefKind, references_in_message
+from diagnostics.schema import column_key
 from diagnostics.settings import Thresholds
 from diagnostics.snapshot_loader import (
     DataverseReader,
     InvoiceLister,
     Loader,
+    _moment,
     _partner_center,
     _usage_type_filter,
     note_queries,
 )
 
-from .rounds import Answers, Round, run
+from .rounds import Answers, Round, run, totals_of
+from .slices import FINE_RANGES, NO_CUSTOMER, coalesce, cut, isolate, one_customer, order_key, range_filter
 
 _PI, _US, _SUB = "work365_providerinvoice", "work365_usagesummary", "work365_subscription"
 _BS, _BC = "work365_billingschedule", "work365_billingcontract"
@@ -116,12 +121,11 @@ def _named_ids(focus: ProviderInvoice, answers: Answers) -> tuple[set[str], set[
     return customers, subscriptions
 
 
-def _usage_in_pages(round_: Round, guid: str, counts: dict[str | None, int]) -> None:
-    """The invoice's usage summaries as queries of at most one page each, grouped by subscription
-    from their counts, so that all of them come back in this one round trip (a subscription with
-    more than a page of rows in one month still pages)."""
+def _usage_in_pages(round_: Round, of_invoice: str, counts: dict[str | None, int]) -> None:
+    """The invoice's usage summaries (those `of_invoice` keeps) as queries of at most one page
+    each, grouped by subscription from their counts, so that all of them come back in this one
+    round trip (a subscription with more than a page of rows in one month still pages)."""
     loader = round_.loader
-    of_invoice = _eq(loader, _US, "work365_usagesummary_providerinvoice", guid)
     if None in counts:
         column = loader.c(_US, "work365_usagesummary_subscription")
         round_.add("usage_summaries", _US, f"{column} eq null and {of_invoice}")
@@ -140,14 +144,23 @@ def _usage_in_pages(round_: Round, guid: str, counts: dict[str | None, int]) -> 
 async def load_invoice_unit(
     dv: DataverseReader, schema: ResolvedSchema, t: Thresholds, unit: InvoiceUnit, *, as_of: datetime
 ) -> Snapshot:
+    """One provider invoice in three round trips, or one slice of its usage (`unit.customers`):
+    the same three over the usage of the slice's customers, without the invoice's notes (a slice
+    does not tell of the invoice). When Dataverse refuses to count the invoice's usage (over
+    50,000 rows), its own unit counts it by ranges of customers instead of reading it, and cuts it
+    into the slices (`Snapshot.usage_slices`) that are checked as units of their own; see
+    `_Head`."""
     loader, answers = Loader(schema, t), Answers.of(schema)
     guid = unit.invoice_id
     of_invoice = _eq(loader, _US, "work365_usagesummary_providerinvoice", guid)
+    in_slice = None if unit.customers is None else range_filter(_customer(loader), unit.customers)
+    of_unit = of_invoice if in_slice is None else f"{of_invoice} and {in_slice}"
 
     first = Round(loader)
     first.add("provider_invoices", _PI, _eq(loader, _PI, "work365_providerinvoiceid", guid))
-    first.count_by("usage", _US, "work365_usagesummary_subscription", of_invoice, part="usage_summaries")
-    first.extend(note_queries(first.loader, [guid]))
+    first.count_by("usage", _US, "work365_usagesummary_subscription", of_unit, part="usage_summaries")
+    if unit.customers is None:
+        first.extend(note_queries(first.loader, [guid]))
     first.add("providers", "work365_provider")
     first.add("currencies", "transactioncurrency")
     await run(dv, first, answers)
@@ -159,32 +172,70 @@ async def load_invoice_unit(
     focus = _the_invoice(answers, guid)
     period = invoice_period(focus) or period_under_review(as_of)
 
-    customers, named_subs = _named_ids(focus, answers)
+    # A slice runs no check of the invoice's references: it reads none of them.
+    customers, named_subs = _named_ids(focus, answers) if unit.customers is None else (set(), set())
     counts = answers.counts.get("usage")
+    if unit.customers is None and not isinstance(counts, dict) and _customers_readable(schema):
+        head = _Head(dv, loader, answers, unit, period, as_of)
+        return await head.load(customers, named_subs)
     second = Round(loader)
     if isinstance(counts, dict):
-        _usage_in_pages(second, guid, counts)
+        _usage_in_pages(second, of_unit, counts)
         usage_subs = {sub for sub in counts if sub is not None}
     else:
         # Too many rows to count (Dataverse's aggregate limit of 50,000): read them page by page,
         # and the subscriptions they touch one round trip later.
-        second.add_in("usage_summaries", _US, "work365_usagesummary_providerinvoice", [guid])
+        second.add_in("usage_summaries", _US, "work365_usagesummary_providerinvoice", [guid], in_slice)
         usage_subs = set()
-    second.add("provider_invoices", _PI, _periods_filter(loader, add_months(period, -1), period))
-    _subscriptions_named(second, usage_subs | _guids(*named_subs), named_subs)
-    second.add_in(
+    _named_and_periods(second, period, usage_subs, customers, named_subs)
+    await run(dv, second, answers)
+    if not isinstance(counts, dict):
+        late = Round(loader)
+        _subscriptions_named(late, answers.usage.subscription_ids(), ())
+        await run(dv, late, answers)
+    third = _contracts_round(loader, answers, guid, period, as_of=as_of, t=t)
+    await run(dv, third, answers)
+    return answers.snapshot(as_of=as_of, period=period, unit=unit, partner_center=_NOT_ASKED)
+
+
+def _customer(loader: Loader) -> str:
+    return loader.c(_US, "work365_usagesummary_customer")
+
+
+def _customers_readable(schema: ResolvedSchema) -> bool:
+    """Whether usage can be cut by its customer lookup. No check reads that column, so the schema's
+    verification does not know it: a sample that cannot be read tells it instead (`_Head`)."""
+    key = column_key(_US, "work365_usagesummary_customer")
+    return (
+        key not in schema.missing
+        and key not in schema.unavailable
+        and "usage_summaries" not in schema.unavailable
+    )
+
+
+def _named_and_periods(
+    round_: Round, period: str, usage_subs: set[str], customers: set[str], named_subs: set[str]
+) -> None:
+    """The provider invoices of the period and the one before, the subscriptions the usage touches
+    and the references name, the provider accounts the references name."""
+    loader = round_.loader
+    round_.add("provider_invoices", _PI, _periods_filter(loader, add_months(period, -1), period))
+    _subscriptions_named(round_, usage_subs | _guids(*named_subs), named_subs)
+    round_.add_in(
         "provider_accounts",
         "work365_provideraccount",
         "work365_provideraccount_providerspecificaccountid",
         customers,
         annotations=True,
     )
-    await run(dv, second, answers)
-    if not isinstance(counts, dict):
-        late = Round(loader)
-        _subscriptions_named(late, answers.usage.subscription_ids(), ())
-        await run(dv, late, answers)
 
+
+def _contracts_round(
+    loader: Loader, answers: Answers, guid: str, period: str, *, as_of: datetime, t: Thresholds
+) -> Round:
+    """What the subscriptions read name: their contracts, the other usage subscriptions on them
+    and of the referenced customers, their schedules and customer invoices; and whether the
+    period's other invoices have usage."""
     contracts = {s.contract_id for s in answers.get("subscriptions") if s.contract_id}
     owners = {pa.account_id for pa in answers.get("provider_accounts") if pa.account_id}
     third = Round(loader)
@@ -199,8 +250,217 @@ async def load_invoice_unit(
         third,
         (pi for pi in answers.get("provider_invoices") if pi.id != guid and invoice_period(pi) == period),
     )
-    await run(dv, third, answers)
-    return answers.snapshot(as_of=as_of, period=period, unit=unit, partner_center=_NOT_ASKED)
+    return third
+
+
+# --- the own unit of an invoice too large for one unit: its usage counted by ranges of customers --
+
+SAMPLE_ROWS = MAX_PAGE_SIZE  # one page
+# Rounds a skewed invoice may take beyond the three (ranges refused again, sampled within, split):
+# past them the unit fails, to be tried again, rather than go on asking.
+_MORE_ROUNDS = 12
+_AGGREGATE_LIMIT = "0x8004E023"  # Dataverse's AggregateQueryRecordLimit
+
+
+def _refused(error: ServiceError) -> bool:
+    """Whether Dataverse refused an aggregate for its number of rows (not for any other reason)."""
+    return error.code == _AGGREGATE_LIMIT or "AggregateQueryRecordLimit" in str(error)
+
+
+def _customers_of(rows: Sequence[dict[str, object]], column: str) -> list[str | None]:
+    """The customer of each sampled row, canonical (None: none, or not a GUID)."""
+    out: list[str | None] = []
+    for row in rows:
+        value = row.get(column)
+        text = value.lower() if isinstance(value, str) else None
+        out.append(text if text is not None and _GUID.fullmatch(text) else None)
+    return out
+
+
+class _Head:
+    """The own unit of an invoice whose usage Dataverse will not count at once (AggregateQueryRecordLimit),
+    still in three round trips when its customers' usage is not too skewed:
+
+    (2) a sample of its usage's customers (the costliest 5,000 rows, ties by id: the same rows,
+        hence the same cut and the same slice keys, every day), beside what the invoice-level
+        checks read (the period's provider invoices, what its references name);
+    (3) its usage counted and summed by at most 31 ranges of customers cut from the sample (and the
+        rows without a customer), its first and last sync, beside the contracts round.
+
+    A range still refused (a skewed invoice) is cut by the sample's customers inside it and counted
+    one round later; one the sample cannot cut is sampled within itself first (one more round);
+    a range of one customer still refused is read page by page into the totals. Only such skewed
+    invoices take more than three round trips. The counted ranges are joined into the slices."""
+
+    def __init__(
+        self,
+        dv: DataverseReader,
+        loader: Loader,
+        answers: Answers,
+        unit: InvoiceUnit,
+        period: str,
+        as_of: datetime,
+    ) -> None:
+        self.dv, self.loader, self.answers, self.unit = dv, loader, answers, unit
+        self.period, self.as_of = period, as_of
+        self.of_invoice = _eq(loader, _US, "work365_usagesummary_providerinvoice", unit.invoice_id)
+        self.customer = _customer(loader)
+        self.counted: dict[CustomerRange, UsageTotals] = {}
+        self.samples: dict[CustomerRange, list[str | None]] = {}  # a refused range's own sample
+
+    async def load(self, customers: set[str], named_subs: set[str]) -> Snapshot:
+        loader, answers = self.loader, self.answers
+        second = Round(loader)
+        self._sample(second, "sample", self.of_invoice)
+        _named_and_periods(second, self.period, set(), customers, named_subs)
+        await run(self.dv, second, answers)
+        sample = answers.rows.get("sample")
+        if not isinstance(sample, list):
+            # The customer column cannot be read (another schema, say): read the rows instead.
+            return await self._read_in_full()
+        third = _contracts_round(
+            loader, answers, self.unit.invoice_id, self.period, as_of=self.as_of, t=loader.t
+        )
+        self._sync_moments(third)
+        sampled = _customers_of(sample, self.customer)
+        pending = [("count", r) for r in [*cut(sampled, FINE_RANGES), NO_CUSTOMER]]
+        for _ in range(_MORE_ROUNDS + 1):
+            asked = self._count(third, pending)
+            await run(self.dv, third, answers)
+            pending = self._settle(asked, sampled)
+            if not pending:
+                return self._snapshot()
+            third = Round(loader)
+        raise ServiceError(
+            f"could not count the usage of provider invoice {self.unit.invoice_id} by customer in "
+            f"{_MORE_ROUNDS + 3} round trips; it is tried again later"
+        )
+
+    def _sample(self, round_: Round, key: str, filter_: str) -> None:
+        loader = self.loader
+        cost, row_id = loader.c(_US, "work365_usagesummary_cost"), loader.c(_US, "work365_usagesummaryid")
+        query = Query(
+            loader.schema.entity_set(_US),
+            (self.customer,),
+            filter_,
+            orderby=f"{cost} desc,{row_id}",
+            top=SAMPLE_ROWS,
+        )
+        round_.rows(key, query, part="usage_summaries")
+
+    def _sync_moments(self, round_: Round) -> None:
+        """The invoice's first and last synced usage summary: one row each."""
+        entity_set = self.loader.schema.entity_set(_US)
+        for key, order in (("first", "asc"), ("last", "desc")):
+            query = Query(entity_set, ("createdon",), self.of_invoice, orderby=f"createdon {order}", top=1)
+            round_.rows(key, query, part="usage_summaries")
+
+    def _count(self, round_: Round, ranges: list[tuple[str, CustomerRange]]) -> dict[str, CustomerRange]:
+        """Ask for each range: its count and cost, its own sample, or its rows page by page."""
+        asked: dict[str, CustomerRange] = {}
+        for how, r in ranges:
+            key = f"{how}:{r.key()}"
+            filter_ = f"{self.of_invoice} and {range_filter(self.customer, r)}"
+            if how == "sample":
+                self._sample(round_, key, filter_)
+            elif how == "tally":
+                round_.tally(key, filter_)
+            else:
+                round_.usage_totals(key, filter_)
+            asked[key] = r
+        return asked
+
+    def _settle(
+        self, asked: dict[str, CustomerRange], sampled: list[str | None]
+    ) -> list[tuple[str, CustomerRange]]:
+        """Take what was counted; say what to ask next for what was refused."""
+        answers, guid = self.answers, self.unit.invoice_id
+        nxt: list[tuple[str, CustomerRange]] = []
+        for key, r in asked.items():
+            how = key.partition(":")[0]
+            if how == "tally":
+                tally = answers.tallies.get(key)
+                if not isinstance(tally, UsageTotals):
+                    raise ServiceError(f"could not read the usage of provider invoice {guid}: {tally}")
+                self.counted[r] = tally
+            elif how == "sample":
+                rows = answers.rows.get(key)
+                if not isinstance(rows, list):
+                    raise ServiceError(f"could not sample the usage of provider invoice {guid}: {rows}")
+                self.samples[r] = _customers_of(rows, self.customer)
+                nxt += self._split(r, sampled)
+            else:
+                totals = totals_of(answers.rows.get(key))
+                if isinstance(totals, tuple):
+                    self.counted[r] = UsageTotals(rows=totals[0], cost=totals[1])
+                elif _refused(totals):
+                    nxt += self._split(r, sampled)
+                else:
+                    raise ServiceError(f"could not count the usage of provider invoice {guid}: {totals}")
+        return nxt
+
+    def _split(self, r: CustomerRange, sampled: list[str | None]) -> list[tuple[str, CustomerRange]]:
+        """A refused range: cut by the sample's customers inside it (its own sample once it has
+        one), else sampled within itself, else its first customer set apart; one customer alone,
+        or the rows without one, are read page by page."""
+        if one_customer(r) or r.no_customer:
+            return [("tally", r)]
+        own = self.samples.get(r)
+        parts = cut(sampled if own is None else own, FINE_RANGES, within=r)
+        if len(parts) < 2 and own is None:
+            return [("sample", r)]
+        if len(parts) < 2:
+            parts = isolate(r)
+        if len(parts) < 2:
+            return [("tally", r)]
+        return [("count", p) for p in parts]
+
+    async def _read_in_full(self) -> Snapshot:
+        loader, answers, guid = self.loader, self.answers, self.unit.invoice_id
+        rows = Round(loader)
+        rows.add_in("usage_summaries", _US, "work365_usagesummary_providerinvoice", [guid])
+        await run(self.dv, rows, answers)
+        late = Round(loader)
+        _subscriptions_named(late, answers.usage.subscription_ids(), ())
+        await run(self.dv, late, answers)
+        await run(
+            self.dv,
+            _contracts_round(loader, answers, guid, self.period, as_of=self.as_of, t=loader.t),
+            answers,
+        )
+        return answers.snapshot(
+            as_of=self.as_of, period=self.period, unit=self.unit, partner_center=_NOT_ASKED
+        )
+
+    def _snapshot(self) -> Snapshot:
+        totals = UsageTotals()
+        for counted in self.counted.values():
+            totals.rows += counted.rows
+            totals.cost += counted.cost
+        for key in ("first", "last"):
+            moment = self._moment(key)
+            if moment is not None and totals.rows:
+                totals.add(None, moment, rows=0)
+        slices = coalesce(
+            [(r, c.rows) for r, c in sorted(self.counted.items(), key=lambda i: order_key(i[0]))]
+        )
+        return self.answers.snapshot(
+            as_of=self.as_of,
+            period=self.period,
+            unit=self.unit,
+            partner_center=_NOT_ASKED,
+            usage_counted={self.unit.invoice_id: totals},
+            usage_slices=slices,
+        )
+
+    def _moment(self, key: str) -> datetime | None:
+        rows = self.answers.rows.get(key)
+        if not isinstance(rows, list):
+            raise ServiceError(
+                f"could not read when provider invoice {self.unit.invoice_id}'s usage was synced: {rows}"
+            )
+        created = rows[0].get("createdon") if rows else None
+        return _moment(created) if isinstance(created, str) else None
 
 
 def _subscriptions_named(round_: Round, ids: Iterable[str], provider_ids: Iterable[str]) -> None:

@@ -1,8 +1,9 @@
 """One Dataverse round trip: named queries sent as one `$batch`, answers joined back per part and
 decoded into the domain model.
 
-A *part* is a snapshot field (`subscriptions`, `usage_summaries`, …) or a probe (`probe:…`) that
-only asks whether rows exist. A part may be split into several queries (id chunks, the same table
+A *part* is a snapshot field (`subscriptions`, `usage_summaries`, …), a probe (`probe:…`) that
+only asks whether rows exist, rows kept as they come (`rows:…`: a sample, an aggregate's answer)
+or usage counted and summed as its pages come (`tally:…`, where Dataverse will not aggregate). A part may be split into several queries (id chunks, the same table
 read by two different keys, or partitions of one large query); its answers are joined, and one
 failed query fails the whole part, so the checks that need it report CHECK_FAILED instead of passing
 on half the rows.
@@ -21,18 +22,30 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from diagnostics.adapters.dataverse import Page, Query
 from diagnostics.errors import ServiceError
 from diagnostics.metadata import ResolvedSchema
-from diagnostics.model import Snapshot, UnreadableRecord, UsageIndex
+from diagnostics.model import Snapshot, UnreadableRecord, UsageIndex, UsageTotals
 from diagnostics.schema import TABLES
-from diagnostics.snapshot_loader import _PARTS, DataverseReader, Loader, _account_names, _read
+from diagnostics.snapshot_loader import (
+    _PARTS,
+    DataverseReader,
+    Loader,
+    _account_names,
+    _moment,
+    _number,
+    _read,
+)
 
 Answer = list[dict[str, Any]] | ServiceError
 PROBE = "probe:"
 COUNT = "count:"
+ROWS = "rows:"
+TALLY = "tally:"
+_COST, _CREATED = "work365_usagesummary_cost", "createdon"
 
 
 @dataclass
@@ -79,6 +92,30 @@ class Round:
         apply = f"filter({filter_})/groupby(({group}),aggregate($count as rows))"
         self.queries.append((COUNT + key, Query(self.loader.schema.entity_set(table), (), apply=apply)))
 
+    def rows(self, key: str, query: Query, *, part: str) -> None:
+        """The query's rows as they come (`Answers.rows[key]`): for small answers only."""
+        if self.readable(part):
+            self.queries.append((ROWS + key, query))
+
+    def usage_totals(self, key: str, filter_: str) -> None:
+        """How many usage summaries match and the sum of their cost, in one aggregate row
+        (`Answers.rows[key]`, read by `totals_of`); refused by Dataverse above 50,000 rows."""
+        loader = self.loader
+        cost = loader.c("work365_usagesummary", _COST)
+        apply = f"filter({filter_})/aggregate($count as rows,{cost} with sum as cost)"
+        query = Query(loader.schema.entity_set("work365_usagesummary"), (), apply=apply)
+        self.rows(key, query, part="usage_summaries")
+
+    def tally(self, key: str, filter_: str) -> None:
+        """The usage summaries that match, read page by page and reduced to their count, cost and
+        first and last sync (`Answers.tallies[key]`): for rows too many to aggregate."""
+        if not self.readable("usage_summaries"):
+            return
+        loader = self.loader
+        select = (loader.c("work365_usagesummary", _COST), loader.c("work365_usagesummary", _CREATED))
+        query = Query(loader.schema.entity_set("work365_usagesummary"), select, filter_)
+        self.queries.append((TALLY + key, query))
+
     def probe(self, key: str, table: str, filter_: str, *, part: str) -> None:
         """Whether any row matches: one row of one column."""
         if not self.readable(part):
@@ -107,6 +144,10 @@ class Answers:
     unreadable: list[UnreadableRecord] = field(default_factory=list)
     # The usage summaries read, reduced (never held as rows).
     usage: UsageIndex = field(default_factory=UsageIndex)
+    # `Round.rows` key -> the rows, or the error that stopped the query.
+    rows: dict[str, list[dict[str, Any]] | ServiceError] = field(default_factory=dict)
+    # `Round.tally` key -> the totals of the rows read, or the error that stopped the reading.
+    tallies: dict[str, UsageTotals | ServiceError] = field(default_factory=dict)
 
     @classmethod
     def of(cls, schema: ResolvedSchema) -> Answers:
@@ -158,6 +199,7 @@ class _Answer:
     names: dict[str, str] = field(default_factory=dict)
     count: int = 0  # rows read
     error: ServiceError | None = None
+    tally: UsageTotals = field(default_factory=UsageTotals)  # a `tally:` part's rows, reduced
 
 
 class _Reading:
@@ -184,8 +226,11 @@ class _Reading:
             into.error = exc
 
     def _page(self, part: str, into: _Answer, page: Page, named: bool) -> None:
-        if part.startswith((COUNT, PROBE)):
+        if part.startswith((COUNT, PROBE, ROWS)):
             into.rows += page
+            return
+        if part.startswith(TALLY):
+            _tally(self.loader, page, into.tally)
             return
         if named:
             into.names |= _account_names(page, self._account)
@@ -211,6 +256,10 @@ class _Reading:
             if part.startswith(COUNT):
                 rows = [row for a in answers for row in a.rows]
                 into.counts[part.removeprefix(COUNT)] = error or _counts(rows)
+            elif part.startswith(ROWS):
+                into.rows[part.removeprefix(ROWS)] = error or [row for a in answers for row in a.rows]
+            elif part.startswith(TALLY):
+                into.tallies[part.removeprefix(TALLY)] = error or _joined_tally(answers)
             elif part.startswith(PROBE):
                 # A probe that could not be answered counts as "there are rows": the period is then
                 # reviewed in full rather than passed over as healthy.
@@ -305,3 +354,38 @@ def _counts(answer: Answer) -> dict[str | None, int] | ServiceError:
         value = values[0] if values else None  # the group of rows where the column is empty
         out[None if value is None else str(value)] = rows
     return out
+
+
+def _tally(loader: Loader, page: Page, into: UsageTotals) -> None:
+    cost_column = loader.c("work365_usagesummary", _COST)
+    for row in page:
+        cost, created = row.get(cost_column), row.get(_CREATED)
+        if not isinstance(created, str):
+            raise ServiceError(f"Dataverse answered a usage summary without createdon: {str(row)[:80]}")
+        into.add(_number(str(cost)) if cost is not None else None, _moment(created))
+
+
+def _joined_tally(answers: list[_Answer]) -> UsageTotals:
+    out = UsageTotals()
+    for answer in answers:
+        out.merge(answer.tally)
+    return out
+
+
+def totals_of(answer: list[dict[str, Any]] | ServiceError | None) -> tuple[int, Decimal] | ServiceError:
+    """The rows and the cost `Round.usage_totals` counted, or why they are not known."""
+    if answer is None:
+        return ServiceError("the usage summaries were not counted")
+    if isinstance(answer, ServiceError):
+        return answer
+    if len(answer) != 1 or not isinstance(answer[0].get("rows"), int):
+        return ServiceError(f"Dataverse answered an aggregate without a count: {str(answer)[:80]}")
+    cost = answer[0].get("cost")
+    number = (
+        _number(str(cost)) if isinstance(cost, int | float | str) and not isinstance(cost, bool) else None
+    )
+    if cost is not None and number is None:
+        return ServiceError(
+            f"Dataverse answered an aggregate with a cost that is not a number: {cost!r}"[:120]
+        )
+    return answer[0]["rows"], number or Decimal(0)

@@ -1,7 +1,9 @@
 """Which checks run for which unit of work, for which periods, and what they report (one place).
 
 A unit's report holds the findings of its checks about its subjects (engine._focus_subjects) plus
-the tool's own findings. `review` runs a snapshot's checks for its period and, for the checks that
+the tool's own findings. An invoice too large for one unit is told in parts: its own unit (the
+"head", which counted its usage by slices) tells of the invoice itself, each slice of its usage
+(`InvoiceUnit.customers`) of its customers' subscriptions and contracts; `merge` joins them. `review` runs a snapshot's checks for its period and, for the checks that
 are about a period's invoices and usage, for every earlier period still open (findings.md, "Open
 periods"), so that a problem does not drop out of the report because the month turned.
 """
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 
 from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
-from diagnostics.engine import build_report, run_checks
+from diagnostics.engine import build_report, inhibit, roll_up, run_checks, sort_key
 from diagnostics.messages import (
     ContractsUnit,
     ContractUnit,
@@ -21,7 +23,7 @@ from diagnostics.messages import (
     TenantPeriodUnit,
     Unit,
 )
-from diagnostics.model import Finding, Report, Snapshot, Statistics
+from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics
 from diagnostics.periods import add_months, period_under_review
 from diagnostics.settings import Thresholds
 
@@ -105,6 +107,11 @@ PER_OPEN_PERIOD = frozenset(
 # under review only, never again for an earlier one.
 _NOT_FOR_EARLIER = frozenset({"CONTRACT_INVOICE_DATE_TOO_EARLY", "USAGE_AT_RISK_NEXT_INVOICE"})
 
+# The checks of a provider invoice that tell of the invoice itself (its state, its placeholder, its
+# import's references): an invoice cut into slices has them run by its own unit, on its counted
+# totals, and every other check by its slices.
+INVOICE_LEVEL = ("invoice_state", "zero_placeholder", "unresolved_references")
+
 _BY_NAME = {c.name: c for c in CHECKS}
 
 
@@ -112,13 +119,23 @@ def unit_kind(unit: Unit | None) -> str:
     return "tenant" if unit is None else unit.kind
 
 
-def checks_for(unit: Unit | None) -> tuple[Check, ...]:
-    return tuple(_BY_NAME[name] for name in UNIT_CHECKS[unit_kind(unit)])
+def _check_names(unit: Unit | None, *, sliced: bool = False) -> tuple[str, ...]:
+    names = UNIT_CHECKS[unit_kind(unit)]
+    if isinstance(unit, InvoiceUnit) and unit.customers is not None:
+        return tuple(n for n in names if n not in INVOICE_LEVEL)
+    if isinstance(unit, InvoiceUnit) and sliced:
+        return tuple(n for n in names if n in INVOICE_LEVEL)
+    return names
 
 
-def codes_for(unit: Unit | None) -> frozenset[str]:
+def checks_for(unit: Unit | None, *, sliced: bool = False) -> tuple[Check, ...]:
+    """The unit's checks; `sliced`: of an invoice's own unit whose usage was cut into slices."""
+    return tuple(_BY_NAME[name] for name in _check_names(unit, sliced=sliced))
+
+
+def codes_for(unit: Unit | None, *, sliced: bool = False) -> frozenset[str]:
     """Every code the unit's report may hold (besides the tool's own)."""
-    return frozenset(code for name in UNIT_CHECKS[unit_kind(unit)] for code in CHECK_CODES[name])
+    return frozenset(code for name in _check_names(unit, sliced=sliced) for code in CHECK_CODES[name])
 
 
 def _earlier_findings(ctx: Context, checks: Sequence[Check]) -> list[Finding]:
@@ -166,13 +183,18 @@ def review(
     *,
     schema_map: str = "defaults",
 ) -> Report:
-    """The report of the snapshot's unit: its checks for its period and the earlier open periods."""
-    checks = checks_for(snapshot.unit)
+    """The report of the snapshot's unit: its checks for its period and the earlier open periods.
+
+    An invoice cut into slices: its own unit reports only of the invoice (and the tool's own
+    findings), a slice never of the invoice (its own unit does)."""
+    checks = checks_for(snapshot.unit, sliced=bool(snapshot.usage_slices))
     ctx = Context(snapshot, thresholds)
     earlier = _earlier_findings(ctx, checks) if snapshot.open_periods else []
     if snapshot.unit is None or isinstance(snapshot.unit, ExpectedInvoiceUnit):
         earlier += _still_missing(ctx, checks)
-    report = build_report(snapshot, thresholds, [*extra, *earlier], schema_map=schema_map, checks=checks)
+    report = _told_by_its_part(
+        snapshot, build_report(snapshot, thresholds, [*extra, *earlier], schema_map=schema_map, checks=checks)
+    )
     if snapshot.period >= period_under_review(snapshot.as_of):
         return report
     # A unit of an earlier period (an invoice still open from August, say): its forward-looking
@@ -183,6 +205,45 @@ def review(
         return report
     statistics = Statistics.of(kept, checks=report.statistics.checks, passed=report.statistics.passed)
     return report.model_copy(update={"findings": tuple(kept), "statistics": statistics})
+
+
+def _told_by_its_part(snapshot: Snapshot, report: Report) -> Report:
+    """Of an invoice cut into slices, what its part tells: the own unit, the invoice and the tool's
+    own findings; a slice, everything but the invoice."""
+    unit = snapshot.unit
+    if not isinstance(unit, InvoiceUnit) or (unit.customers is None and not snapshot.usage_slices):
+        return report
+    if unit.customers is None:
+        kept = [f for f in report.findings if f.subject.type == "tenant" or f.subject.id == unit.invoice_id]
+    else:
+        kept = [f for f in report.findings if f.subject.id != unit.invoice_id]
+    if len(kept) == len(report.findings):
+        return report
+    statistics = Statistics.of(kept, checks=report.statistics.checks, passed=report.statistics.passed)
+    return report.model_copy(update={"findings": tuple(kept), "statistics": statistics})
+
+
+def merge(head: Report, parts: Sequence[Report]) -> Report:
+    """An invoice's report from its own unit's and its slices': every finding once (the tool's own
+    too), muting and roll-up across them as in one report (a blocked invoice mutes a contract's
+    at-risk warning whichever part found it), the statistics of the union (a check ran in each
+    part it belongs to: it passed when no part found it something to act on or failed it)."""
+    findings: dict[str, Finding] = {}
+    for report in (head, *parts):
+        for item in report.findings:
+            findings.setdefault(item.dedup_key, item)
+    joined = roll_up(inhibit(list(findings.values())))
+    joined.sort(key=sort_key)
+    names = UNIT_CHECKS["provider_invoice"]
+    acted = {
+        name
+        for f in joined
+        if SEVERITY_RANK[f.severity] <= SEVERITY_RANK["warning"] or f.code == "CHECK_FAILED"
+        for name in names
+        if f.code in CHECK_CODES[name] or f.evidence.get("check") == name
+    }
+    statistics = Statistics.of(joined, checks=len(names), passed=len(names) - len(acted))
+    return head.model_copy(update={"findings": tuple(joined), "statistics": statistics})
 
 
 def per_contract(snapshot: Snapshot, report: Report) -> list[tuple[ContractUnit, Report]]:
@@ -212,6 +273,7 @@ def per_contract(snapshot: Snapshot, report: Report) -> list[tuple[ContractUnit,
 
 __all__ = [
     "CHECK_CODES",
+    "INVOICE_LEVEL",
     "PER_OPEN_PERIOD",
     "UNIT_CHECKS",
     "ContractUnit",
@@ -221,6 +283,7 @@ __all__ = [
     "TenantPeriodUnit",
     "checks_for",
     "codes_for",
+    "merge",
     "per_contract",
     "review",
 ]

@@ -1,6 +1,8 @@
-"""One provider invoice's slice: when Dataverse cannot count its usage (more rows than an aggregate
-may read), the rows are read page by page and the subscriptions they touch one round trip later;
-the diagnosis is the same."""
+"""One provider invoice whose usage Dataverse cannot count (more rows than an aggregate may read,
+refused here by an injected fault on a small invoice): its own unit counts the usage by customer
+and cuts it into slices, still in three round trips, and the invoice told whole (`review_invoice`)
+is the same diagnosis; when the customers cannot be sampled either, the rows are read page by page
+and the subscriptions they touch one round trip later, the diagnosis the same again."""
 
 from __future__ import annotations
 
@@ -9,13 +11,19 @@ import json
 from pathlib import Path
 
 from benchmarks.__main__ import unit_requests
+from diagnostics.adapters.http import RetryPolicy
+from diagnostics.loading import review_invoice
 from diagnostics.messages import InvoiceUnit
+from diagnostics.model import Report
 from diagnostics.service import check_unit
+from diagnostics.settings import Thresholds
 from simulator import Simulator
 from simulator.connect import connection
 from simulator.faults import Fault
+from tests.loading.support import open_clients
 
 FIXTURE = Path(__file__).resolve().parent.parent / "scenarios" / "usage_synced_after_contract_invoice.json"
+USAGE = "/api/data/v9.2/work365_usagesummaries"
 
 
 def _october_invoice() -> InvoiceUnit:
@@ -24,19 +32,51 @@ def _october_invoice() -> InvoiceUnit:
     return InvoiceUnit(invoice_id=row["work365_providerinvoiceid"])
 
 
-def test_an_invoice_whose_usage_cannot_be_counted_is_read_in_full_one_round_trip_later() -> None:
+def _refuse(sim: Simulator, times: int) -> None:
+    """Refuse the next `times` usage queries of a batch, as Dataverse refuses an aggregate over
+    more than 50,000 rows (the count is the only usage query of the first round, the sample of
+    the second)."""
+    sim.faults.add(Fault(status=400, in_batch=True, times=times, path_prefix=USAGE))
+
+
+async def _whole(sim: Simulator, unit: InvoiceUnit) -> Report:
+    async with open_clients(sim, retry=RetryPolicy(max_attempts=1)) as (dv, _, schema):
+        return await review_invoice(dv, schema, Thresholds(), unit, as_of=sim.now)
+
+
+def _same(got: Report, expected: Report) -> None:
+    assert [f.dedup_key for f in got.findings] == [f.dedup_key for f in expected.findings]
+    assert [f.evidence for f in got.findings] == [f.evidence for f in expected.findings]
+    assert [f.muted for f in got.findings] == [f.muted for f in expected.findings]
+
+
+def test_an_invoice_whose_usage_cannot_be_counted_is_counted_by_customer_and_told_whole() -> None:
     unit = _october_invoice()
     with Simulator(FIXTURE) as sim:
         counted = asyncio.run(check_unit(connection(sim), unit, sim.now))
         assert asyncio.run(unit_requests(sim, unit)) == {"Dataverse": 3}
-        # The aggregate is the only usage query of the first round: refuse it as Dataverse refuses
-        # an aggregate over more than 50,000 rows.
-        usage = "/api/data/v9.2/work365_usagesummaries"
-        sim.faults.add(Fault(status=400, in_batch=True, times=1, path_prefix=usage))
+        _refuse(sim, 1)
         requests = asyncio.run(unit_requests(sim, unit))
-        sim.faults.add(Fault(status=400, in_batch=True, times=1, path_prefix=usage))
+        _refuse(sim, 1)
+        own = asyncio.run(check_unit(connection(sim), unit, sim.now))
+        _refuse(sim, 1)
+        whole = asyncio.run(_whole(sim, unit))
+    assert requests == {"Dataverse": 3}
+    assert "USAGE_SYNCED_AFTER_CONTRACT_INVOICE" in {f.code for f in counted.findings}
+    # The own unit tells of the invoice only; its slices of the rest.
+    assert {f.subject.id for f in own.findings if f.subject.type != "tenant"} <= {unit.invoice_id}
+    assert "USAGE_SYNCED_AFTER_CONTRACT_INVOICE" not in {f.code for f in own.findings}
+    _same(whole, counted)
+
+
+def test_an_invoice_whose_customers_cannot_be_sampled_is_read_in_full() -> None:
+    unit = _october_invoice()
+    with Simulator(FIXTURE) as sim:
+        counted = asyncio.run(check_unit(connection(sim), unit, sim.now))
+        _refuse(sim, 2)
+        requests = asyncio.run(unit_requests(sim, unit))
+        _refuse(sim, 2)
         uncounted = asyncio.run(check_unit(connection(sim), unit, sim.now))
-    assert requests == {"Dataverse": 4}
-    assert [f.dedup_key for f in uncounted.findings] == [f.dedup_key for f in counted.findings]
-    assert "USAGE_SYNCED_AFTER_CONTRACT_INVOICE" in {f.code for f in uncounted.findings}
-    assert [f.evidence for f in uncounted.findings] == [f.evidence for f in counted.findings]
+    # the count, the sample, the rows, the subscriptions they touch, what those name
+    assert requests == {"Dataverse": 5}
+    _same(uncounted, counted)
