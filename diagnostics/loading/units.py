@@ -23,9 +23,10 @@ from diagnostics.messages import (
     TenantPeriodUnit,
     Unit,
 )
-from diagnostics.model import SEVERITY_RANK, Finding, Report, Snapshot, Statistics
+from diagnostics.model import SEVERITY_RANK, Finding, InvoiceTimeline, Report, Snapshot, Statistics
 from diagnostics.periods import add_months, period_under_review
 from diagnostics.settings import Thresholds
+from diagnostics.timeline import MAX_CONTRACTS
 
 # check -> the codes it reports (findings.md sections 1-5). CHECK_FAILED comes from any of them.
 CHECK_CODES: dict[str, frozenset[str]] = {
@@ -243,7 +244,27 @@ def merge(head: Report, parts: Sequence[Report]) -> Report:
         if f.code in CHECK_CODES[name] or f.evidence.get("check") == name
     }
     statistics = Statistics.of(joined, checks=len(names), passed=len(names) - len(acted))
-    return head.model_copy(update={"findings": tuple(joined), "statistics": statistics})
+    timelines = tuple(_with_contracts(t, parts) for t in head.timelines)
+    return head.model_copy(
+        update={"findings": tuple(joined), "statistics": statistics, "timelines": timelines}
+    )
+
+
+def _with_contracts(timeline: InvoiceTimeline, parts: Sequence[Report]) -> InvoiceTimeline:
+    """The own unit's timeline of the invoice (its counted usage) with the contracts its slices
+    drew: each slice knows the contracts of its customers."""
+    same = [t for part in parts for t in part.timelines if t.subject == timeline.subject]
+    if not same:
+        return timeline
+    drawn = {c.id: c for t in (timeline, *same) for c in t.contracts}
+    ordered = sorted(drawn.values(), key=lambda c: (c.name, c.id))
+    more = timeline.more_contracts + sum(t.more_contracts for t in same)
+    return timeline.model_copy(
+        update={
+            "contracts": tuple(ordered[:MAX_CONTRACTS]),
+            "more_contracts": more + max(0, len(ordered) - MAX_CONTRACTS),
+        }
+    )
 
 
 def per_contract(snapshot: Snapshot, report: Report) -> list[tuple[ContractUnit, Report]]:

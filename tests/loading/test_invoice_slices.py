@@ -166,6 +166,10 @@ def _check_reports(
     merged = asyncio.run(_review_invoice(sim, head.unit))
     _assert_same(_told(merged), whole, "review_invoice")
     assert merged.statistics.findings == len(merged.findings)
+    # the invoice's timeline: its counted usage, and the contracts its slices drew
+    timeline = next(t for t in merged.timelines if t.subject.id == invoice)
+    assert timeline == next(t for t in scanned.timelines if t.subject.id == invoice)
+    assert timeline.contracts
 
 
 @pytest.fixture(scope="module")
