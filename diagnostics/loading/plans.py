@@ -145,8 +145,9 @@ async def load_invoice_unit(
     dv: DataverseReader, schema: ResolvedSchema, t: Thresholds, unit: InvoiceUnit, *, as_of: datetime
 ) -> Snapshot:
     """One provider invoice in three round trips, or one slice of its usage (`unit.customers`):
-    the same three over the usage of the slice's customers, without the invoice's notes (a slice
-    does not tell of the invoice). When Dataverse refuses to count the invoice's usage (over
+    the same three over the usage of the slice's customers, without what the invoice's references
+    name (a slice does not tell of the invoice; it still reads the notes: warnings.csv names the
+    subscriptions without a product). When Dataverse refuses to count the invoice's usage (over
     50,000 rows), its own unit counts it by ranges of customers instead of reading it, and cuts it
     into the slices (`Snapshot.usage_slices`) that are checked as units of their own; see
     `_Head`."""
@@ -159,8 +160,7 @@ async def load_invoice_unit(
     first = Round(loader)
     first.add("provider_invoices", _PI, _eq(loader, _PI, "work365_providerinvoiceid", guid))
     first.count_by("usage", _US, "work365_usagesummary_subscription", of_unit, part="usage_summaries")
-    if unit.customers is None:
-        first.extend(note_queries(first.loader, [guid]))
+    first.extend(note_queries(first.loader, [guid]))
     first.add("providers", "work365_provider")
     first.add("currencies", "transactioncurrency")
     await run(dv, first, answers)

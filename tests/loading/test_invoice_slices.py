@@ -7,12 +7,14 @@ the scan reports about the invoice's subjects; `review_invoice` returns that who
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from diagnostics.service import scan
 from diagnostics.settings import Thresholds
 from simulator import Simulator, load_fixture
 from simulator.connect import connection
+from simulator.faults import Fault
 from simulator.generate import generate
 from tests.loading.support import open_clients
 from tests.loading.test_units_match_the_scan import _observed
@@ -247,3 +250,51 @@ def test_a_skewed_invoice_is_cut_further_and_its_heaviest_customer_counted_page_
         assert alone[0].unit.customers == CustomerRange(low=heavy, high=alone[0].unit.customers.high)
         _check_counts(head, slices, rows)
         _check_reports(sim, tables, head, slices, rows)
+
+
+# --- every scenario: an invoice told in parts is the invoice told in one unit ---------------------
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+FIXTURES = sorted(p for p in SCENARIOS.glob("*.json") if p.stem != "expected")
+
+
+async def _whole_and_parts(sim: Simulator, units: list[InvoiceUnit]) -> list[tuple[Report, Report]]:
+    """Each invoice as one unit reviews it, and as `review_invoice` tells it when Dataverse refuses
+    to count its usage (an injected refusal of the first usage query: the own unit's count): its
+    own unit then counts by customer and its slices tell the rest."""
+    out = []
+    async with open_clients(sim, retry=_NO_RETRY) as (dv, pc, schema):
+        usage = f"/api/data/v9.2/{schema.entity_set(_US)}"
+
+        def refuse() -> None:  # a fault of its own each time: a fault counts its uses down
+            sim.faults.add(Fault(status=400, in_batch=True, times=1, path_prefix=usage))
+
+        for unit in units:
+            one = review(await load_unit(dv, pc, schema, _T, unit, as_of=sim.now), _T)
+            refuse()
+            head = await load_unit(dv, pc, schema, _T, unit, as_of=sim.now)
+            assert unit.invoice_id in head.usage_counted, "the own unit counted by customer"
+            refuse()
+            out.append((one, await review_invoice(dv, schema, _T, unit, as_of=sim.now)))
+    return out
+
+
+async def _schema_failures(sim: Simulator) -> set[str]:
+    async with open_clients(sim, retry=_NO_RETRY) as (_, _, schema):
+        return set(schema.unavailable)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_an_invoice_told_in_parts_is_the_invoice_told_in_one_unit(fixture: Path) -> None:
+    tables = json.loads(fixture.read_text(encoding="utf-8"))["dataverse"]["rows"]
+    units = [
+        InvoiceUnit(invoice_id=r["work365_providerinvoiceid"])
+        for r in tables.get("work365_providerinvoice", [])
+    ]
+    with Simulator(fixture) as sim:
+        if "provider_invoices" in asyncio.run(_schema_failures(sim)):
+            pytest.skip("the invoice table cannot be read: no invoice is cut")
+        for one, parts in asyncio.run(_whole_and_parts(sim, units)):
+            assert [f.dedup_key for f in parts.findings] == [f.dedup_key for f in one.findings]
+            assert [_observed(f) for f in parts.findings] == [_observed(f) for f in one.findings]
+            assert [f.muted for f in parts.findings] == [f.muted for f in one.findings]
