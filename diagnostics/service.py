@@ -33,7 +33,7 @@ from diagnostics.adapters.telemetry import dimensions
 from diagnostics.catalog import TENANT, finding
 from diagnostics.checks import CHECKS
 from diagnostics.engine import needs_attention
-from diagnostics.loading import load_period, load_unit, review
+from diagnostics.loading import load_period, load_unit, review, review_invoice
 from diagnostics.loading.rounds import collector_paused
 from diagnostics.messages import InvoiceUnit, Unit, unit_key
 from diagnostics.metadata import (
@@ -239,8 +239,17 @@ async def _scan_with(
         # The period under review and every earlier period still open (findings.md).
         snapshot = await load_period(dv, pc, verification.schema, conn.thresholds, as_of=as_of, period=period)
     else:
+        # The whole of the invoice: the slices of a big invoice's usage too (review_invoice).
         unit = InvoiceUnit(invoice_id=await _invoice_id(dv, verification.schema, conn.thresholds, invoice))
-        snapshot = await load_unit(dv, pc, verification.schema, conn.thresholds, unit, as_of=as_of)
+        return await review_invoice(
+            dv,
+            verification.schema,
+            conn.thresholds,
+            unit,
+            as_of=as_of,
+            tool_findings=lambda period: _tool_findings(verification, period, conn.schema_map.source),
+            schema_map=conn.schema_map.source,
+        )
     # Returning frees the snapshot while the collector is paused: it is not traversed when it resumes.
     return review(snapshot, conn.thresholds, tool, schema_map=conn.schema_map.source)
 
