@@ -315,8 +315,13 @@ class _Head:
         _named_and_periods(second, self.period, set(), customers, named_subs)
         await run(self.dv, second, answers)
         sample = answers.rows.get("sample")
+        if isinstance(sample, ServiceError) and sample.status != 400:
+            # Unreachable or throttled after the client's retries: the unit is tried again later.
+            raise ServiceError(
+                f"could not sample the usage of provider invoice {self.unit.invoice_id}: {sample}"
+            )
         if not isinstance(sample, list):
-            # The customer column cannot be read (another schema, say): read the rows instead.
+            # Refused: the customer column cannot be read (another schema, say). Read the rows.
             return await self._read_in_full()
         third = _contracts_round(
             loader, answers, self.unit.invoice_id, self.period, as_of=self.as_of, t=loader.t
@@ -373,9 +378,10 @@ class _Head:
     def _settle(
         self, asked: dict[str, CustomerRange], sampled: list[str | None]
     ) -> list[tuple[str, CustomerRange]]:
-        """Take what was counted; say what to ask next for what was refused."""
+        """Take what was counted; say what to ask next for what was refused (at most about as many
+        parts as the first count had, shared among the refused ranges)."""
         answers, guid = self.answers, self.unit.invoice_id
-        nxt: list[tuple[str, CustomerRange]] = []
+        refused: list[CustomerRange] = []
         for key, r in asked.items():
             how = key.partition(":")[0]
             if how == "tally":
@@ -388,25 +394,28 @@ class _Head:
                 if not isinstance(rows, list):
                     raise ServiceError(f"could not sample the usage of provider invoice {guid}: {rows}")
                 self.samples[r] = _customers_of(rows, self.customer)
-                nxt += self._split(r, sampled)
+                refused.append(r)
             else:
                 totals = totals_of(answers.rows.get(key))
                 if isinstance(totals, tuple):
                     self.counted[r] = UsageTotals(rows=totals[0], cost=totals[1])
                 elif _refused(totals):
-                    nxt += self._split(r, sampled)
+                    refused.append(r)
                 else:
                     raise ServiceError(f"could not count the usage of provider invoice {guid}: {totals}")
-        return nxt
+        share = max(2, FINE_RANGES // max(1, len(refused)))
+        return [step for r in refused for step in self._split(r, sampled, share)]
 
-    def _split(self, r: CustomerRange, sampled: list[str | None]) -> list[tuple[str, CustomerRange]]:
+    def _split(
+        self, r: CustomerRange, sampled: list[str | None], share: int
+    ) -> list[tuple[str, CustomerRange]]:
         """A refused range: cut by the sample's customers inside it (its own sample once it has
         one), else sampled within itself, else its first customer set apart; one customer alone,
         or the rows without one, are read page by page."""
         if one_customer(r) or r.no_customer:
             return [("tally", r)]
         own = self.samples.get(r)
-        parts = cut(sampled if own is None else own, FINE_RANGES, within=r)
+        parts = cut(sampled if own is None else own, share, within=r)
         if len(parts) < 2 and own is None:
             return [("sample", r)]
         if len(parts) < 2:

@@ -10,9 +10,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks.__main__ import unit_requests
 from diagnostics.adapters.http import RetryPolicy
-from diagnostics.loading import review_invoice
+from diagnostics.errors import ServiceError
+from diagnostics.loading import load_unit, review_invoice
 from diagnostics.messages import InvoiceUnit
 from diagnostics.model import Report
 from diagnostics.service import check_unit
@@ -80,3 +83,19 @@ def test_an_invoice_whose_customers_cannot_be_sampled_is_read_in_full() -> None:
     # the count, the sample, the rows, the subscriptions they touch, what those name
     assert requests == {"Dataverse": 5}
     _same(uncounted, counted)
+
+
+async def _load(sim: Simulator, unit: InvoiceUnit) -> None:
+    async with open_clients(sim, retry=RetryPolicy(max_attempts=1)) as (dv, pc, schema):
+        await load_unit(dv, pc, schema, Thresholds(), unit, as_of=sim.now)
+
+
+def test_a_sample_that_fails_for_another_reason_fails_the_unit_rather_than_read_every_row() -> None:
+    unit = _october_invoice()
+    with Simulator(FIXTURE) as sim:
+        _refuse(sim, 1)
+        sim.faults.add(Fault(status=503, in_batch=True, times=1, path_prefix=USAGE))
+        with pytest.raises(
+            ServiceError, match=f"could not sample the usage of provider invoice {unit.invoice_id}"
+        ):
+            asyncio.run(_load(sim, unit))
