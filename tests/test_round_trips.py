@@ -11,6 +11,7 @@ Partner Center once), a billing contract in two. The simulator counts what it se
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from benchmarks.__main__ import invoice_units_requests, large_tenant, run, sample_units, unit_requests
 from diagnostics.messages import CONTRACTS_PER_UNIT, ContractsUnit
 from simulator import Simulator, load_fixture
+from simulator.generate import generate
 
 PERIOD = "2026-10"
 # Requests per unit kind after schema verification (the monitor's handlers keep the schema).
@@ -117,6 +119,20 @@ def test_the_benchmark_counts_an_invoice_countable_in_one_aggregate_as_one_unit(
     assert asyncio.run(invoice_units_requests(sim, invoice.invoice_id)) == [
         BUDGET["provider_invoice"]["Dataverse"]
     ]
+
+
+def test_the_benchmark_counts_the_head_and_every_slice_of_an_invoice_over_the_limit() -> None:
+    """An invoice over Dataverse's 50,000-row aggregate limit: its head cuts slices, and the
+    benchmark counts each of its units (as `make bench` does at 10,000 customers)."""
+    generated = generate(customers=120, subscriptions=5, usage=110)
+    rows = generated.fixture["dataverse"]["rows"]
+    per_invoice = Counter(u["work365_usagesummary_providerinvoice"] for u in rows["work365_usagesummary"])
+    invoice, usage_rows = per_invoice.most_common(1)[0]
+    assert usage_rows > 50_000
+    with Simulator(load_fixture(generated.fixture)) as sim:
+        counts = asyncio.run(invoice_units_requests(sim, invoice))
+    assert len(counts) >= 1 + -(-usage_rows // 25_000)  # slices of at most 25,000 rows
+    assert max(counts) == BUDGET["provider_invoice"]["Dataverse"]
 
 
 def test_the_invoice_unit_does_not_grow_with_the_tenant() -> None:
