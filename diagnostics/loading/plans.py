@@ -195,6 +195,10 @@ async def load_invoice_unit(
         await run(dv, late, answers)
     third = _contracts_round(loader, answers, guid, period, as_of=as_of, t=t)
     await run(dv, third, answers)
+    if unit.customers is not None:
+        # A note that cannot be read is the invoice's own unit's to tell (it reads the notes too);
+        # a slice tells of the usage rows it could not read, which no other part reads.
+        answers.unreadable = [u for u in answers.unreadable if u.part != "notes"]
     return answers.snapshot(as_of=as_of, period=period, unit=unit, partner_center=_NOT_ASKED)
 
 

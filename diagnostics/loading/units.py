@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from diagnostics.checks import CHECKS, Check
 from diagnostics.checks.context import Context
+from diagnostics.checks.records import _MAX_LISTED
 from diagnostics.engine import build_report, inhibit, roll_up, run_checks, sort_key
 from diagnostics.messages import (
     ContractsUnit,
@@ -210,14 +211,15 @@ def review(
 
 def _told_by_its_part(snapshot: Snapshot, report: Report) -> Report:
     """Of an invoice cut into slices, what its part tells: the own unit, the invoice and the tool's
-    own findings; a slice, everything but the invoice."""
+    own findings; a slice, everything but the invoice, save the usage rows of the invoice it could
+    not read (CHECK_FAILED: no other part reads them)."""
     unit = snapshot.unit
     if not isinstance(unit, InvoiceUnit) or (unit.customers is None and not snapshot.usage_slices):
         return report
     if unit.customers is None:
         kept = [f for f in report.findings if f.subject.type == "tenant" or f.subject.id == unit.invoice_id]
     else:
-        kept = [f for f in report.findings if f.subject.id != unit.invoice_id]
+        kept = [f for f in report.findings if f.subject.id != unit.invoice_id or f.code == "CHECK_FAILED"]
     if len(kept) == len(report.findings):
         return report
     statistics = Statistics.of(kept, checks=report.statistics.checks, passed=report.statistics.passed)
@@ -232,7 +234,8 @@ def merge(head: Report, parts: Sequence[Report]) -> Report:
     findings: dict[str, Finding] = {}
     for report in (head, *parts):
         for item in report.findings:
-            findings.setdefault(item.dedup_key, item)
+            found = findings.get(item.dedup_key)
+            findings[item.dedup_key] = item if found is None else _joined(found, item)
     joined = roll_up(inhibit(list(findings.values())))
     joined.sort(key=sort_key)
     names = UNIT_CHECKS["provider_invoice"]
@@ -248,6 +251,22 @@ def merge(head: Report, parts: Sequence[Report]) -> Report:
     return head.model_copy(
         update={"findings": tuple(joined), "statistics": statistics, "timelines": timelines}
     )
+
+
+def _joined(first: Finding, other: Finding) -> Finding:
+    """One finding told by two parts: the records each could not read, together (the parts read
+    different rows); anything else is the same finding, told once."""
+    if first.evidence.get("check") != "record_decoding" or other.evidence.get("check") != "record_decoding":
+        return first
+    total = int(first.evidence["records_unreadable"]) + int(other.evidence["records_unreadable"])
+    reason = first.title.partition(" could not be read: ")[2]
+    evidence = first.evidence | {
+        "records": [*first.evidence["records"], *other.evidence["records"]][:_MAX_LISTED],
+        "records_unreadable": total,
+        "parts": sorted({*first.evidence["parts"], *other.evidence["parts"]}),
+    }
+    title = f"{total} record(s) of {first.subject.name} could not be read: {reason}"
+    return first.model_copy(update={"title": title, "evidence": evidence})
 
 
 def _with_contracts(timeline: InvoiceTimeline, parts: Sequence[Report]) -> InvoiceTimeline:

@@ -298,3 +298,25 @@ def test_an_invoice_told_in_parts_is_the_invoice_told_in_one_unit(fixture: Path)
             assert [f.dedup_key for f in parts.findings] == [f.dedup_key for f in one.findings]
             assert [_observed(f) for f in parts.findings] == [_observed(f) for f in one.findings]
             assert [f.muted for f in parts.findings] == [f.muted for f in one.findings]
+
+
+def test_usage_rows_that_cannot_be_read_are_told_by_the_slice_that_read_them() -> None:
+    """A usage row whose markup is a word fails its invoice (CHECK_FAILED) in one unit; told in
+    parts, the slice that read it tells it, with the count and the rows."""
+    fixture = json.loads((SCENARIOS / "usage_synced_after_contract_invoice.json").read_text(encoding="utf-8"))
+    tables = fixture["dataverse"]["rows"]
+    invoice = next(
+        r["work365_providerinvoiceid"]
+        for r in tables["work365_providerinvoice"]
+        if r["work365_providerinvoice_billingperiodstart"] == "2026-10-01"
+    )
+    bad = [r for r in tables[_US] if r["work365_usagesummary_providerinvoice"] == invoice][:1]
+    for row in bad:
+        row["$raw"] = {"work365_usagesummary_markup": "seventeen"}  # served as it is
+    with Simulator(load_fixture(fixture)) as sim:
+        [(one, parts)] = asyncio.run(_whole_and_parts(sim, [InvoiceUnit(invoice_id=invoice)]))
+    failed = [f for f in one.findings if f.code == "CHECK_FAILED" and f.subject.id == invoice]
+    assert len(failed) == 1
+    assert failed[0].evidence["records_unreadable"] == len(bad)
+    assert [f.dedup_key for f in parts.findings] == [f.dedup_key for f in one.findings]
+    assert [_observed(f) for f in parts.findings] == [_observed(f) for f in one.findings]
