@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
+from diagnostics.adapters.dataverse import sql_guid_key
 from diagnostics.adapters.http import RequestCounter, RetryPolicy
 from diagnostics.checks.context import Context
 from diagnostics.engine import _focus_subjects
 from diagnostics.loading import load_unit, review, review_invoice
-from diagnostics.loading.slices import SLICE_ROWS, contains
+from diagnostics.loading.slices import FINE_RANGES, SLICE_ROWS, contains, cut
 from diagnostics.loading.units import codes_for
 from diagnostics.messages import CustomerRange, InvoiceUnit, unit_key
 from diagnostics.model import Finding, Report, Snapshot
@@ -217,13 +218,18 @@ def test_an_invoice_under_the_limit_is_not_cut(large: tuple[Simulator, Rows]) ->
 HEAVY_ROWS = 50_001
 
 
-def _skewed() -> dict[str, Any]:
-    """A small tenant whose Microsoft invoice has one customer with 50,001 more usage rows, all
-    cheaper than any other (so that the invoice's sample of its costliest rows does not show it)."""
-    fixture = generate(40, subscriptions=2, usage=3).fixture
+def _skewed(fixture: dict[str, Any], heavy: str | None = None) -> dict[str, Any]:
+    """The tenant with 50,001 more usage rows on its Microsoft invoice for one customer (`heavy`,
+    else the first row's), all cheaper than any other (so that the invoice's sample of its
+    costliest rows shows them only when the invoice has fewer than 5,000 others)."""
     usage: list[dict[str, Any]] = fixture["dataverse"]["rows"][_US]
     invoice, _ = Counter(r["work365_usagesummary_providerinvoice"] for r in usage).most_common(1)[0]
-    template = next(r for r in usage if r["work365_usagesummary_providerinvoice"] == invoice)
+    template = next(
+        r
+        for r in usage
+        if r["work365_usagesummary_providerinvoice"] == invoice
+        and heavy in (None, r["work365_usagesummary_customer"])
+    )
     usage += [
         template
         | {
@@ -236,7 +242,7 @@ def _skewed() -> dict[str, Any]:
 
 
 def test_a_skewed_invoice_is_cut_further_and_its_heaviest_customer_counted_page_by_page() -> None:
-    fixture = _skewed()
+    fixture = _skewed(generate(40, subscriptions=2, usage=3).fixture)  # the sample shows the customer
     tables = fixture["dataverse"]["rows"]
     with Simulator(load_fixture(fixture)) as sim:
         unit, rows = _by_usage(tables)
@@ -320,3 +326,31 @@ def test_usage_rows_that_cannot_be_read_are_told_by_the_slice_that_read_them() -
     assert failed[0].evidence["records_unreadable"] == len(bad)
     assert [f.dedup_key for f in parts.findings] == [f.dedup_key for f in one.findings]
     assert [_observed(f) for f in parts.findings] == [_observed(f) for f in one.findings]
+
+
+def test_a_refused_range_is_cut_by_the_sampled_customers_inside_it() -> None:
+    """The sample misses the heavy customer (5,700 other rows, all costlier): its fine range, of two
+    sampled customers, is refused and cut between them; the part with the heavy customer is
+    refused again, sampled within itself, its customer set apart and read page by page."""
+    fixture = generate(40, subscriptions=5, usage=30).fixture
+    tables = fixture["dataverse"]["rows"]
+    _, rows = _by_usage(tables)
+    sample = sorted(
+        rows, key=lambda r: (-r["work365_usagesummary_cost"], sql_guid_key(r["work365_usagesummaryid"]))
+    )[:5_000]
+    customers = [r["work365_usagesummary_customer"] for r in sample]
+    shared = next(
+        r for r in cut(customers, FINE_RANGES) if len({c for c in customers if contains(r, c)}) >= 2
+    )
+    heavy = sorted({c for c in customers if contains(shared, c)}, key=sql_guid_key)[1]
+    with Simulator(load_fixture(_skewed(fixture, heavy))) as sim:
+        unit, rows = _by_usage(tables)
+        head, slices = asyncio.run(_parts(sim, unit))
+        # R3 refused; R4 the range cut in two, the heavy part refused; R5 it sampled within; R6 its
+        # customer set apart and refused; R7 read: 7 round trips and the pages after the first.
+        assert head.requests == {"Dataverse": 7 + HEAVY_ROWS // 5_000}
+        # the heavy customer's slice begins at it (the empty rest of its range joined to it)
+        alone = [p.unit.customers for p in slices if p.unit.customers and contains(p.unit.customers, heavy)]
+        assert [r.low for r in alone] == [heavy]
+        _check_counts(head, slices, rows)
+        _check_reports(sim, tables, head, slices, rows)
