@@ -390,7 +390,12 @@ def targets(
             2,
         ),
         (
-            f"Dataverse requests of one invoice unit, schema cached (most of {1 + large['invoice_slices']} units)",
+            "Dataverse requests of one invoice unit, schema cached"
+            + (
+                f" (the most of the invoice's own unit and its {large['invoice_slices']} slices)"
+                if large["invoice_slices"]
+                else ""
+            ),
             large["invoice_unit_dataverse"],
             3,
         ),
