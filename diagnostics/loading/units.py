@@ -123,9 +123,10 @@ def unit_kind(unit: Unit | None) -> str:
 
 def _check_names(unit: Unit | None, *, sliced: bool = False) -> tuple[str, ...]:
     names = UNIT_CHECKS[unit_kind(unit)]
-    if isinstance(unit, InvoiceUnit) and unit.customers is not None:
-        return tuple(n for n in names if n not in INVOICE_LEVEL)
-    if isinstance(unit, InvoiceUnit) and sliced:
+    # A slice runs the invoice-level checks too, though it does not tell their findings (its own
+    # unit does): they are the roots that mute its contracts' symptoms (a stuck or mismatched
+    # invoice mutes the at-risk warnings), as in the invoice told in one unit.
+    if isinstance(unit, InvoiceUnit) and unit.customers is None and sliced:
         return tuple(n for n in names if n in INVOICE_LEVEL)
     return names
 
@@ -219,11 +220,16 @@ def _told_by_its_part(snapshot: Snapshot, report: Report) -> Report:
     if unit.customers is None:
         kept = [f for f in report.findings if f.subject.type == "tenant" or f.subject.id == unit.invoice_id]
     else:
-        kept = [f for f in report.findings if f.subject.id != unit.invoice_id or f.code == "CHECK_FAILED"]
+        kept = [f for f in report.findings if f.subject.id != unit.invoice_id or _unread_usage(f)]
     if len(kept) == len(report.findings):
         return report
     statistics = Statistics.of(kept, checks=report.statistics.checks, passed=report.statistics.passed)
     return report.model_copy(update={"findings": tuple(kept), "statistics": statistics})
+
+
+def _unread_usage(item: Finding) -> bool:
+    """Usage rows of the invoice a slice could not read (no other part reads them)."""
+    return item.code == "CHECK_FAILED" and item.evidence.get("check") == "record_decoding"
 
 
 def merge(head: Report, parts: Sequence[Report]) -> Report:

@@ -5,6 +5,7 @@ Dataverse's real aggregate limit (a generated Microsoft invoice of 53,000 usage 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 
@@ -130,3 +131,40 @@ async def test_the_same_invoice_is_cut_the_same_way_every_day(big: Container, bi
             request = decode_check(m.body)
             by_day.setdefault(request.day, []).append(m.message_id.rsplit(":", 1)[0])
     assert by_day[first] == by_day[second]
+
+
+def _stuck_populating() -> dict[str, object]:
+    """The generated tenant with its big invoice stuck in Populating: PI_STUCK_POPULATING is the root
+    that mutes the at-risk warnings of the contracts its usage reaches (findings.md, "Inhibition")."""
+    fixture = copy.deepcopy(_GENERATED.fixture)
+    for row in fixture["dataverse"]["rows"]["work365_providerinvoice"]:
+        if row["work365_providerinvoiceid"] == _BIG:
+            row["statuscode"] = "Populating"
+    return fixture
+
+
+async def test_a_stuck_big_invoice_mutes_its_slices_at_risk_warnings_as_the_diagnosis_does() -> None:
+    with Simulator(load_fixture(_stuck_populating())) as sim:
+        container = Container.from_connection(
+            connection(sim, retry=NO_WAIT),
+            settings=load_settings({}),
+            bus=FakeBus(),
+            state=InMemoryStateStore(),
+            notifier=RecordingNotifier(),
+            clock=FakeClock(sim.now),
+        )
+        try:
+            bus, _, notifier = parts(container)
+            await _handle(container, CheckRequest(unit=InvoiceUnit(invoice_id=_BIG), day=sim.now.date()))
+            for queue, message in list(bus.sent):
+                if queue == QUEUE_INVOICE_CHECKS:
+                    await _handle(container, decode_check(message.body))
+            whole = await diagnose(container, _BIG, sim.now)
+        finally:
+            await container.aclose()
+    told = {(f.dedup_key, f.muted) for n in notifier.notifications for f in n.findings}
+    at_risk = {(key, muted) for key, muted in told if key.startswith("USAGE_AT_RISK_NEXT_INVOICE:")}
+    assert at_risk  # the slices found contracts at risk...
+    assert all(muted for _, muted in at_risk)  # ...muted by the invoice stuck in Populating
+    assert any(key.startswith("PI_STUCK_POPULATING:") for key, _ in told)  # told by the own unit
+    assert told == {(f.dedup_key, f.muted) for f in whole.findings}
