@@ -4,7 +4,8 @@ free, and with faults and duplicate deliveries - and what must hold between the 
 Everything compared is what the broker and the simulator recorded (the broker's ledger of every
 message it accepted, the notes the simulator holds, the Teams posts it received), never the app's
 own bookkeeping. `make test` runs a short soak; `make soak` the long one (DIAG_SOAK_CUSTOMERS,
-DIAG_SOAK_DAYS).
+DIAG_SOAK_DAYS; DIAG_SOAK_USAGE, usage rows per subscription, 3 by default: at 1,000 customers and 30
+the Microsoft invoice has over 50,000 rows and is checked in slices).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SETTLED = {"completed", "dead-lettered", "cancelled", "scheduled"}  # anything e
 class Size:
     customers: int
     days: int
+    usage: int = 3  # usage rows per subscription (two subscriptions per customer)
 
 
 SHORT = Size(customers=150, days=6)
@@ -48,15 +50,16 @@ def size() -> Size:
     return Size(
         int(os.environ.get("DIAG_SOAK_CUSTOMERS", SHORT.customers)),
         int(os.environ.get("DIAG_SOAK_DAYS", SHORT.days)),
+        int(os.environ.get("DIAG_SOAK_USAGE", SHORT.usage)),
     )
 
 
 def tenant(size: Size, folder: Path) -> tuple[Generated, Path]:
     """The generated tenant with a timeline as long as the soak, written as a fixture file."""
     generated = generate(
-        size.customers, SEED, subscriptions=2, usage=3, shares=SHARES, timeline_days=size.days
+        size.customers, SEED, subscriptions=2, usage=size.usage, shares=SHARES, timeline_days=size.days
     )
-    path = folder / f"soak-{size.customers}-{size.days}.json"
+    path = folder / f"soak-{size.customers}-{size.days}-{size.usage}.json"
     path.write_text(json.dumps(generated.fixture), encoding="utf-8")
     return generated, path
 
