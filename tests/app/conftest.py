@@ -3,6 +3,7 @@ the real clients, and a container whose bus, state store and notifier are the po
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
@@ -34,18 +35,27 @@ def sim() -> Iterator[Simulator]:
         yield running
 
 
-@pytest.fixture
-async def container(sim: Simulator) -> AsyncIterator[Container]:
+@contextlib.asynccontextmanager
+async def container_on(sim: Simulator, settings: dict[str, str] | None = None) -> AsyncIterator[Container]:
+    """A container on the simulator's real clients, with the port fakes and the simulator's clock."""
     built = Container.from_connection(
         connection(sim, retry=NO_WAIT),
-        settings=load_settings({"DIAG_DATAVERSE_MAX_CONCURRENCY": "4"}),
+        settings=load_settings(settings or {}),
         bus=FakeBus(),
         state=InMemoryStateStore(),
         notifier=RecordingNotifier(),
         clock=FakeClock(sim.now),
     )
-    yield built
-    await built.aclose()
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+@pytest.fixture
+async def container(sim: Simulator) -> AsyncIterator[Container]:
+    async with container_on(sim, {"DIAG_DATAVERSE_MAX_CONCURRENCY": "4"}) as built:
+        yield built
 
 
 def parts(container: Container) -> tuple[FakeBus, InMemoryStateStore, RecordingNotifier]:
@@ -66,13 +76,5 @@ def changing_sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 async def changing(changing_sim: Simulator) -> AsyncIterator[Container]:
-    built = Container.from_connection(
-        connection(changing_sim, retry=NO_WAIT),
-        settings=load_settings({}),
-        bus=FakeBus(),
-        state=InMemoryStateStore(),
-        notifier=RecordingNotifier(),
-        clock=FakeClock(changing_sim.now),
-    )
-    yield built
-    await built.aclose()
+    async with container_on(changing_sim) as built:
+        yield built

@@ -16,18 +16,12 @@ from diagnostics.app.delivery import deliver
 from diagnostics.app.diagnose import diagnose
 from diagnostics.app.handle_check import handle_check
 from diagnostics.messages import QUEUE_INVOICE_CHECKS, CheckRequest, InvoiceUnit, decode_check, encode
-from diagnostics.settings import load_settings
 from simulator import Simulator, load_fixture
-from simulator.connect import connection
 from simulator.generate import generate
-from tests.app.conftest import NO_WAIT, parts
+from tests.app.conftest import container_on, parts
 from tests.fakes import (
-    FakeBus,
-    FakeClock,
     FakeMessageActions,
-    InMemoryStateStore,
     ReceivedMessage,
-    RecordingNotifier,
 )
 
 _GENERATED = generate(120, usage=100)  # 60,600 usage rows, 53,000 of them on Microsoft's October invoice
@@ -46,16 +40,8 @@ def big_sim() -> Iterator[Simulator]:
 
 @pytest.fixture
 async def big(big_sim: Simulator) -> AsyncIterator[Container]:
-    built = Container.from_connection(
-        connection(big_sim, retry=NO_WAIT),
-        settings=load_settings({}),
-        bus=FakeBus(),
-        state=InMemoryStateStore(),
-        notifier=RecordingNotifier(),
-        clock=FakeClock(big_sim.now),
-    )
-    yield built
-    await built.aclose()
+    async with container_on(big_sim) as built:
+        yield built
 
 
 def _message(request: CheckRequest) -> ReceivedMessage:
@@ -145,23 +131,13 @@ def _stuck_populating() -> dict[str, object]:
 
 async def test_a_stuck_big_invoice_mutes_its_slices_at_risk_warnings_as_the_diagnosis_does() -> None:
     with Simulator(load_fixture(_stuck_populating())) as sim:
-        container = Container.from_connection(
-            connection(sim, retry=NO_WAIT),
-            settings=load_settings({}),
-            bus=FakeBus(),
-            state=InMemoryStateStore(),
-            notifier=RecordingNotifier(),
-            clock=FakeClock(sim.now),
-        )
-        try:
+        async with container_on(sim) as container:
             bus, _, notifier = parts(container)
             await _handle(container, CheckRequest(unit=InvoiceUnit(invoice_id=_BIG), day=sim.now.date()))
             for queue, message in list(bus.sent):
                 if queue == QUEUE_INVOICE_CHECKS:
                     await _handle(container, decode_check(message.body))
             whole = await diagnose(container, _BIG, sim.now)
-        finally:
-            await container.aclose()
     told = {(f.dedup_key, f.muted) for n in notifier.notifications for f in n.findings}
     at_risk = {(key, muted) for key, muted in told if key.startswith("USAGE_AT_RISK_NEXT_INVOICE:")}
     assert at_risk  # the slices found contracts at risk...
