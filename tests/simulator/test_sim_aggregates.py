@@ -15,7 +15,7 @@ from sim_support import tenant_dict
 from diagnostics.adapters.dataverse import DataverseClient, Query, sql_guid_key
 from diagnostics.errors import ServiceError
 from simulator import Simulator
-from simulator.connect import sim_credential
+from tests.loading.support import open_clients
 
 USAGE = "work365_usagesummaries"
 NOTES = "annotations"
@@ -69,18 +69,9 @@ def sim() -> Iterator[Simulator]:
         yield running
 
 
-async def _client(sim: Simulator) -> AsyncIterator[DataverseClient]:
-    credential = sim_credential(sim, connection_verify=str(sim.ca_file))
-    client = DataverseClient(sim.dataverse_url, credential, verify=sim.ssl_context())
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 async def dv(sim: Simulator) -> AsyncIterator[DataverseClient]:
-    async for client in _client(sim):
+    async with open_clients(sim) as (client, _, _):
         yield client
 
 
@@ -201,7 +192,7 @@ async def test_the_aggregate_limit_still_refuses_and_a_narrower_filter_answers(
     big: tuple[Simulator, list[dict[str, Any]]],
 ) -> None:
     sim, usage = big
-    async for dv in _client(sim):
+    async with open_clients(sim) as (dv, _, _):
         with pytest.raises(ServiceError) as refused:
             await _apply(
                 dv, f"filter({OF_INVOICE} eq {INVOICE})/aggregate($count as rows, {COST} with sum as cost)"
@@ -241,7 +232,7 @@ async def test_the_ordered_sample_of_the_costliest_5000_rows(
         orderby=f"{COST} {direction[0]},{key} {direction[1]}",
         top=5_000,
     )
-    async for dv in _client(sim):
+    async with open_clients(sim) as (dv, _, _):
         sample = await dv.query(query)
         again = await dv.query(query)
     assert [r[key] for r in sample] == [u[key] for u in expected]
